@@ -1,0 +1,106 @@
+/* alloc.c — the CPU caching allocator: freed blocks are kept in size classes and
+ * reused, so a training step's steady state does not reach malloc. It also counts
+ * live bytes, which the Lua binding uses to step the garbage collector. */
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#define ALIGN 64
+#define NUM_CLASSES 256
+/* Past this many cached bytes, freed blocks go back to the system. */
+#define CACHE_LIMIT ((int64_t)2 << 30)
+
+typedef struct block { struct block *next; } block;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static block *free_lists[NUM_CLASSES];
+static int64_t live_bytes, peak_bytes, cached_bytes, alloc_count;
+
+/* Size classes: four per power of two (at most 25% waste), from 64 bytes. */
+static int size_class(int64_t nbytes, int64_t *rounded) {
+    if (nbytes <= ALIGN) {
+        *rounded = ALIGN;
+        return 0;
+    }
+    int hb = 63 - __builtin_clzll((unsigned long long)(nbytes - 1)); /* 2^hb < nbytes <= 2^(hb+1) */
+    int64_t quarter = (int64_t)1 << (hb - 2);
+    int64_t base = (int64_t)1 << hb;
+    int64_t q = (nbytes - base + quarter - 1) / quarter; /* 1..4 */
+    *rounded = base + q * quarter;
+    int c = (hb - 6) * 4 + (int)q;
+    return c < NUM_CLASSES ? c : -1;
+}
+
+void *kbl_alloc(int64_t nbytes) {
+    int64_t rounded;
+    int c = size_class(nbytes, &rounded);
+    void *p = NULL;
+    pthread_mutex_lock(&lock);
+    if (c >= 0 && free_lists[c]) {
+        block *b = free_lists[c];
+        free_lists[c] = b->next;
+        cached_bytes -= rounded;
+        p = b;
+    }
+    if (p) {
+        live_bytes += rounded;
+        if (live_bytes > peak_bytes) peak_bytes = live_bytes;
+    }
+    pthread_mutex_unlock(&lock);
+    if (p) return p;
+    p = aligned_alloc(ALIGN, (size_t)rounded);
+    if (!p) {
+        kbl_fail("out of memory allocating %lld bytes", (long long)nbytes);
+        return NULL;
+    }
+    pthread_mutex_lock(&lock);
+    alloc_count++;
+    live_bytes += rounded;
+    if (live_bytes > peak_bytes) peak_bytes = live_bytes;
+    pthread_mutex_unlock(&lock);
+    return p;
+}
+
+void kbl_free(void *p, int64_t nbytes) {
+    if (!p) return;
+    int64_t rounded;
+    int c = size_class(nbytes, &rounded);
+    pthread_mutex_lock(&lock);
+    live_bytes -= rounded;
+    if (c >= 0 && cached_bytes + rounded <= CACHE_LIMIT) {
+        block *b = p;
+        b->next = free_lists[c];
+        free_lists[c] = b;
+        cached_bytes += rounded;
+        p = NULL;
+    }
+    pthread_mutex_unlock(&lock);
+    free(p);
+}
+
+void kbl_memory_empty_cache(void) {
+    pthread_mutex_lock(&lock);
+    for (int c = 0; c < NUM_CLASSES; c++) {
+        block *b = free_lists[c];
+        while (b) {
+            block *next = b->next;
+            free(b);
+            b = next;
+        }
+        free_lists[c] = NULL;
+    }
+    cached_bytes = 0;
+    pthread_mutex_unlock(&lock);
+}
+
+int64_t kbl_memory_live_bytes(void) { return __atomic_load_n(&live_bytes, __ATOMIC_RELAXED); }
+int64_t kbl_memory_peak_bytes(void) { return __atomic_load_n(&peak_bytes, __ATOMIC_RELAXED); }
+int64_t kbl_memory_cached_bytes(void) { return __atomic_load_n(&cached_bytes, __ATOMIC_RELAXED); }
+int64_t kbl_memory_alloc_count(void) { return __atomic_load_n(&alloc_count, __ATOMIC_RELAXED); }
+
+void kbl_memory_reset_peak(void) {
+    pthread_mutex_lock(&lock);
+    peak_bytes = live_bytes;
+    pthread_mutex_unlock(&lock);
+}

@@ -1,0 +1,137 @@
+/* internal.h — what the core's files share and the public header hides:
+ * error reporting, storage, the autograd node, shape helpers, dtype dispatch. */
+#ifndef KBL_INTERNAL_H
+#define KBL_INTERNAL_H
+
+#include "kbl.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KBL_MAX_DIMS 8
+
+/* ---- errors (error.c) ---------------------------------------------------- */
+/* Sets the thread-local message; always returns -1 so `return kbl_fail(...)` works. */
+int kbl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Formats "[2, 3] float32" into buf, for messages. */
+const char *kbl_describe(const kbl_tensor *t, char *buf, size_t n);
+#define KBL_DESC(t) kbl_describe((t), (char[96]){0}, 96)
+/* Checks a tensor argument is usable; name is the op, for the message. */
+int kbl_check_tensor(const char *op, const kbl_tensor *t, const char *arg);
+int kbl_check_float(const char *op, const kbl_tensor *t);
+int kbl_check_same_device(const char *op, const kbl_tensor *a, const kbl_tensor *b);
+/* Normalises a possibly negative dim against ndim; -1 (with a message) if out of range. */
+int kbl_wrap_dim(const char *op, int dim, int ndim);
+
+/* ---- storage and allocation (alloc.c, tensor.c) --------------------------- */
+struct kbl_storage {
+    void *data;
+    int64_t nbytes;
+    int32_t refcount;
+    int32_t device;
+};
+void *kbl_alloc(int64_t nbytes);
+void kbl_free(void *p, int64_t nbytes);
+kbl_storage *kbl_storage_new(int64_t nbytes, int device);
+void kbl_storage_release(kbl_storage *s);
+/* A tensor struct over s (retained), with the given geometry. */
+kbl_tensor *kbl_tensor_wrap(kbl_storage *s, int dtype, int ndim, const int64_t *shape,
+                            const int64_t *strides, int64_t offset);
+/* Empty tensor with the same shape (and dtype unless dtype >= 0). */
+kbl_tensor *kbl_empty_like(const kbl_tensor *t, int dtype);
+void kbl_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
+int64_t kbl_shape_numel(int ndim, const int64_t *shape);
+bool kbl_same_shape(const kbl_tensor *a, const kbl_tensor *b);
+/* Broadcast two shapes; returns the result ndim or -1 (message names op). */
+int kbl_broadcast_shape(const char *op, const kbl_tensor *a, const kbl_tensor *b, int64_t *out);
+/* Strides of t seen as a tensor of shape (ndim, shape): 0 on broadcast dims. */
+void kbl_broadcast_strides(const kbl_tensor *t, int ndim, const int64_t *shape, int64_t *strides);
+/* Output shape of a reduction; fills reduce_mask[d]=1 for reduced dims. */
+int kbl_reduce_shape(const char *op, const kbl_tensor *a, int ndims, const int *dims, int keepdim,
+                     bool *reduce_mask, int64_t *out_shape);
+
+static inline void *kbl_base(const kbl_tensor *t) {
+    return (char *)t->storage->data + t->offset * (int64_t)kbl_dtype_size(t->dtype);
+}
+static inline bool kbl_is_float(int dtype) { return dtype == KBL_FLOAT32 || dtype == KBL_FLOAT64; }
+int kbl_promote(int a, int b);
+
+/* ---- strided iteration (iter.c) ------------------------------------------- */
+/* Up to 3 operands walked together over `shape`; dims coalesced where possible.
+ * The visitor gets runs of `n` elements with per-operand element strides. */
+typedef struct kbl_iter {
+    int ndim;
+    int nops;
+    int64_t shape[KBL_MAX_DIMS];
+    int64_t strides[3][KBL_MAX_DIMS];
+    char *base[3];
+    size_t esize[3];
+} kbl_iter;
+void kbl_iter_init(kbl_iter *it, int ndim, const int64_t *shape, int nops, char **base,
+                   int64_t strides[][KBL_MAX_DIMS], const size_t *esize);
+typedef void (*kbl_run_fn)(char **ptrs, const int64_t *strides, int64_t n, void *ctx);
+/* Calls fn for every innermost run; splits the outer runs over threads when big. */
+void kbl_iter_run(const kbl_iter *it, kbl_run_fn fn, void *ctx);
+
+/* ---- threads (runtime.c) --------------------------------------------------- */
+/* Worth splitting a loop of this many simple element operations over threads. */
+#define KBL_PARALLEL_GRAIN 32768
+int kbl_threads(void);
+
+/* ---- autograd (autograd.c) -------------------------------------------------- */
+#define KBL_NODE_SAVED 4
+typedef int (*kbl_backward_fn)(kbl_node *node, kbl_tensor *grad, kbl_tensor **grad_inputs);
+struct kbl_node {
+    const char *name;
+    kbl_backward_fn backward;
+    int ninputs;
+    kbl_tensor **inputs;          /* retained; the op's inputs, for values and shapes */
+    kbl_tensor *saved[KBL_NODE_SAVED];   /* retained extras (an output alias, indices) */
+    double p[4];                  /* scalar arguments of the op */
+    int64_t ip[2 * KBL_MAX_DIMS]; /* integer arguments (dims, sizes) */
+    int nip;
+    int64_t out_shape[KBL_MAX_DIMS];
+    int out_ndim;
+    int out_dtype;
+    kbl_tensor *grad_accum;       /* gradient of the node's output, during backward */
+    int32_t refcount;
+    int32_t freed;
+    int32_t mark;
+};
+/* Records `out` as made by an op over inputs when grad mode is on and one of
+ * them requires grad; returns the node (to fill p, ip, saved) or NULL. */
+kbl_node *kbl_record(const char *name, kbl_backward_fn fn, kbl_tensor *out, int n,
+                     kbl_tensor **inputs);
+void kbl_node_release(kbl_node *n);
+/* Saves an alias of t (no grad_fn, so no reference cycle through an output). */
+void kbl_node_save(kbl_node *n, int slot, kbl_tensor *t);
+static inline bool kbl_needs_grad(const kbl_tensor *t) { return t && t->requires_grad; }
+
+/* Release helpers: release every non-NULL argument. */
+void kbl_release_n(int n, ...);
+
+/* ---- dtype dispatch ---------------------------------------------------------- */
+#define KBL_FLOAT_CASES(dtype, MACRO)                    \
+    switch (dtype) {                                     \
+    case KBL_FLOAT32: MACRO(float); break;               \
+    case KBL_FLOAT64: MACRO(double); break;              \
+    default: break;                                      \
+    }
+#define KBL_ALL_CASES(dtype, MACRO)                      \
+    switch (dtype) {                                     \
+    case KBL_FLOAT32: MACRO(float); break;               \
+    case KBL_FLOAT64: MACRO(double); break;              \
+    case KBL_INT32: MACRO(int32_t); break;               \
+    case KBL_INT64: MACRO(int64_t); break;               \
+    case KBL_UINT8: MACRO(uint8_t); break;               \
+    default: break;                                      \
+    }
+
+/* Load element i of a buffer of any dtype as double (slow paths only). */
+double kbl_load_double(const void *base, int dtype, int64_t i);
+void kbl_store_double(void *base, int dtype, int64_t i, double v);
+
+#endif

@@ -1,0 +1,257 @@
+/* loss.c — cross entropy on integer labels, fused and numerically stable
+ * (log-sum-exp per row, label smoothing, class weights, ignore_index, reductions),
+ * with its own backward kernel; and binary cross entropy with logits, made of ops.
+ *
+ * With smoothing e over C classes and weights w (all 1 when absent), for row i
+ * with label y: loss_i = (1-e) * w_y * (lse - x_y) + e/C * sum_c w_c (lse - x_c).
+ * The mean divides by sum_i w_{y_i} over rows that are not ignored, as PyTorch. */
+#include "internal.h"
+
+#include <math.h>
+#include <omp.h>
+
+typedef struct {
+    int64_t rows, cols, ignore;
+    double smoothing;
+    const int64_t *labels;
+} ce_args;
+
+/* per-row loss into loss[r] (0 for ignored rows); returns the weight total */
+#define CE_FORWARD(T)                                                                    \
+    do {                                                                                 \
+        const T *x = (const T *)kbl_base(lg);                                            \
+        const T *w = wt ? (const T *)kbl_base(wt) : NULL;                                \
+        T *loss = (T *)kbl_base(out_rows);                                               \
+        _Pragma("omp parallel for num_threads(nt) schedule(static) reduction(+ : wsum)") \
+        for (int64_t r = 0; r < A.rows; r++) {                                           \
+            int64_t y = A.labels[r];                                                     \
+            if (y == A.ignore) { loss[r] = 0; continue; }                                \
+            const T *row = x + r * A.cols;                                               \
+            T m = row[0];                                                                \
+            for (int64_t c = 1; c < A.cols; c++) m = row[c] > m ? row[c] : m;           \
+            double s = 0, smooth = 0, wall = 0;                                          \
+            for (int64_t c = 0; c < A.cols; c++) s += exp((double)(row[c] - m));         \
+            double lse = (double)m + log(s);                                             \
+            if (A.smoothing > 0)                                                         \
+                for (int64_t c = 0; c < A.cols; c++) {                                   \
+                    double wc = w ? (double)w[c] : 1.0;                                  \
+                    smooth += wc * (lse - (double)row[c]);                               \
+                    wall += wc;                                                          \
+                }                                                                        \
+            double wy = w ? (double)w[y] : 1.0;                                          \
+            loss[r] = (T)((1 - A.smoothing) * wy * (lse - (double)row[y]) +              \
+                          A.smoothing / (double)A.cols * smooth);                        \
+            wsum += wy;                                                                  \
+        }                                                                                \
+    } while (0)
+
+/* dx[r, c] = scale_r * ((1-e) w_y (p_c - [c==y]) + e/C (W p_c - w_c)) */
+#define CE_BACKWARD(T)                                                                   \
+    do {                                                                                 \
+        const T *x = (const T *)kbl_base(lg);                                            \
+        const T *w = wt ? (const T *)kbl_base(wt) : NULL;                                \
+        const T *gp = (const T *)kbl_base(gc);                                           \
+        T *dx = (T *)kbl_base(out);                                                      \
+        _Pragma("omp parallel for num_threads(nt) schedule(static)")                     \
+        for (int64_t r = 0; r < A.rows; r++) {                                           \
+            int64_t y = A.labels[r];                                                     \
+            T *drow = dx + r * A.cols;                                                   \
+            if (y == A.ignore) {                                                         \
+                for (int64_t c = 0; c < A.cols; c++) drow[c] = 0;                        \
+                continue;                                                                \
+            }                                                                            \
+            const T *row = x + r * A.cols;                                               \
+            T m = row[0];                                                                \
+            for (int64_t c = 1; c < A.cols; c++) m = row[c] > m ? row[c] : m;           \
+            double s = 0, wall = 0;                                                      \
+            for (int64_t c = 0; c < A.cols; c++) {                                       \
+                double e = exp((double)(row[c] - m));                                    \
+                drow[c] = (T)e;                                                          \
+                s += e;                                                                  \
+                wall += w ? (double)w[c] : 1.0;                                          \
+            }                                                                            \
+            double scale = (double)(per_row ? gp[r] : gp[0]) * gscale;                   \
+            double wy = w ? (double)w[y] : 1.0, e = A.smoothing, inv = 1.0 / s;          \
+            for (int64_t c = 0; c < A.cols; c++) {                                       \
+                double p = (double)drow[c] * inv, wc = w ? (double)w[c] : 1.0;           \
+                double d = (1 - e) * wy * (p - (c == y)) + e / (double)A.cols * (wall * p - wc); \
+                drow[c] = (T)(scale * d);                                                \
+            }                                                                            \
+        }                                                                                \
+    } while (0)
+
+static int ce_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
+    kbl_tensor *lg = n->inputs[0], *labels = n->saved[0], *wt = n->saved[1];
+    ce_args A = {lg->shape[0], lg->shape[1], n->ip[0], n->p[0], kbl_base(labels)};
+    int reduction = (int)n->ip[1];
+    double gscale = reduction == KBL_REDUCE_MEAN ? n->p[1] : 1.0; /* 1 / total weight */
+    bool per_row = reduction == KBL_REDUCE_NONE;
+    kbl_tensor *gc = kbl_contiguous(g);
+    kbl_tensor *out = gc ? kbl_empty_like(lg, -1) : NULL;
+    if (!out) {
+        kbl_tensor_release(gc);
+        return -1;
+    }
+    int nt = A.rows * A.cols >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1;
+    KBL_FLOAT_CASES(lg->dtype, CE_BACKWARD)
+    kbl_tensor_release(gc);
+    gin[0] = out;
+    return 0;
+}
+
+/* [N, C] logits and [N] labels (0-based) */
+static kbl_tensor *ce_2d(kbl_tensor *logits, kbl_tensor *labels, kbl_tensor *weight, int64_t ignore,
+                         double smoothing, int reduction) {
+    int64_t rows = logits->shape[0], cols = logits->shape[1];
+    const int64_t *lab = kbl_base(labels);
+    for (int64_t r = 0; r < rows; r++)
+        if (lab[r] != ignore && (lab[r] < 0 || lab[r] >= cols)) {
+            kbl_fail("cross_entropy: label %lld at position %lld is out of range for %lld classes "
+                     "(labels count from 0 in C, from 1 in Lua)",
+                     (long long)lab[r], (long long)r, (long long)cols);
+            return NULL;
+        }
+    int prev = kbl_set_grad_enabled(0);
+    kbl_tensor *lg = kbl_contiguous(logits);
+    kbl_tensor *wt = weight ? kbl_contiguous(weight) : NULL;
+    kbl_set_grad_enabled(prev);
+    kbl_tensor *out_rows = kbl_empty(1, &rows, logits->dtype);
+    if (!lg || (weight && !wt) || !out_rows) {
+        kbl_release_n(3, lg, wt, out_rows);
+        return NULL;
+    }
+    ce_args A = {rows, cols, ignore, smoothing, lab};
+    double wsum = 0;
+    int nt = rows * cols >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1;
+    if (cols > 0) KBL_FLOAT_CASES(logits->dtype, CE_FORWARD)
+    kbl_tensor *out = NULL;
+    if (reduction == KBL_REDUCE_NONE) {
+        out = kbl_tensor_retain(out_rows);
+    } else {
+        out = kbl_sum(out_rows, 0, NULL, 0);
+        if (out && reduction == KBL_REDUCE_MEAN) kbl_store_double(kbl_base(out), out->dtype, 0,
+                                                                  kbl_load_double(kbl_base(out), out->dtype, 0) / wsum);
+    }
+    kbl_tensor_release(out_rows);
+    if (out) {
+        kbl_tensor *in[1] = {logits};
+        kbl_node *node = kbl_record("cross_entropy", ce_backward, out, 1, in);
+        if (node) {
+            node->ip[0] = ignore;
+            node->ip[1] = reduction;
+            node->p[0] = smoothing;
+            node->p[1] = 1.0 / wsum;
+            kbl_node_save(node, 0, labels);
+            kbl_node_save(node, 1, wt);
+        }
+    }
+    kbl_release_n(2, lg, wt);
+    return out;
+}
+
+kbl_tensor *kbl_cross_entropy(kbl_tensor *logits, kbl_tensor *labels, kbl_tensor *weight, int64_t ignore_index,
+                              double label_smoothing, int reduction) {
+    const char *op = "cross_entropy";
+    if (kbl_check_tensor(op, logits, "logits") || kbl_check_tensor(op, labels, "labels") ||
+        (weight && kbl_check_tensor(op, weight, "weight")) || kbl_check_float(op, logits))
+        return NULL;
+    char s1[96], s2[96];
+    if (logits->ndim < 2) {
+        kbl_fail("%s: logits must be [N, C] or [N, C, d...], got %s", op, KBL_DESC(logits));
+        return NULL;
+    }
+    if (labels->dtype != KBL_INT64 && labels->dtype != KBL_INT32) {
+        kbl_fail("%s: labels must be int64 (or int32) class indices, got %s", op, KBL_DESC(labels));
+        return NULL;
+    }
+    bool match = labels->ndim == logits->ndim - 1 && labels->shape[0] == logits->shape[0];
+    for (int d = 2; match && d < logits->ndim; d++) match = labels->shape[d - 1] == logits->shape[d];
+    if (!match) {
+        kbl_fail("%s: labels %s do not match logits %s (expected [N] for [N, C], [N, d...] for [N, C, d...])",
+                 op, kbl_describe(labels, s1, 96), kbl_describe(logits, s2, 96));
+        return NULL;
+    }
+    int64_t C = logits->shape[1];
+    if (weight && (weight->ndim != 1 || weight->shape[0] != C || weight->dtype != logits->dtype)) {
+        kbl_fail("%s: class weights %s must be [%lld] of the logits' dtype", op, KBL_DESC(weight), (long long)C);
+        return NULL;
+    }
+    if (label_smoothing < 0 || label_smoothing > 1) {
+        kbl_fail("%s: label_smoothing must be in [0, 1], got %g", op, label_smoothing);
+        return NULL;
+    }
+    if (reduction < 0 || reduction > 2) {
+        kbl_fail("%s: unknown reduction %d", op, reduction);
+        return NULL;
+    }
+    /* [N, C, d...] -> [N*d..., C] through recorded views, so gradients follow */
+    kbl_tensor *lg2 = NULL, *lab = NULL;
+    int64_t rows = kbl_numel(labels);
+    if (logits->ndim == 2) {
+        lg2 = kbl_tensor_retain(logits);
+    } else {
+        int perm[KBL_MAX_DIMS], k = 0;
+        perm[k++] = 0;
+        for (int d = 2; d < logits->ndim; d++) perm[k++] = d;
+        perm[k++] = 1;
+        kbl_tensor *p = kbl_permute(logits, logits->ndim, perm);
+        lg2 = p ? kbl_reshape(p, 2, (int64_t[]){rows, C}) : NULL;
+        kbl_tensor_release(p);
+    }
+    int prev = kbl_set_grad_enabled(0);
+    kbl_tensor *l64 = labels->dtype == KBL_INT64 ? kbl_contiguous(labels) : kbl_to_dtype(labels, KBL_INT64);
+    kbl_set_grad_enabled(prev);
+    lab = l64 ? kbl_reshape(l64, 1, &rows) : NULL;
+    kbl_tensor_release(l64);
+    kbl_tensor *r = lg2 && lab ? ce_2d(lg2, lab, weight, ignore_index, label_smoothing, reduction) : NULL;
+    kbl_release_n(2, lg2, lab);
+    if (r && reduction == KBL_REDUCE_NONE && labels->ndim != 1) {
+        kbl_tensor *v = kbl_reshape(r, labels->ndim, labels->shape);
+        kbl_tensor_release(r);
+        r = v;
+    }
+    return r;
+}
+
+/* ---- binary cross entropy with logits, composed of ops ----------------------------
+ * loss = (1 - t) x + (1 + (pw - 1) t) * softplus(-x), softplus(-x) = log1p(exp(-|x|)) + relu(-x) */
+kbl_tensor *kbl_binary_cross_entropy_with_logits(kbl_tensor *x, kbl_tensor *t, kbl_tensor *weight,
+                                                 kbl_tensor *pos_weight, int reduction) {
+    const char *op = "binary_cross_entropy_with_logits";
+    if (kbl_check_tensor(op, x, "logits") || kbl_check_tensor(op, t, "target") || kbl_check_float(op, x))
+        return NULL;
+    if (!kbl_same_shape(x, t)) {
+        char s1[96], s2[96];
+        kbl_fail("%s: target %s does not match logits %s", op, kbl_describe(t, s1, 96), kbl_describe(x, s2, 96));
+        return NULL;
+    }
+    kbl_tensor *tf = t->dtype == x->dtype ? kbl_tensor_retain(t) : kbl_to_dtype(t, x->dtype);
+    kbl_tensor *ab = kbl_unary(KBL_ABS, x, 0, 0);
+    kbl_tensor *na = ab ? kbl_unary(KBL_NEG, ab, 0, 0) : NULL;
+    kbl_tensor *ex = na ? kbl_unary(KBL_EXP, na, 0, 0) : NULL;
+    kbl_tensor *l1 = ex ? kbl_unary(KBL_LOG1P, ex, 0, 0) : NULL;
+    kbl_tensor *nx = kbl_unary(KBL_NEG, x, 0, 0);
+    kbl_tensor *rl = nx ? kbl_unary(KBL_RELU, nx, 0, 0) : NULL;
+    kbl_tensor *sp = l1 && rl ? kbl_add(l1, rl) : NULL;              /* softplus(-x) */
+    kbl_tensor *omt = tf ? kbl_unary(KBL_AFFINE, tf, -1, 1) : NULL;   /* 1 - t */
+    kbl_tensor *lin = omt ? kbl_mul(omt, x) : NULL;
+    kbl_tensor *coef = NULL;
+    if (pos_weight) {
+        kbl_tensor *pm1 = kbl_unary(KBL_AFFINE, pos_weight, 1, -1), *q = pm1 && tf ? kbl_mul(pm1, tf) : NULL;
+        coef = q ? kbl_unary(KBL_AFFINE, q, 1, 1) : NULL;
+        kbl_release_n(2, pm1, q);
+    }
+    kbl_tensor *term = pos_weight ? (coef && sp ? kbl_mul(coef, sp) : NULL) : kbl_tensor_retain(sp);
+    kbl_tensor *loss = lin && term ? kbl_add(lin, term) : NULL;
+    kbl_release_n(11, tf, ab, na, ex, l1, nx, rl, sp, omt, lin, coef);
+    kbl_tensor_release(term);
+    if (loss && weight) {
+        kbl_tensor *w = kbl_mul(loss, weight);
+        kbl_tensor_release(loss);
+        loss = w;
+    }
+    if (!loss || reduction == KBL_REDUCE_NONE) return loss;
+    kbl_tensor *r = reduction == KBL_REDUCE_SUM ? kbl_sum(loss, 0, NULL, 0) : kbl_mean(loss, 0, NULL, 0);
+    kbl_tensor_release(loss);
+    return r;
+}

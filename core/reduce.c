@@ -1,0 +1,367 @@
+/* reduce.c — reductions over any set of dims: sum (the one kernel), and mean,
+ * var, std, logsumexp and norm composed from ops; max/min/argmax/argmin along a
+ * dim with 0-based int64 indices. Results do not depend on the thread count. */
+#include "internal.h"
+
+#include <math.h>
+#include <omp.h>
+
+/* rows x inner contiguous -> rows: each row summed in double */
+#define ROW_SUM(T)                                                                   \
+    do {                                                                             \
+        const T *in = (const T *)src;                                                \
+        T *o = (T *)dst;                                                             \
+        _Pragma("omp parallel for num_threads(nt) schedule(static)")                 \
+        for (int64_t r = 0; r < rows; r++) {                                         \
+            double acc = 0;                                                          \
+            const T *p = in + r * inner;                                             \
+            for (int64_t i = 0; i < inner; i++) acc += (double)p[i];                 \
+            o[r] = (T)acc;                                                           \
+        }                                                                            \
+    } while (0)
+
+/* outer x cols contiguous -> cols: columns summed, parallel over column blocks */
+#define COL_SUM(T)                                                                   \
+    do {                                                                             \
+        const T *in = (const T *)src;                                                \
+        T *o = (T *)dst;                                                             \
+        int64_t nb = (cols + 255) / 256;                                             \
+        _Pragma("omp parallel for num_threads(nt) schedule(static)")                 \
+        for (int64_t blk = 0; blk < nb; blk++) {                                     \
+            int64_t j0 = blk * 256, j1 = j0 + 256 < cols ? j0 + 256 : cols;          \
+            for (int64_t j = j0; j < j1; j++) o[j] = 0;                              \
+            for (int64_t r = 0; r < outer; r++) {                                    \
+                const T *p = in + r * cols;                                          \
+                for (int64_t j = j0; j < j1; j++) o[j] += p[j];                      \
+            }                                                                        \
+        }                                                                            \
+    } while (0)
+
+static int sum_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
+    kbl_tensor *in = n->inputs[0];
+    int64_t keep[KBL_MAX_DIMS];
+    for (int d = 0; d < in->ndim; d++) keep[d] = (n->ip[KBL_MAX_DIMS] >> d) & 1 ? 1 : in->shape[d];
+    kbl_tensor *v = kbl_reshape(g, in->ndim, keep);
+    gin[0] = v ? kbl_expand(v, in->ndim, in->shape) : NULL;
+    kbl_tensor_release(v);
+    return gin[0] ? 0 : -1;
+}
+
+kbl_tensor *kbl_sum(kbl_tensor *a, int ndims, const int *dims, int keepdim) {
+    if (kbl_check_tensor("sum", a, "input")) return NULL;
+    bool mask[KBL_MAX_DIMS];
+    int64_t out_shape[KBL_MAX_DIMS];
+    int out_nd = kbl_reduce_shape("sum", a, ndims, dims, keepdim, mask, out_shape);
+    if (out_nd < 0) return NULL;
+    kbl_tensor *in = kbl_is_float(a->dtype) || a->dtype == KBL_INT64 ? kbl_tensor_retain(a)
+                                                                      : kbl_to_dtype(a, KBL_INT64);
+    if (!in) return NULL;
+    int nd = in->ndim;
+    int64_t kept = 1, reduced = 1;
+    int nred = 0;
+    bool prefix = true;
+    for (int d = 0; d < nd; d++) {
+        if (mask[d]) {
+            reduced *= in->shape[d];
+            if (d != nred) prefix = false;
+            nred++;
+        } else {
+            kept *= in->shape[d];
+        }
+    }
+    kbl_tensor *out = kbl_empty(out_nd, out_shape, in->dtype);
+    kbl_tensor *src_t = NULL;
+    if (!out) goto fail;
+    int nt = kept * reduced >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1;
+    if (prefix && nred > 0 && nred < nd && kbl_is_contiguous(in)) {
+        src_t = kbl_tensor_retain(in);
+        const void *src = kbl_base(src_t);
+        void *dst = kbl_base(out);
+        int64_t outer = reduced, cols = kept;
+        if (in->dtype == KBL_FLOAT32) COL_SUM(float);
+        else if (in->dtype == KBL_FLOAT64) COL_SUM(double);
+        else COL_SUM(int64_t);
+    } else {
+        /* kept dims first, reduced dims last, then row sums */
+        int perm[KBL_MAX_DIMS], k = 0;
+        for (int d = 0; d < nd; d++)
+            if (!mask[d]) perm[k++] = d;
+        for (int d = 0; d < nd; d++)
+            if (mask[d]) perm[k++] = d;
+        int prev = kbl_set_grad_enabled(0);
+        kbl_tensor *p = kbl_permute(in, nd, perm);
+        src_t = p ? kbl_contiguous(p) : NULL;
+        kbl_set_grad_enabled(prev);
+        kbl_tensor_release(p);
+        if (!src_t) goto fail;
+        const void *src = kbl_base(src_t);
+        void *dst = kbl_base(out);
+        int64_t rows = kept, inner = reduced;
+        if (in->dtype == KBL_FLOAT32) ROW_SUM(float);
+        else if (in->dtype == KBL_FLOAT64) ROW_SUM(double);
+        else ROW_SUM(int64_t);
+    }
+    kbl_tensor_release(src_t);
+    if (kbl_is_float(in->dtype)) {
+        kbl_node *node = kbl_record("sum", sum_backward, out, 1, &in);
+        if (node) {
+            int64_t bits = 0;
+            for (int d = 0; d < nd; d++)
+                if (mask[d]) bits |= (int64_t)1 << d;
+            node->ip[KBL_MAX_DIMS] = bits;
+        }
+    }
+    kbl_tensor_release(in);
+    return out;
+fail:
+    kbl_release_n(2, in, out);
+    return NULL;
+}
+
+static int64_t reduced_count(const kbl_tensor *a, int ndims, const int *dims) {
+    if (ndims == 0) return kbl_numel(a);
+    int64_t n = 1;
+    for (int i = 0; i < ndims; i++) {
+        int d = dims[i] < 0 ? dims[i] + a->ndim : dims[i];
+        if (d >= 0 && d < a->ndim) n *= a->shape[d];
+    }
+    return n;
+}
+
+kbl_tensor *kbl_mean(kbl_tensor *a, int ndims, const int *dims, int keepdim) {
+    if (kbl_check_tensor("mean", a, "input")) return NULL;
+    kbl_tensor *af = kbl_is_float(a->dtype) ? kbl_tensor_retain(a) : kbl_to_dtype(a, KBL_FLOAT32);
+    kbl_tensor *s = af ? kbl_sum(af, ndims, dims, keepdim) : NULL;
+    kbl_tensor_release(af);
+    if (!s) return NULL;
+    int64_t n = reduced_count(a, ndims, dims);
+    kbl_tensor *r = kbl_unary(KBL_AFFINE, s, n ? 1.0 / (double)n : NAN, 0);
+    kbl_tensor_release(s);
+    return r;
+}
+
+kbl_tensor *kbl_var(kbl_tensor *a, int ndims, const int *dims, double correction, int keepdim) {
+    if (kbl_check_tensor("var", a, "input") || kbl_check_float("var", a)) return NULL;
+    kbl_tensor *mu = kbl_mean(a, ndims, dims, 1);
+    kbl_tensor *d = mu ? kbl_sub(a, mu) : NULL;
+    kbl_tensor *d2 = d ? kbl_unary(KBL_SQUARE, d, 0, 0) : NULL;
+    kbl_tensor *s = d2 ? kbl_sum(d2, ndims, dims, keepdim) : NULL;
+    double n = (double)reduced_count(a, ndims, dims) - correction;
+    kbl_tensor *r = s ? kbl_unary(KBL_AFFINE, s, n > 0 ? 1.0 / n : NAN, 0) : NULL;
+    kbl_release_n(4, mu, d, d2, s);
+    return r;
+}
+
+kbl_tensor *kbl_std(kbl_tensor *a, int ndims, const int *dims, double correction, int keepdim) {
+    kbl_tensor *v = kbl_var(a, ndims, dims, correction, keepdim);
+    kbl_tensor *r = v ? kbl_unary(KBL_SQRT, v, 0, 0) : NULL;
+    kbl_tensor_release(v);
+    return r;
+}
+
+/* max over several dims (keepdim), without gradient: the shift of logsumexp */
+static kbl_tensor *amax_detached(kbl_tensor *a, int ndims, const int *dims) {
+    int prev = kbl_set_grad_enabled(0);
+    kbl_tensor *m = kbl_alias(a);
+    bool mask[KBL_MAX_DIMS];
+    int64_t shape[KBL_MAX_DIMS];
+    if (kbl_reduce_shape("logsumexp", a, ndims, dims, 1, mask, shape) < 0) {
+        kbl_tensor_release(m);
+        m = NULL;
+    }
+    for (int d = 0; m && d < a->ndim; d++) {
+        if (!mask[d]) continue;
+        kbl_tensor *next = kbl_max(m, d, 0, 1, NULL);
+        kbl_tensor_release(m);
+        m = next;
+    }
+    kbl_set_grad_enabled(prev);
+    return m;
+}
+
+kbl_tensor *kbl_logsumexp(kbl_tensor *a, int ndims, const int *dims, int keepdim) {
+    if (kbl_check_tensor("logsumexp", a, "input") || kbl_check_float("logsumexp", a)) return NULL;
+    kbl_tensor *m = amax_detached(a, ndims, dims);
+    if (!m) return NULL;
+    /* an all -inf slice would give inf - inf; shift by 0 there instead */
+    kbl_tensor *fin = kbl_unary(KBL_ABS, m, 0, 0);
+    kbl_tensor *inf = kbl_full(0, NULL, INFINITY, a->dtype);
+    kbl_tensor *isfin = fin && inf ? kbl_binary(KBL_LT, fin, inf) : NULL;
+    kbl_tensor *zero = kbl_zeros(0, NULL, a->dtype);
+    kbl_tensor *shift = isfin && zero ? kbl_where(isfin, m, zero) : NULL;
+    kbl_tensor *d = shift ? kbl_sub(a, shift) : NULL;
+    kbl_tensor *e = d ? kbl_unary(KBL_EXP, d, 0, 0) : NULL;
+    kbl_tensor *s = e ? kbl_sum(e, ndims, dims, 1) : NULL;
+    kbl_tensor *l = s ? kbl_unary(KBL_LOG, s, 0, 0) : NULL;
+    kbl_tensor *r = l ? kbl_add(l, shift) : NULL;
+    kbl_release_n(10, m, fin, inf, isfin, zero, shift, d, e, s, l);
+    if (!r || keepdim) return r;
+    bool mask[KBL_MAX_DIMS];
+    int64_t shape[KBL_MAX_DIMS];
+    int nd = kbl_reduce_shape("logsumexp", a, ndims, dims, 0, mask, shape);
+    kbl_tensor *v = kbl_view(r, nd, shape);
+    kbl_tensor_release(r);
+    return v;
+}
+
+kbl_tensor *kbl_norm(kbl_tensor *a, double p, int ndims, const int *dims, int keepdim) {
+    if (kbl_check_tensor("norm", a, "input") || kbl_check_float("norm", a)) return NULL;
+    if (p == 2) {
+        kbl_tensor *sq = kbl_unary(KBL_SQUARE, a, 0, 0), *s = sq ? kbl_sum(sq, ndims, dims, keepdim) : NULL;
+        kbl_tensor *r = s ? kbl_unary(KBL_SQRT, s, 0, 0) : NULL;
+        kbl_release_n(2, sq, s);
+        return r;
+    }
+    kbl_tensor *ab = kbl_unary(KBL_ABS, a, 0, 0);
+    if (!ab) return NULL;
+    kbl_tensor *r = NULL;
+    if (isinf(p)) {
+        r = kbl_alias(ab);
+        bool mask[KBL_MAX_DIMS];
+        int64_t shape[KBL_MAX_DIMS];
+        if (kbl_reduce_shape("norm", a, ndims, dims, 1, mask, shape) < 0) {
+            kbl_release_n(2, ab, r);
+            return NULL;
+        }
+        kbl_tensor_release(r);
+        r = kbl_tensor_retain(ab);
+        for (int d = 0; r && d < a->ndim; d++) {
+            if (!mask[d]) continue;
+            kbl_tensor *next = p > 0 ? kbl_max(r, d, 0, 1, NULL) : kbl_min(r, d, 0, 1, NULL);
+            kbl_tensor_release(r);
+            r = next;
+        }
+        if (r && !keepdim) {
+            int nd = kbl_reduce_shape("norm", a, ndims, dims, 0, mask, shape);
+            kbl_tensor *v = kbl_reshape(r, nd, shape);
+            kbl_tensor_release(r);
+            r = v;
+        }
+    } else if (p == 1) {
+        r = kbl_sum(ab, ndims, dims, keepdim);
+    } else {
+        kbl_tensor *pw = kbl_unary(KBL_POW_SCALAR, ab, p, 0), *s = pw ? kbl_sum(pw, ndims, dims, keepdim) : NULL;
+        r = s ? kbl_unary(KBL_POW_SCALAR, s, 1.0 / p, 0) : NULL;
+        kbl_release_n(2, pw, s);
+    }
+    kbl_tensor_release(ab);
+    return r;
+}
+
+/* ---- max / min with indices ---------------------------------------------------- */
+
+static int extreme_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
+    kbl_tensor *in = n->inputs[0], *idx = n->saved[0];
+    int dim = (int)n->ip[0], all = (int)n->ip[1];
+    kbl_tensor *z = kbl_zeros(all ? 1 : in->ndim, all ? (int64_t[]){kbl_numel(in)} : in->shape, g->dtype);
+    if (!z) return -1;
+    kbl_tensor *gk = NULL, *ik = NULL, *r = NULL;
+    if (all) {
+        gk = kbl_reshape(g, 1, (int64_t[]){1});
+        ik = kbl_reshape(idx, 1, (int64_t[]){1});
+        r = gk && ik ? kbl_scatter_add(z, 0, ik, gk) : NULL;
+        kbl_tensor *v = r ? kbl_reshape(r, in->ndim, in->shape) : NULL;
+        kbl_tensor_release(r);
+        r = v;
+    } else {
+        gk = g->ndim == in->ndim ? kbl_tensor_retain(g) : kbl_unsqueeze(g, dim);
+        ik = idx->ndim == in->ndim ? kbl_tensor_retain(idx) : kbl_unsqueeze(idx, dim);
+        r = gk && ik ? kbl_scatter_add(z, dim, ik, gk) : NULL;
+    }
+    kbl_release_n(3, z, gk, ik);
+    gin[0] = r;
+    return r ? 0 : -1;
+}
+
+#define EXTREME_ROWS(T)                                                              \
+    do {                                                                             \
+        const T *in = (const T *)kbl_base(src);                                      \
+        T *vo = values ? (T *)kbl_base(values) : NULL;                               \
+        int64_t *io = (int64_t *)kbl_base(idx);                                      \
+        _Pragma("omp parallel for num_threads(nt) schedule(static)")                 \
+        for (int64_t r = 0; r < rows; r++) {                                         \
+            const T *p = in + r * inner;                                             \
+            int64_t best = 0;                                                        \
+            T bv = p[0];                                                             \
+            for (int64_t i = 1; i < inner; i++) {                                    \
+                T v = p[i];                                                          \
+                if (bv != bv) break; /* NaN wins, as in PyTorch */                   \
+                if ((is_max ? v > bv : v < bv) || v != v) bv = v, best = i;          \
+            }                                                                        \
+            io[r] = best;                                                            \
+            if (vo) vo[r] = bv;                                                      \
+        }                                                                            \
+    } while (0)
+
+static kbl_tensor *extreme(const char *op, int is_max, kbl_tensor *a, int dim, int all, int keepdim,
+                           kbl_tensor **indices, bool want_values) {
+    if (kbl_check_tensor(op, a, "input")) return NULL;
+    if (kbl_numel(a) == 0) {
+        kbl_fail("%s: cannot reduce an empty tensor %s", op, KBL_DESC(a));
+        return NULL;
+    }
+    if (a->ndim == 0) all = 1;
+    int d = all ? 0 : kbl_wrap_dim(op, dim, a->ndim);
+    if (d < 0) return NULL;
+    int64_t shape[KBL_MAX_DIMS];
+    int nd = 0;
+    if (all) {
+        if (keepdim)
+            for (int e = 0; e < a->ndim; e++) shape[nd++] = 1;
+    } else {
+        for (int e = 0; e < a->ndim; e++)
+            if (e != d) shape[nd++] = a->shape[e];
+            else if (keepdim) shape[nd++] = 1;
+    }
+    int prev = kbl_set_grad_enabled(0);
+    kbl_tensor *src = NULL;
+    if (all) {
+        kbl_tensor *c = kbl_contiguous(a);
+        src = c ? kbl_reshape(c, 1, (int64_t[]){kbl_numel(a)}) : NULL;
+        kbl_tensor_release(c);
+    } else {
+        int perm[KBL_MAX_DIMS], k = 0;
+        for (int e = 0; e < a->ndim; e++)
+            if (e != d) perm[k++] = e;
+        perm[k] = d;
+        kbl_tensor *p = kbl_permute(a, a->ndim, perm);
+        src = p ? kbl_contiguous(p) : NULL;
+        kbl_tensor_release(p);
+    }
+    kbl_set_grad_enabled(prev);
+    int64_t inner = all ? kbl_numel(a) : a->shape[d], rows = kbl_numel(a) / inner;
+    kbl_tensor *values = want_values ? kbl_empty(nd, shape, a->dtype) : NULL;
+    kbl_tensor *idx = kbl_empty(nd, shape, KBL_INT64);
+    if (!src || (want_values && !values) || !idx) {
+        kbl_release_n(3, src, values, idx);
+        return NULL;
+    }
+    int nt = rows * inner >= KBL_PARALLEL_GRAIN && rows > 1 ? kbl_threads() : 1;
+    KBL_ALL_CASES(a->dtype, EXTREME_ROWS)
+    kbl_tensor_release(src);
+    if (values && kbl_is_float(a->dtype)) {
+        kbl_node *node = kbl_record(op, extreme_backward, values, 1, &a);
+        if (node) {
+            node->ip[0] = d;
+            node->ip[1] = all;
+            kbl_node_save(node, 0, idx);
+        }
+    }
+    if (!want_values) return idx;
+    if (indices) *indices = idx;
+    else kbl_tensor_release(idx);
+    return values;
+}
+
+kbl_tensor *kbl_max(kbl_tensor *a, int dim, int dim_all, int keepdim, kbl_tensor **indices) {
+    return extreme("max", 1, a, dim, dim_all, keepdim, indices, true);
+}
+kbl_tensor *kbl_min(kbl_tensor *a, int dim, int dim_all, int keepdim, kbl_tensor **indices) {
+    return extreme("min", 0, a, dim, dim_all, keepdim, indices, true);
+}
+kbl_tensor *kbl_argmax(kbl_tensor *a, int dim, int dim_all, int keepdim) {
+    return extreme("argmax", 1, a, dim, dim_all, keepdim, NULL, false);
+}
+kbl_tensor *kbl_argmin(kbl_tensor *a, int dim, int dim_all, int keepdim) {
+    return extreme("argmin", 0, a, dim, dim_all, keepdim, NULL, false);
+}

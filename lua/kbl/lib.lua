@@ -1,0 +1,76 @@
+-- kbl.lib: loads libkbl through the FFI with the declarations generated from
+-- core/kbl.h, and turns the library's error returns into Lua errors.
+local ffi = require 'ffi'
+
+local M = {}
+
+local function this_dir()
+   local src = debug.getinfo(1, 'S').source:sub(2)
+   return src:match('^(.*)/[^/]*$') or '.'
+end
+
+local function exists(path)
+   local f = io.open(path, 'rb')
+   if f then f:close() return true end
+   return false
+end
+
+-- The ffi.cdef text: the generated module when on package.path, else the
+-- build tree's copy beside a source checkout.
+local function load_cdef(dir)
+   local ok, text = pcall(require, 'kbl.cdef')
+   if ok then return text end
+   for _, p in ipairs{dir .. '/../../build/lua/kbl/cdef.lua', dir .. '/cdef.lua'} do
+      if exists(p) then return dofile(p) end
+   end
+   error('kbl: cannot find kbl/cdef.lua, the FFI declarations made by the build; '
+      .. 'run `cmake -S . -B build && cmake --build build` first', 0)
+end
+
+local function load_library(dir)
+   local candidates = {}
+   if os.getenv('KBL_LIB') then candidates[#candidates + 1] = os.getenv('KBL_LIB') end
+   candidates[#candidates + 1] = dir .. '/../../build/libkbl.so'   -- source checkout
+   candidates[#candidates + 1] = dir .. '/../../../../lib/libkbl.so' -- installed tree
+   for _, p in ipairs(candidates) do
+      if exists(p) then return ffi.load(p) end
+   end
+   local ok, lib = pcall(ffi.load, 'kbl')
+   if ok then return lib end
+   error('kbl: cannot find libkbl.so (looked in ' .. table.concat(candidates, ', ')
+      .. ' and the system paths); build it with `cmake -S . -B build && cmake --build build`', 0)
+end
+
+local dir = this_dir()
+ffi.cdef(load_cdef(dir))
+M.C = load_library(dir)
+
+local C = M.C
+
+-- What Lua holds: a handle owning one reference to a kbl_tensor. Its struct has
+-- only private fields, so the tensor's C fields never shadow methods.
+ffi.cdef[[typedef struct kbl_handle { kbl_tensor *_p; int32_t _kept; } kbl_handle;]]
+M.handle_ct = ffi.typeof('kbl_handle')
+
+-- Raises the library's last error; level 3 points at the caller of the op.
+function M.raise()
+   error(ffi.string(C.kbl_last_error()), 3)
+end
+
+M.dtypes = {float32 = 0, float64 = 1, int32 = 2, int64 = 3, uint8 = 4}
+M.dtype_names = {[0] = 'float32', 'float64', 'int32', 'int64', 'uint8'}
+-- Torch-style aliases
+M.dtypes.float = 0; M.dtypes.double = 1; M.dtypes.int = 2; M.dtypes.long = 3; M.dtypes.byte = 4
+
+function M.dtype_id(name)
+   if name == nil then return 0 end
+   if type(name) == 'number' then return name end
+   local id = M.dtypes[name]
+   if not id then
+      error(string.format("kbl: unknown dtype '%s' (use float32, float64, int32, int64 or uint8)",
+         tostring(name)), 3)
+   end
+   return id
+end
+
+return M

@@ -1,0 +1,162 @@
+-- kbl.ops.views: views that share storage (view, reshape, transpose, permute,
+-- narrow, select, expand, squeeze, unsqueeze, flatten, split, chunk), copies
+-- (contiguous, clone, copy_, fill_, type conversion) and detach.
+local ffi = require 'ffi'
+local lib = require 'kbl.lib'
+local T = require 'kbl.tensor'
+local C = lib.C
+local wrap, live, register, cdim, shape_arg = T.wrap, T.live, T.register, T.cdim, T.shape_arg
+
+local M = {}
+
+local function check(rc)
+   if rc ~= 0 then error(ffi.string(C.kbl_last_error()), 3) end
+end
+
+function M.view(t, ...) local n, s = shape_arg(...); return wrap(C.kbl_view(live(t), n, s)) end
+function M.reshape(t, ...) local n, s = shape_arg(...); return wrap(C.kbl_reshape(live(t), n, s)) end
+function M.view_as(t, other) return M.view(t, other:size()) end
+
+function M.transpose(t, d0, d1) return wrap(C.kbl_transpose(live(t), cdim(d0), cdim(d1))) end
+
+function M.t(x)
+   local p = live(x)
+   if p.ndim > 2 then error('kbl: t() expects a tensor of at most 2 dims; use transpose', 2) end
+   if p.ndim < 2 then return wrap(C.kbl_alias(p)) end
+   return wrap(C.kbl_transpose(p, 0, 1))
+end
+
+local dims_buf = ffi.new('int[8]')
+-- dims as a table or varargs, 1-based -> int[8]
+local function dims_arg(a, ...)
+   local d = type(a) == 'table' and a or {a, ...}
+   if #d > 8 then error('kbl: at most 8 dims', 3) end
+   for i = 1, #d do dims_buf[i - 1] = cdim(d[i]) end
+   return #d, dims_buf
+end
+M.dims_arg = dims_arg
+
+function M.permute(t, ...) local n, d = dims_arg(...); return wrap(C.kbl_permute(live(t), n, d)) end
+
+-- narrow(dim, start, length): start counts from 1
+function M.narrow(t, dim, start, length)
+   local p = live(t)
+   local d = cdim(dim)
+   local size = tonumber(p.shape[d < 0 and p.ndim + d or d])
+   local s = T.cindex(start, size + 1, 'start')
+   return wrap(C.kbl_narrow(p, d, s, length))
+end
+
+function M.select(t, dim, index)
+   local p = live(t)
+   local d = cdim(dim)
+   local dd = d < 0 and p.ndim + d or d
+   if dd < 0 or dd >= p.ndim then error(string.format('kbl: select: dimension %d out of range for %d dims', dim, p.ndim), 2) end
+   return wrap(C.kbl_select(p, d, T.cindex(index, tonumber(p.shape[dd]))))
+end
+
+function M.expand(t, ...) local n, s = shape_arg(...); return wrap(C.kbl_expand(live(t), n, s)) end
+function M.expand_as(t, other) return M.expand(t, other:size()) end
+
+function M.squeeze(t, dim)
+   if dim == nil then return wrap(C.kbl_squeeze(live(t), 0, 1)) end
+   return wrap(C.kbl_squeeze(live(t), cdim(dim), 0))
+end
+
+function M.unsqueeze(t, dim)
+   local d = cdim(dim)
+   if d < 0 then d = d + 1 + live(t).ndim end -- -1 appends a last dim, as PyTorch
+   return wrap(C.kbl_unsqueeze(live(t), d))
+end
+
+-- flatten(start_dim=1, end_dim=-1)
+function M.flatten(t, s, e)
+   local p = live(t)
+   local nd = p.ndim
+   if nd == 0 then return M.reshape(t, {1}) end
+   s = cdim(s or 1); e = cdim(e or -1)
+   if s < 0 then s = s + nd end
+   if e < 0 then e = e + nd end
+   local shape, n = {}, 1
+   for i = 0, nd - 1 do
+      local size = tonumber(p.shape[i])
+      if i < s or i > e then shape[#shape + 1] = size
+      else
+         n = n * size
+         if i == e then shape[#shape + 1] = n end
+      end
+   end
+   return M.reshape(t, shape)
+end
+
+-- split(t, size_or_sizes, dim=1): a list of views
+function M.split(t, sizes, dim)
+   dim = dim or 1
+   local total = t:size(dim)
+   local out, start = {}, 1
+   if type(sizes) == 'number' then
+      if sizes <= 0 then error('kbl: split size must be positive', 2) end
+      while start <= total do
+         local len = math.min(sizes, total - start + 1)
+         out[#out + 1] = M.narrow(t, dim, start, len)
+         start = start + len
+      end
+   else
+      local sum = 0
+      for _, s in ipairs(sizes) do sum = sum + s end
+      if sum ~= total then
+         error(string.format('kbl: split sizes add up to %d but dim %d has size %d', sum, dim, total), 2)
+      end
+      for _, s in ipairs(sizes) do
+         out[#out + 1] = M.narrow(t, dim, start, s)
+         start = start + s
+      end
+   end
+   return out
+end
+
+function M.chunk(t, n, dim)
+   local total = t:size(dim or 1)
+   return M.split(t, math.max(1, math.ceil(total / n)), dim)
+end
+
+function M.contiguous(t) return wrap(C.kbl_contiguous(live(t))) end
+function M.clone(t) return wrap(C.kbl_clone(live(t))) end
+function M.detach(t) return wrap(C.kbl_detach(live(t))) end
+
+function M.copy_(t, src)
+   if type(src) == 'number' then return M.fill_(t, src) end
+   check(C.kbl_copy_(live(t), live(src)))
+   return t
+end
+
+function M.fill_(t, v) check(C.kbl_fill_(live(t), v)); return t end
+function M.zero_(t) return M.fill_(t, 0) end
+
+function M.requires_grad_(t, flag)
+   if flag == nil then flag = true end
+   check(C.kbl_set_requires_grad(live(t), flag and 1 or 0))
+   return t
+end
+
+-- to(dtype) converts; to('cpu') is the identity on this build; to(other) matches
+-- another tensor's dtype.
+function M.to(t, what)
+   if T.is_tensor(what) then what = what.dtype end
+   if what == 'cpu' then return t end
+   if what == 'cuda' then error("kbl: this build has no CUDA device; to('cuda') is unavailable", 2) end
+   local id = lib.dtype_id(what)
+   if live(t).dtype == id then return t end
+   return wrap(C.kbl_to_dtype(live(t), id))
+end
+function M.float(t) return M.to(t, 'float32') end
+function M.double(t) return M.to(t, 'float64') end
+function M.long(t) return M.to(t, 'int64') end
+function M.int(t) return M.to(t, 'int32') end
+function M.byte(t) return M.to(t, 'uint8') end
+
+for name, fn in pairs(M) do
+   if name ~= 'dims_arg' then register(name, fn) end
+end
+
+return M

@@ -1,0 +1,234 @@
+-- kbl.tensor: the Tensor type seen from Lua. A tensor is a kbl_handle cdata
+-- with a metatype: methods, properties (shape, dtype, grad, requires_grad),
+-- 1-based indexing, arithmetic operators and a finalizer. Op modules add their
+-- functions to `methods` through M.register.
+local ffi = require 'ffi'
+local lib = require 'kbl.lib'
+local memory = require 'kbl.memory'
+local C = lib.C
+local handle_ct = lib.handle_ct
+local dtype_names = lib.dtype_names
+
+local M = {}
+local methods = {}
+local getters = {}
+M.methods = methods
+
+local track = memory.track
+
+-- Wraps a new reference returned by libkbl (raising its error when NULL).
+local function wrap(p)
+   if p == nil then error(ffi.string(C.kbl_last_error()), 3) end
+   local h = handle_ct(p, 0)
+   track(h)
+   return h
+end
+M.wrap = wrap
+
+-- Wraps another reference to an existing tensor (not owned by a scope).
+local function wrap_retained(p)
+   if p == nil then return nil end
+   return handle_ct(C.kbl_tensor_retain(p), 0)
+end
+M.wrap_retained = wrap_retained
+
+local function is_tensor(x) return type(x) == 'cdata' and ffi.istype(handle_ct, x) end
+M.is_tensor = is_tensor
+
+-- Lua counts dims from 1, C from 0; negative dims count from the end in both.
+local function cdim(d, what)
+   if type(d) ~= 'number' or d == 0 or d % 1 ~= 0 then
+      error(string.format('kbl: %s must be a non-zero integer (dims count from 1), got %s',
+         what or 'dimension', tostring(d)), 3)
+   end
+   return d > 0 and d - 1 or d
+end
+M.cdim = cdim
+
+-- 1-based position (negative from the end) to 0-based index, for size n.
+local function cindex(i, n, what)
+   if type(i) ~= 'number' or i % 1 ~= 0 or i == 0 then
+      error(string.format('kbl: %s must be a non-zero integer (positions count from 1), got %s',
+         what or 'index', tostring(i)), 3)
+   end
+   local j = i > 0 and i - 1 or n + i
+   if j < 0 or j >= n then
+      error(string.format('kbl: %s %d is out of range for size %d', what or 'index', i, n), 3)
+   end
+   return j
+end
+M.cindex = cindex
+
+-- {2, 3} or (2, 3) -> ndim, int64_t[8]
+local shape_buf = ffi.new('int64_t[8]')
+local function shape_arg(a, ...)
+   local t = type(a) == 'table' and a or {a, ...}
+   if #t > 8 then error('kbl: at most 8 dims, got ' .. #t, 3) end
+   for i = 1, #t do
+      local v = t[i]
+      if type(v) ~= 'number' then error('kbl: sizes must be numbers, got ' .. tostring(v), 3) end
+      shape_buf[i - 1] = v
+   end
+   return #t, shape_buf
+end
+M.shape_arg = shape_arg
+
+function M.register(name, fn) methods[name] = fn end
+
+local function live(t)
+   local p = t._p
+   if p == nil or p.storage == nil then error('kbl: this tensor was freed (by kbl.scope or t:free())', 3) end
+   return p
+end
+M.live = live
+
+-- ---- metadata ------------------------------------------------------------
+
+function methods.dim(t) return live(t).ndim end
+methods.ndimension = methods.dim
+function methods.numel(t) return tonumber(C.kbl_numel(live(t))) end
+methods.nElement = methods.numel
+
+function methods.size(t, d)
+   local p = live(t)
+   if d then return tonumber(p.shape[cindex(d, p.ndim, 'dimension')]) end
+   local s = {}
+   for i = 0, p.ndim - 1 do s[i + 1] = tonumber(p.shape[i]) end
+   return s
+end
+
+function methods.stride(t, d)
+   local p = live(t)
+   if d then return tonumber(p.strides[cindex(d, p.ndim, 'dimension')]) end
+   local s = {}
+   for i = 0, p.ndim - 1 do s[i + 1] = tonumber(p.strides[i]) end
+   return s
+end
+
+function methods.is_contiguous(t) return C.kbl_is_contiguous(live(t)) ~= 0 end
+function methods.is_freed(t) return t._p == nil or t._p.storage == nil end
+function methods.type(t) return dtype_names[live(t).dtype] end
+function methods.data_ptr(t) return C.kbl_data_ptr(live(t)) end
+function methods.same_storage(a, b) return C.kbl_same_storage(live(a), live(b)) ~= 0 end
+
+-- Frees the tensor's data now; it may not be used afterwards.
+function methods.free(t)
+   if t._p ~= nil then C.kbl_tensor_free_data(t._p) end
+end
+
+function getters.shape(t) return methods.size(t) end
+function getters.dtype(t) return dtype_names[live(t).dtype] end
+function getters.ndim(t) return live(t).ndim end
+function getters.device(t) return live(t).device == 0 and 'cpu' or 'cuda' end
+function getters.requires_grad(t) return live(t).requires_grad ~= 0 end
+function getters.is_leaf(t) return live(t).grad_fn == nil end
+function getters.grad(t) return wrap_retained(live(t).grad) end
+function getters.grad_fn(t)
+   local s = C.kbl_grad_fn_name(live(t))
+   return s ~= nil and ffi.string(s) or nil
+end
+
+-- ---- element access ---------------------------------------------------------
+
+local ptr_types = {[0] = ffi.typeof('float *'), ffi.typeof('double *'), ffi.typeof('int32_t *'),
+   ffi.typeof('int64_t *'), ffi.typeof('uint8_t *')}
+M.ptr_types = ptr_types
+
+-- Typed pointer to the first element of a CPU tensor.
+local function elem_ptr(p)
+   return ffi.cast(ptr_types[p.dtype], C.kbl_data_ptr(p))
+end
+M.elem_ptr = elem_ptr
+
+local function read(p, off)
+   local v = elem_ptr(p)[off]
+   return p.dtype == 3 and tonumber(v) or v
+end
+
+function methods.item(t)
+   local ok = ffi.new('int[1]')
+   local v = C.kbl_item(live(t), ok)
+   if ok[0] == 0 then error(ffi.string(C.kbl_last_error()), 2) end
+   return v
+end
+
+function methods.tolist(t)
+   local p = live(t)
+   local base = elem_ptr(p)
+   local is64 = p.dtype == 3
+   local function rec(d, off)
+      if d == p.ndim then
+         local v = base[off]
+         return is64 and tonumber(v) or v
+      end
+      local out, st = {}, tonumber(p.strides[d])
+      for i = 0, tonumber(p.shape[d]) - 1 do out[i + 1] = rec(d + 1, off + i * st) end
+      return out
+   end
+   return rec(0, 0)
+end
+
+local index_select -- t[i] on a matrix: a view of row i
+local function index(t, k)
+   local m = methods[k]
+   if m ~= nil then return m end
+   if type(k) == 'number' then
+      local p = live(t)
+      if p.ndim == 0 then error('kbl: cannot index a 0-dim tensor; use item()', 2) end
+      local i = cindex(k, tonumber(p.shape[0]))
+      if p.ndim == 1 then return read(p, i * tonumber(p.strides[0])) end
+      return wrap(C.kbl_select(p, 0, i))
+   end
+   local g = getters[k]
+   if g then return g(t) end
+   return nil
+end
+
+local function newindex(t, k, v)
+   if type(k) == 'number' then
+      local p = live(t)
+      if p.ndim == 0 then error('kbl: cannot index a 0-dim tensor; use fill_()', 2) end
+      local i = cindex(k, tonumber(p.shape[0]))
+      if p.ndim == 1 then
+         if type(v) ~= 'number' then error('kbl: t[i] = v needs a number v for a 1-dim tensor', 2) end
+         elem_ptr(p)[i * tonumber(p.strides[0])] = v
+         return
+      end
+      local row = wrap(C.kbl_select(p, 0, i))
+      if type(v) == 'number' then methods.fill_(row, v) else methods.copy_(row, v) end
+   elseif k == 'requires_grad' then
+      if C.kbl_set_requires_grad(live(t), v and 1 or 0) ~= 0 then error(ffi.string(C.kbl_last_error()), 2) end
+   elseif k == 'grad' then
+      if v ~= nil and not is_tensor(v) then error('kbl: grad must be a tensor or nil', 2) end
+      if C.kbl_set_grad(live(t), v and live(v) or nil) ~= 0 then error(ffi.string(C.kbl_last_error()), 2) end
+   else
+      error("kbl: cannot set field '" .. tostring(k) .. "' of a tensor", 2)
+   end
+end
+
+-- ---- operators (the op modules define the functions they call) ---------------
+
+local mt = {
+   __index = index,
+   __newindex = newindex,
+   __gc = function(h)
+      if h._p ~= nil then
+         C.kbl_tensor_release(h._p)
+         h._p = nil
+      end
+   end,
+   __len = function(t)
+      local p = live(t)
+      return p.ndim > 0 and tonumber(p.shape[0]) or 0
+   end,
+   __add = function(a, b) return methods.add(a, b) end,
+   __sub = function(a, b) return methods.sub(a, b) end,
+   __mul = function(a, b) return methods.mul(a, b) end,
+   __div = function(a, b) return methods.div(a, b) end,
+   __pow = function(a, b) return methods.pow(a, b) end,
+   __unm = function(a) return methods.neg(a) end,
+   __tostring = function(t) return require('kbl.print').format(t) end,
+}
+ffi.metatype(handle_ct, mt)
+
+return M
