@@ -23,7 +23,7 @@ const char *kbl_blas_info(void) {
     static char buf[256];
     static const char *par[] = {"sequential", "pthreads", "openmp"};
     int p = openblas_get_parallel();
-    snprintf(buf, sizeof buf, "OpenBLAS %s (%s)", openblas_get_config(),
+    snprintf(buf, sizeof buf, "%s (threading: %s)", openblas_get_config(),
              p >= 0 && p <= 2 ? par[p] : "?");
     return buf;
 }

@@ -30,6 +30,7 @@ end
 local function load_library(dir)
    local candidates = {}
    if os.getenv('KBL_LIB') then candidates[#candidates + 1] = os.getenv('KBL_LIB') end
+   if package.loaded['kbl.lib.path'] then candidates[#candidates + 1] = package.loaded['kbl.lib.path'] end
    candidates[#candidates + 1] = dir .. '/../../build/libkbl.so'   -- source checkout
    candidates[#candidates + 1] = dir .. '/../../../../lib/libkbl.so' -- installed tree
    for _, p in ipairs(candidates) do

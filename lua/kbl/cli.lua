@@ -1,0 +1,94 @@
+-- kbl.cli: the `kbl` command. `kbl FILE.lua [args]` runs a script with kbl
+-- available (as Torch7's `th`); the subcommands live in kbl/commands/, one file
+-- each, exposing `describe(parser)` and `run(args)`. Failures print one line
+-- on stderr and exit non-zero; --debug adds the traceback.
+local argparse = require 'argparse'
+
+local COMMANDS = {'run', 'check', 'eval', 'repl', 'info', 'bench', 'verify-resume'}
+
+local M = {}
+
+local function load_command(name)
+   local ok, mod = pcall(require, 'kbl.commands.' .. name:gsub('-', '_'))
+   if ok then return mod end
+   if not tostring(mod):match("module 'kbl.commands") then error(mod, 0) end
+   return nil
+end
+
+local function fail(msg, debug)
+   io.stderr:write('kbl: ', tostring(msg):gsub('^kbl: ', ''), '\n')
+   if debug then io.stderr:write(debug, '\n') end
+   os.exit(1)
+end
+
+-- Runs a Lua script with arg set as `lua script.lua ...` would.
+local function run_script(path, argv)
+   local chunk, err = loadfile(path)
+   if not chunk then fail(err) end
+   _G.arg = {[0] = path}
+   for i = 1, #argv do _G.arg[i] = argv[i] end
+   local debug_mode = os.getenv('KBL_DEBUG')
+   local ok, e = xpcall(function() return chunk(unpack(argv)) end, function(e)
+      return debug_mode and debug.traceback(e, 2) or e
+   end)
+   if not ok then fail(e) end
+end
+
+function M.main(argv)
+   argv = argv or {}
+   local first = argv[1]
+   -- `kbl FILE.lua ...`: a script, not a subcommand
+   if first and first:match('%.lua$') and not first:match('^%-') then
+      local rest = {}
+      for i = 2, #argv do rest[#rest + 1] = argv[i] end
+      local f = io.open(first)
+      if not f then fail('cannot open script ' .. first) end
+      f:close()
+      return run_script(first, rest)
+   end
+   local kbl_version = '0.1.0'
+   local ok_lib, kbl = pcall(require, 'kbl')
+   if ok_lib then kbl_version = kbl.version() end
+   local parser = argparse('kbl', 'kbl: a deep learning toolkit in C with a LuaJIT front end.')
+      :epilog('Run `kbl FILE.lua [args]` to run a script with kbl available.')
+   parser:flag('--version', 'Print the version and exit.'):action(function()
+      print('kbl ' .. kbl_version)
+      os.exit(0)
+   end)
+   parser:flag('--debug', 'Show tracebacks on errors.')
+   parser:command_target('command')
+   local handlers = {}
+   for _, name in ipairs(COMMANDS) do
+      local mod = load_command(name)
+      if mod then
+         local cmd = parser:command(name, mod.summary)
+         mod.describe(cmd)
+         handlers[name] = mod
+      end
+   end
+   local ok, args = parser:pparse(argv)
+   if not ok then
+      io.stderr:write(parser:get_usage(), '\n\nkbl: ', args, '\n')
+      os.exit(2)
+   end
+   if not args.command then
+      print(parser:get_help())
+      os.exit(0)
+   end
+   if not ok_lib then fail(kbl) end
+   local debug_mode = args.debug or os.getenv('KBL_DEBUG')
+   local okr, err = xpcall(function() return handlers[args.command].run(args) end, function(e)
+      return {msg = e, trace = debug_mode and debug.traceback('', 2) or nil}
+   end)
+   if not okr then
+      local msg = type(err) == 'table' and err.msg or err
+      fail(msg, type(err) == 'table' and err.trace or nil)
+   end
+end
+
+-- bin/kbl runs this file directly.
+if arg and arg[0] and arg[0]:match('kbl/cli%.lua$') then
+   M.main({...})
+end
+
+return M

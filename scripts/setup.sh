@@ -1,0 +1,32 @@
+#!/bin/sh
+# scripts/setup.sh — everything a fresh Debian 12 machine needs, as root:
+# installs the missing Debian packages, builds kbl, and runs the main example.
+set -eu
+cd "$(dirname "$0")/.."
+
+PACKAGES="build-essential cmake pkg-config luajit libluajit-5.1-dev lua-busted lua-argparse
+  lua-dkjson lua-check libopenblas-dev libopenblas0-openmp libzstd-dev zlib1g-dev libstb-dev
+  libreadline-dev luarocks dataset-fashion-mnist python3-torch python3-numpy chromium"
+
+missing=""
+for p in $PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "setup: installing$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  # shellcheck disable=SC2086
+  apt-get install -y -q --no-install-recommends $missing
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j"$(nproc)"
+
+if [ "${KBL_SETUP_NO_EXAMPLE:-}" = "" ]; then
+  if [ -f examples/fashion_mnist_mlp.lua ] && [ -f lua/kbl/commands/run.lua ]; then
+    bin/kbl run examples/fashion_mnist_mlp.lua
+  else
+    bin/kbl examples/mlp_generated.lua
+  fi
+fi

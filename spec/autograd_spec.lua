@@ -1,0 +1,63 @@
+-- autograd: backward through a graph, accumulation, freeing, no_grad, detach.
+local kbl = require 'kbl'
+local H = require 'helper'
+
+describe('autograd', function()
+   it('computes the gradient of a matmul-relu-sum chain', function()
+      local x = kbl.tensor({{1, 2}, {3, 4}}, {dtype = 'float64'})
+      local w = H.leaf({2, 3})
+      H.gradcheck(function(w_) return x:matmul(w_):tanh() end, {w})
+   end)
+
+   it('accumulates into .grad over two backwards and zero_grad clears it', function()
+      local w = kbl.tensor({1, 2, 3}, {requires_grad = true})
+      kbl.sum(w * 2):backward()
+      kbl.sum(w * 3):backward()
+      H.assert_close(w.grad, {5, 5, 5})
+      w:zero_grad()
+      assert.is_nil(w.grad)
+   end)
+
+   it('sums gradients of a tensor used twice', function()
+      local w = kbl.tensor({1, 2}, {requires_grad = true})
+      local y = (w * w + w):sum()
+      y:backward()
+      H.assert_close(w.grad, {3, 5})
+   end)
+
+   it('refuses a second backward through a freed graph, naming the op', function()
+      local w = kbl.tensor({1, 2}, {requires_grad = true})
+      local y = (w:exp()):sum()
+      y:backward()
+      assert.has_error(function() y:backward() end)
+      local ok, err = pcall(function() y:backward() end)
+      assert.is_false(ok)
+      assert.matches('already freed', err)
+   end)
+
+   it('keeps the graph with retain_graph', function()
+      local w = kbl.tensor({1, 2}, {requires_grad = true})
+      local y = (w:exp()):sum()
+      y:backward({retain_graph = true})
+      y:backward()
+      H.assert_close(w.grad, {2 * math.exp(1), 2 * math.exp(2)}, 1e-5)
+   end)
+
+   it('records nothing under no_grad and detach cuts the graph', function()
+      local w = kbl.tensor({1, 2}, {requires_grad = true})
+      local y = kbl.no_grad(function() return w * 2 end)
+      assert.is_false(y.requires_grad)
+      assert.is_nil(y.grad_fn)
+      local d = (w * 2):detach()
+      assert.is_false(d.requires_grad)
+      assert.is_true(kbl.is_grad_enabled())
+   end)
+
+   it('needs an explicit gradient for a non-scalar output', function()
+      local w = kbl.tensor({1, 2}, {requires_grad = true})
+      local y = w * 3
+      assert.has_error(function() y:backward() end)
+      y:backward(kbl.tensor{1, 10})
+      H.assert_close(w.grad, {3, 30})
+   end)
+end)

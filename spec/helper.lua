@@ -1,0 +1,120 @@
+-- spec/helper.lua: loaded by busted before every spec file. Points kbl at the
+-- build tree and provides the shared checks: closeness and the float64
+-- finite-difference gradient check every differentiable op passes.
+local build = os.getenv('KBL_BUILD_DIR') or 'build'
+if not os.getenv('KBL_LIB') then
+   local f = io.open(build .. '/libkbl.so')
+   if f then
+      f:close()
+      -- kbl.lib honours KBL_LIB; setenv is not in plain Lua, so pass the path this way
+      package.loaded['kbl.lib.path'] = build .. '/libkbl.so'
+   end
+end
+
+local H = {}
+
+local function flat(t)
+   local kbl = require 'kbl'
+   if type(t) == 'number' then return {t} end
+   local l = kbl.reshape(t:contiguous(), {-1}):tolist()
+   return l
+end
+H.flat = flat
+
+-- Asserts tensors (or a tensor and a nested table) agree within tol.
+function H.assert_close(actual, expected, tol, msg)
+   local kbl = require 'kbl'
+   tol = tol or 1e-5
+   if type(expected) == 'table' and not kbl.is_tensor(expected) then expected = kbl.tensor(expected, {dtype = 'float64'}) end
+   if kbl.is_tensor(expected) and kbl.is_tensor(actual) then
+      local sa, se = actual:size(), expected:size()
+      assert(#sa == #se, (msg or '') .. ' rank differs: ' .. #sa .. ' vs ' .. #se)
+      for i = 1, #sa do assert(sa[i] == se[i], (msg or '') .. ' shape differs in dim ' .. i) end
+   end
+   local a, e = flat(actual), flat(expected)
+   assert(#a == #e, (msg or '') .. ' sizes differ')
+   for i = 1, #a do
+      local d = math.abs(a[i] - e[i])
+      local scale = math.max(1, math.abs(e[i]))
+      if not (d <= tol * scale) and not (a[i] ~= a[i] and e[i] ~= e[i]) then
+         error(string.format('%s element %d: got %.10g, expected %.10g (tol %g)', msg or 'mismatch', i, a[i], e[i], tol), 2)
+      end
+   end
+end
+
+-- Float64 finite-difference gradient check.
+-- fn(inputs...) returns a tensor; every input that is a float tensor with
+-- requires_grad is checked. The scalar checked is sum(fn(...) * probe) with a
+-- fixed random probe, so every output element counts.
+function H.gradcheck(fn, inputs, opts)
+   local kbl = require 'kbl'
+   opts = opts or {}
+   local eps, tol = opts.eps or 1e-6, opts.tol or 1e-5
+   local out = fn(unpack(inputs))
+   kbl.manual_seed(opts.seed or 1234)
+   local probe = kbl.randn(out:size(), {dtype = 'float64'})
+   local function objective()
+      return kbl.no_grad(function() return (fn(unpack(inputs)) * probe):sum():item() end)
+   end
+   for _, x in ipairs(inputs) do
+      if kbl.is_tensor(x) and x.requires_grad then x.grad = nil end
+   end
+   local y = fn(unpack(inputs))
+   ;(y * probe):sum():backward()
+   for k, x in ipairs(inputs) do
+      if kbl.is_tensor(x) and x.requires_grad then
+         assert(x.dtype == 'float64', 'gradcheck inputs must be float64')
+         local g = x.grad
+         assert(g, 'input ' .. k .. ' received no gradient')
+         local gflat = flat(g)
+         local xc = x:detach()
+         local n = x:numel()
+         local view = kbl.reshape(xc, {-1})
+         assert(view:same_storage(xc) and xc:is_contiguous(), 'gradcheck inputs must be contiguous')
+         for i = 1, n do
+            local orig = view[i]
+            view[i] = orig + eps
+            local fp = objective()
+            view[i] = orig - eps
+            local fm = objective()
+            view[i] = orig
+            local num = (fp - fm) / (2 * eps)
+            local d = math.abs(num - gflat[i])
+            if d > tol * math.max(1, math.abs(num)) then
+               error(string.format('gradcheck: input %d element %d: analytic %.10g, numeric %.10g', k, i, gflat[i], num), 2)
+            end
+         end
+      end
+   end
+   return true
+end
+
+-- A float64 tensor of the given shape that requires grad, from a seeded generator.
+function H.leaf(shape, opts)
+   local kbl = require 'kbl'
+   opts = opts or {}
+   local t = kbl.randn(shape, {dtype = 'float64'})
+   if opts.positive then t = t:abs() + 0.5 end
+   if opts.scale then t = t * opts.scale end
+   t = t:detach():contiguous()
+   if t.grad_fn then t = t:clone():detach() end
+   t.requires_grad = true
+   return t
+end
+
+-- Runs a shell command; returns its exit status and its output.
+function H.run(cmd)
+   local f = io.popen(cmd .. ' 2>&1; echo "__rc=$?"')
+   local out = f:read('*a')
+   f:close()
+   local rc = tonumber(out:match('__rc=(%d+)%s*$'))
+   return rc, (out:gsub('__rc=%d+%s*$', ''))
+end
+
+-- The GPU-dependent specs ask this; it names the spec in the skip message.
+function H.cuda_available()
+   local kbl = require 'kbl'
+   return kbl.cuda.is_available()
+end
+
+return H
