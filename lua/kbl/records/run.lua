@@ -1,0 +1,298 @@
+-- kbl.records.run: what a training run writes into its run directory, as one
+-- callback for kbl.fit's Trainer, and the resume that reads it back.
+--
+--   run_dir/status.json                     kbl.records.status
+--   run_dir/events.out.tfevents.<t>.<host>  kbl.records.tensorboard: every logged
+--                                           metric (loss/train, loss/validation...) and lr
+--   run_dir/report.html                     kbl.records.report, rewritten each epoch
+--   run_dir/checkpoints/step-<N>.ckpt       kbl.records.checkpoint: model weights,
+--   run_dir/checkpoints/best.ckpt           trainer:state() (optimizer, generator,
+--                                           pipeline, callbacks), the config
+--   run_dir/weights.safetensors             the final weights (model:state_dict())
+--
+--   local records = require 'kbl.records.run'
+--   local rec = records.Recorder{run_dir = dir, keep_last = 3, every_n_epochs = 1,
+--      every_n_steps = 500, monitor = 'val_loss', config = config_text, summary = summary_text}
+--   trainer:add_callback(rec)                 -- last, so it saves the others' updated state
+--   if resume_dir then records.resume(trainer, resume_dir) end
+--   records.fit(trainer, rec)                 -- status 'failed' with the message on error
+--
+-- SIGINT or SIGTERM during fit: the recorder writes a checkpoint at the current
+-- step (mid-epoch too), marks the status interrupted and raises a message that
+-- says how to resume. A checkpoint holds plain data and named tensors only.
+local ffi = require 'ffi'
+local lib = require 'kbl.lib'
+local T = require 'kbl.tensor'
+local checkpoint = require 'kbl.records.checkpoint'
+local status = require 'kbl.records.status'
+local C = lib.C
+
+local M = {}
+
+local SIGNALS = {[2] = 'SIGINT', [15] = 'SIGTERM'}
+
+function M.checkpoint_dir(run_dir) return run_dir .. '/checkpoints' end
+
+local function mkdir_p(dir)
+   local ok, lfs = pcall(require, 'lfs')
+   if ok then
+      local path = dir:sub(1, 1) == '/' and '' or nil
+      for part in dir:gmatch('[^/]+') do
+         path = path and (path .. '/' .. part) or part
+         if not lfs.attributes(path, 'mode') then lfs.mkdir(path) end
+      end
+      if lfs.attributes(dir, 'mode') ~= 'directory' then error('records: cannot make directory ' .. dir, 0) end
+   else
+      os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
+   end
+end
+M.mkdir_p = mkdir_p
+
+-- ---- trainer state <-> checkpoint ---------------------------------------------
+
+-- A copy of v with every tensor replaced by {__tensor = name}; the tensors go
+-- into `tensors` under names made from their path (prefix/key/key...).
+function M.pack(v, prefix, tensors)
+   if T.is_tensor(v) then
+      if tensors[prefix] then error('records: two tensors would be named ' .. prefix, 0) end
+      tensors[prefix] = v
+      return {__tensor = prefix}
+   end
+   if type(v) ~= 'table' then return v end
+   local out = {}
+   for k, x in pairs(v) do out[k] = M.pack(x, prefix .. '/' .. tostring(k), tensors) end
+   return out
+end
+
+-- The inverse of pack.
+function M.unpack(v, tensors, path)
+   if type(v) ~= 'table' then return v end
+   if v.__tensor then
+      local t = tensors[v.__tensor]
+      if not t then error(string.format('records: %s lacks tensor %s', path or 'checkpoint', v.__tensor), 0) end
+      return t
+   end
+   local out = {}
+   for k, x in pairs(v) do out[k] = M.unpack(x, tensors, path) end
+   return out
+end
+
+-- Writes the trainer's whole state: model weights (model/<name>) and
+-- trainer:state() with its tensors (trainer/...). extra goes into meta.
+function M.save_trainer(path, trainer, extra)
+   local tensors = {}
+   for name, t in pairs(trainer.model:state_dict()) do tensors['model/' .. name] = t end
+   local state = M.pack(trainer:state(), 'trainer', tensors)
+   local meta = {format = 'kbl.run', version = 1, step = trainer.step, epoch = trainer.epoch,
+      epochs_done = trainer.epochs_done, batches_done = trainer.batches_done, state = state,
+      saved_at = os.date('!%Y-%m-%dT%H:%M:%SZ')}
+   for k, v in pairs(extra or {}) do meta[k] = v end
+   return checkpoint.save(path, {meta = meta, tensors = tensors})
+end
+
+-- Reads a trainer checkpoint: {meta, state (trainer:state()), model = {name = tensor}}.
+function M.load_trainer(path)
+   local meta, tensors = checkpoint.load(path)
+   if meta.format ~= 'kbl.run' then error('records: ' .. path .. ' is not a training checkpoint', 0) end
+   local model = {}
+   for name, t in pairs(tensors) do
+      local n = name:match('^model/(.*)$')
+      if n then model[n] = t end
+   end
+   return {meta = meta, state = M.unpack(meta.state, tensors, path), model = model}
+end
+
+-- Continues `trainer` from the newest valid checkpoint of run_dir, telling on
+-- stderr which newer ones it skipped and why. Returns the path, the skipped
+-- list and the checkpoint's meta.
+function M.resume(trainer, run_dir, opts)
+   opts = opts or {}
+   local out = opts.out or io.stderr
+   local path, skipped = checkpoint.latest_valid(M.checkpoint_dir(run_dir))
+   for _, s in ipairs(skipped) do out:write('kbl: resume: skipping ', s.reason, '\n') end
+   if not path then
+      error(string.format('resume: no valid checkpoint in %s%s', M.checkpoint_dir(run_dir),
+         #skipped > 0 and (' (' .. #skipped .. ' damaged, listed above)') or ''), 0)
+   end
+   local r = M.load_trainer(path)
+   trainer:build()
+   trainer.model:load_state_dict(r.model)
+   trainer:set_state(r.state)
+   if not opts.quiet then
+      out:write(string.format('kbl: resuming from %s (step %d, epoch %d)\n', path, r.meta.step or 0,
+         r.meta.epoch or 0))
+   end
+   return path, skipped, r.meta
+end
+
+-- ---- logs -> TensorBoard tags and report history -----------------------------
+
+local BOOKKEEPING = {epoch = true, step = true, stage = true, lr = true, time = true, samples_per_sec = true}
+
+local function is_metric(k, v)
+   return type(v) == 'number' and not BOOKKEEPING[k] and not k:match('^time_')
+end
+
+-- {loss = .3, val_loss = .4, lr = 1e-3} -> {['loss/train'] = .3, ['loss/validation'] = .4, lr = 1e-3}
+function M.scalar_tags(logs)
+   local out = {}
+   for k, v in pairs(logs) do
+      if is_metric(k, v) then
+         local val = k:match('^val_(.*)$')
+         out[val and (val .. '/validation') or (k .. '/train')] = v
+      end
+   end
+   if type(logs.lr) == 'number' then out.lr = logs.lr end
+   return out
+end
+
+-- A history entry for kbl.records.report.
+function M.report_entry(logs)
+   local e = {epoch = logs.epoch, lr = logs.lr, train = {}, validation = {}}
+   for k, v in pairs(logs) do
+      if is_metric(k, v) then
+         local val = k:match('^val_(.*)$')
+         if val then e.validation[val] = v else e.train[k] = v end
+      end
+   end
+   return e
+end
+
+-- ---- the callback ----------------------------------------------------------------
+
+local Recorder = {}
+Recorder.__index = Recorder
+
+function M.Recorder(opts)
+   opts = opts or {}
+   if not opts.run_dir then error('records.Recorder: run_dir is required', 2) end
+   local self = setmetatable({name = 'Recorder', run_dir = opts.run_dir,
+      every_n_steps = opts.every_n_steps, every_n_epochs = opts.every_n_epochs or 1,
+      keep_last = opts.keep_last or 3, monitor = opts.monitor, mode = opts.mode,
+      save_best = opts.save_best ~= false and opts.monitor ~= nil,
+      tensorboard = opts.tensorboard ~= false, report = opts.report ~= false,
+      final_weights = opts.final_weights ~= false, handle_signals = opts.handle_signals ~= false,
+      config = opts.config, summary = opts.summary, title = opts.title,
+      resume_command = opts.resume_command, checkpoint_level = opts.level}, Recorder)
+   if self.monitor and not self.mode then
+      local m = self.monitor
+      self.mode = (m:match('acc') or m:match('auc') or m:match('f1')) and 'max' or 'min'
+   end
+   return self
+end
+
+function Recorder:state() return {best = self.best, best_step = self.best_step} end
+function Recorder:set_state(s) self.best, self.best_step = s.best, s.best_step end
+
+function Recorder:save(ctx, path)
+   M.save_trainer(path, ctx, {config = self.config_table,
+      config_text = type(self.config) == 'string' and self.config or nil})
+   self.last_checkpoint, ctx.last_checkpoint = path, path
+   return path
+end
+
+function Recorder:step_checkpoint(ctx)
+   local path = M.checkpoint_dir(self.run_dir) .. '/' .. checkpoint.file_name(ctx.step)
+   self:save(ctx, path)
+   checkpoint.prune(M.checkpoint_dir(self.run_dir), self.keep_last)
+   return path
+end
+
+function Recorder:write_report(ctx, state)
+   if not self.report then return end
+   local history = {}
+   for i, logs in ipairs(ctx.history or {}) do history[i] = M.report_entry(logs) end
+   require('kbl.records.report').write(self.run_dir .. '/report.html', {title = self.title or ctx.name,
+      run_dir = self.run_dir, status = state, config = self.config, summary = self.summary,
+      history = history, updated = os.date('!%Y-%m-%d %H:%M:%S UTC')})
+end
+
+function Recorder:on_train_begin(ctx)
+   mkdir_p(M.checkpoint_dir(self.run_dir))
+   self.config_table = type(self.config) == 'table' and self.config or nil
+   status.start(self.run_dir, {step = ctx.step, epoch = ctx.epochs_done, resume = self.resumed_from})
+   if self.tensorboard then self.tb = require('kbl.records.tensorboard').open(self.run_dir) end
+   if self.handle_signals and C.kbl_interrupt_install() ~= 0 then
+      error(ffi.string(C.kbl_last_error()), 0)
+   end
+   self:write_report(ctx, 'running')
+end
+
+function Recorder:interrupt(ctx, sig)
+   local name = SIGNALS[sig] or ('signal ' .. sig)
+   local path = self:step_checkpoint(ctx)
+   self.interrupted = true
+   local how = self.resume_command or ('kbl run <config files> --resume ' .. self.run_dir)
+   local msg = string.format('interrupted by %s at step %d (epoch %d); checkpoint written to %s. '
+      .. 'Resume with: %s', name, ctx.step, ctx.epoch or 0, path, how)
+   status.interrupted(self.run_dir, {message = msg, step = ctx.step, epoch = ctx.epoch, checkpoint = path})
+   self:close()
+   error(msg, 0)
+end
+
+function Recorder:on_batch_end(ctx, step)
+   local sig = self.handle_signals and C.kbl_interrupt_pending() or 0
+   if sig ~= 0 then return self:interrupt(ctx, sig) end
+   if self.every_n_steps and step % self.every_n_steps == 0 then self:step_checkpoint(ctx) end
+end
+
+function Recorder:on_epoch_end(ctx, epoch, logs)
+   if self.tb then self.tb:add_scalars(M.scalar_tags(logs), ctx.step) end
+   local improved = false
+   local v = self.monitor and logs[self.monitor]
+   if type(v) == 'number' and v == v then
+      if self.best == nil or (self.mode == 'max' and v > self.best) or (self.mode ~= 'max' and v < self.best) then
+         self.best, self.best_step, improved = v, ctx.step, true
+      end
+   end
+   if self.every_n_epochs and self.every_n_epochs > 0 and epoch % self.every_n_epochs == 0 then
+      self:step_checkpoint(ctx)
+   end
+   if improved and self.save_best then self:save(ctx, M.checkpoint_dir(self.run_dir) .. '/best.ckpt') end
+   status.write(self.run_dir, {state = 'running', pid = status.pid(), step = ctx.step, epoch = epoch,
+      checkpoint = self.last_checkpoint})
+   self:write_report(ctx, 'running')
+end
+
+function Recorder:close()
+   if self.tb then self.tb:close(); self.tb = nil end
+   if self.handle_signals then
+      C.kbl_interrupt_clear()
+      C.kbl_interrupt_restore()
+   end
+end
+
+function Recorder:on_train_end(ctx)
+   if self.interrupted or self.closed then return end
+   self.closed = true
+   if ctx.failed then
+      self:close()
+      status.failed(self.run_dir, ctx.failed, {step = ctx.step, checkpoint = self.last_checkpoint})
+      self:write_report(ctx, 'failed: ' .. ctx.failed)
+      return
+   end
+   if self.final_weights then
+      require('kbl.io.safetensors').save(self.run_dir .. '/weights.safetensors', ctx.model:state_dict(),
+         {step = ctx.step, epoch = ctx.epoch or 0, format = 'pt'})
+   end
+   self:close()
+   status.finished(self.run_dir, {step = ctx.step, epoch = ctx.epoch, checkpoint = self.last_checkpoint})
+   self:write_report(ctx, 'finished')
+end
+
+-- Runs trainer:fit(); on an error that is not an interrupt, marks the run failed
+-- with the message before passing the error on.
+function M.fit(trainer, recorder)
+   local ok, res = xpcall(function() return trainer:fit() end, function(e)
+      return {msg = e, trace = debug.traceback('', 2)}
+   end)
+   if ok then return res end
+   if recorder and not recorder.interrupted then
+      recorder:close()
+      pcall(status.failed, recorder.run_dir, tostring(res.msg), {step = trainer.step,
+         checkpoint = recorder.last_checkpoint})
+   end
+   error(res.msg, 0)
+end
+
+return M
