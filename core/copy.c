@@ -15,13 +15,24 @@ typedef struct { int dst, src; double value; } copy_ctx;
             for (int64_t i = 0; i < n; i++) o[i * so] = (TD)s[i * ss];      \
     } while (0)
 
+/* To uint8 through int64: a float out of uint8's range converted directly is
+ * undefined behaviour in C; through int64 it truncates and then wraps modulo 256
+ * (as PyTorch does), the same on every path. */
+#define COPY_RUN_U8(TS)                                                     \
+    do {                                                                    \
+        uint8_t *o = (uint8_t *)ptrs[0];                                    \
+        const TS *s = (const TS *)ptrs[1];                                  \
+        int64_t so = st[0], ss = st[1];                                     \
+        for (int64_t i = 0; i < n; i++) o[i * so] = (uint8_t)(int64_t)s[i * ss]; \
+    } while (0)
+
 #define COPY_FROM(TS)                                           \
     switch (c->dst) {                                           \
     case KBL_FLOAT32: COPY_RUN(float, TS); break;               \
     case KBL_FLOAT64: COPY_RUN(double, TS); break;              \
     case KBL_INT32: COPY_RUN(int32_t, TS); break;               \
     case KBL_INT64: COPY_RUN(int64_t, TS); break;               \
-    default: COPY_RUN(uint8_t, TS); break;                      \
+    default: COPY_RUN_U8(TS); break;                            \
     }
 
 static void copy_run(char **ptrs, const int64_t *st, int64_t n, void *ctx) {
@@ -66,6 +77,12 @@ int kbl_copy_(kbl_tensor *dst, const kbl_tensor *src) {
 
 static void fill_run(char **ptrs, const int64_t *st, int64_t n, void *ctx) {
     const copy_ctx *c = ctx;
+    if (c->dst == KBL_UINT8) { /* wraps modulo 256, as COPY_RUN_U8 */
+        uint8_t *o = (uint8_t *)ptrs[0];
+        uint8_t v = (uint8_t)(int64_t)c->value;
+        for (int64_t i = 0; i < n; i++) o[i * st[0]] = v;
+        return;
+    }
     KBL_ALL_CASES(c->dst, FILL_RUN)
 }
 

@@ -70,7 +70,12 @@ static int fill_random(kbl_tensor *t, int dist, double a, double b) {
         uint32_t w[4];
         kbl_philox(seed, 0, base + (uint64_t)i, w);
         double v;
-        if (dist == DIST_UNIFORM) v = a + (b - a) * u01_53(w);
+        if (dist == DIST_UNIFORM) {
+            v = a + (b - a) * u01_53(w);
+            /* float32 would round values within 2^-25 of high up to high itself:
+             * keep the interval half-open, [low, high), in every dtype */
+            if (dtype == KBL_FLOAT32 && b > a && (float)v >= (float)b) v = nextafterf((float)b, (float)a);
+        }
         else if (dist == DIST_NORMAL) v = a + b * normal_from(w);
         else v = a + (double)((((uint64_t)w[0] << 32) | w[1]) % (uint64_t)(b - a));
         kbl_store_double(p, dtype, i, v);

@@ -219,7 +219,7 @@ void kbl_store_double(void *base, int dtype, int64_t i, double v) {
     case KBL_FLOAT64: ((double *)base)[i] = v; break;
     case KBL_INT32: ((int32_t *)base)[i] = (int32_t)v; break;
     case KBL_INT64: ((int64_t *)base)[i] = (int64_t)v; break;
-    default: ((uint8_t *)base)[i] = (uint8_t)v; break;
+    default: ((uint8_t *)base)[i] = (uint8_t)(int64_t)v; break; /* wraps modulo 256 */
     }
 }
 

@@ -27,6 +27,16 @@ local function load_cdef(dir)
       .. 'run `cmake -S . -B build && cmake --build build` first', 0)
 end
 
+-- Marks the loaded library as never to be unloaded. LuaJIT dlcloses an
+-- ffi.load'ed library when the Lua state closes, which would unmap libkbl and
+-- the libgomp/OpenBLAS it pulled in while their worker threads still run: the
+-- process then crashes on exit. A second dlopen with RTLD_NODELETE pins it.
+pcall(ffi.cdef, 'void *dlopen(const char *file, int mode);')
+local RTLD_NOW, RTLD_NODELETE = 2, 0x1000
+local function pin(path)
+   pcall(function() ffi.C.dlopen(path, RTLD_NOW + RTLD_NODELETE) end)
+end
+
 local function load_library(dir)
    local candidates = {}
    if os.getenv('KBL_LIB') then candidates[#candidates + 1] = os.getenv('KBL_LIB') end
@@ -34,10 +44,17 @@ local function load_library(dir)
    candidates[#candidates + 1] = dir .. '/../../build/libkbl.so'   -- source checkout
    candidates[#candidates + 1] = dir .. '/../../../../lib/libkbl.so' -- installed tree
    for _, p in ipairs(candidates) do
-      if exists(p) then return ffi.load(p) end
+      if exists(p) then
+         local lib = ffi.load(p)
+         pin(p)
+         return lib
+      end
    end
    local ok, lib = pcall(ffi.load, 'kbl')
-   if ok then return lib end
+   if ok then
+      pin('libkbl.so')
+      return lib
+   end
    error('kbl: cannot find libkbl.so (looked in ' .. table.concat(candidates, ', ')
       .. ' and the system paths); build it with `cmake -S . -B build && cmake --build build`', 0)
 end

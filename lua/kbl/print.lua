@@ -68,7 +68,7 @@ function M.format(t)
    local out = {}
    local function matrix(m)
       if #size == 1 then
-         for _, i in ipairs(shown(size[1], summarize)) do out[#out + 1] = i and f(m[i]) or ' ...' end
+         for _, i in ipairs(shown(size[1], summarize)) do out[#out + 1] = i and ' ' .. f(m[i]) or ' ...' end
          return
       end
       for _, i in ipairs(shown(size[#size - 1], summarize)) do

@@ -122,7 +122,14 @@ function getters.ndim(t) return live(t).ndim end
 function getters.device(t) return live(t).device == 0 and 'cpu' or 'cuda' end
 function getters.requires_grad(t) return live(t).requires_grad ~= 0 end
 function getters.is_leaf(t) return live(t).grad_fn == nil end
-function getters.grad(t) return wrap_retained(live(t).grad) end
+-- The gradient's handle is tracked like a new tensor: inside kbl.scope it is
+-- freed at the end once nothing else holds it (after zero_grad, say), so a
+-- step's dropped gradients do not wait for the collector.
+function getters.grad(t)
+   local h = wrap_retained(live(t).grad)
+   if h then track(h) end
+   return h
+end
 function getters.grad_fn(t)
    local s = C.kbl_grad_fn_name(live(t))
    return s ~= nil and ffi.string(s) or nil
@@ -165,10 +172,14 @@ function methods.tolist(t)
       for i = 0, tonumber(p.shape[d]) - 1 do out[i + 1] = rec(d + 1, off + i * st) end
       return out
    end
-   return rec(0, 0)
+   local out = rec(0, 0)
+   -- t is used again here so that it (and the struct p points into) stays alive
+   -- while rec reads through p: a collection during rec must not release it.
+   live(t)
+   return out
 end
 
-local index_select -- t[i] on a matrix: a view of row i
+-- t[i]: an element of a 1-D tensor, a view of row i for more dims
 local function index(t, k)
    local m = methods[k]
    if m ~= nil then return m end

@@ -33,7 +33,8 @@ end
 
 local function dtype_of(opts) return lib.dtype_id(opts.dtype) end
 
--- Infers the shape of nested tables and flattens them.
+-- Infers the shape of nested tables and flattens them; returns nil and a
+-- message naming the position for a ragged or non-numeric table.
 local function flatten_table(data)
    local shape, node = {}, data
    while type(node) == 'table' do
@@ -47,17 +48,26 @@ local function flatten_table(data)
    local function rec(x, d, path)
       if d > #shape then
          if type(x) == 'boolean' then x = x and 1 or 0 end
-         if type(x) ~= 'number' then error('kbl.tensor: element ' .. path .. ' is not a number', 4) end
+         if type(x) == 'table' then
+            return string.format('kbl.tensor: element %s is a table where a number was expected '
+               .. '(ragged nested table)', path)
+         end
+         if type(x) ~= 'number' then return 'kbl.tensor: element ' .. path .. ' is not a number' end
          buf[k] = x
          k = k + 1
-         return
+         return nil
       end
       if type(x) ~= 'table' or #x ~= shape[d] then
-         error(string.format('kbl.tensor: ragged nested table at %s (expected %d elements)', path, shape[d]), 4)
+         return string.format('kbl.tensor: ragged nested table at %s (expected %d elements)', path, shape[d])
       end
-      for i = 1, #x do rec(x[i], d + 1, path .. '[' .. i .. ']') end
+      for i = 1, #x do
+         local err = rec(x[i], d + 1, path .. '[' .. i .. ']')
+         if err then return err end
+      end
+      return nil
    end
-   rec(data, 1, 'data')
+   local err = rec(data, 1, 'data')
+   if err then return nil, err end
    return shape, buf
 end
 
@@ -70,6 +80,7 @@ function M.tensor(data, opts)
       shape, buf = {}, ffi.new('double[1]', data)
    elseif type(data) == 'table' then
       shape, buf = flatten_table(data)
+      if not shape then error(buf, 2) end
    else
       error('kbl.tensor: expected a number or a nested table, got ' .. type(data), 2)
    end
@@ -77,17 +88,37 @@ function M.tensor(data, opts)
    return finish(wrap(C.kbl_from_doubles(n, s, buf, dtype_of(opts))), opts)
 end
 
-function M.empty(...) local shape, o = args(...); local n, s = shape_arg(shape); return finish(wrap(C.kbl_empty(n, s, dtype_of(o))), o) end
-function M.zeros(...) local shape, o = args(...); local n, s = shape_arg(shape); return finish(wrap(C.kbl_zeros(n, s, dtype_of(o))), o) end
-function M.ones(...) local shape, o = args(...); local n, s = shape_arg(shape); return finish(wrap(C.kbl_full(n, s, 1, dtype_of(o))), o) end
+function M.empty(...)
+   local shape, o = args(...)
+   local n, s = shape_arg(shape)
+   return finish(wrap(C.kbl_empty(n, s, dtype_of(o))), o)
+end
+function M.zeros(...)
+   local shape, o = args(...)
+   local n, s = shape_arg(shape)
+   return finish(wrap(C.kbl_zeros(n, s, dtype_of(o))), o)
+end
+function M.ones(...)
+   local shape, o = args(...)
+   local n, s = shape_arg(shape)
+   return finish(wrap(C.kbl_full(n, s, 1, dtype_of(o))), o)
+end
 function M.full(shape, value, opts)
    opts = opts or {}
    local n, s = shape_arg(shape)
    return finish(wrap(C.kbl_full(n, s, value, dtype_of(opts))), opts)
 end
 
-function M.rand(...) local shape, o = args(...); local n, s = shape_arg(shape); return finish(wrap(C.kbl_rand(n, s, dtype_of(o))), o) end
-function M.randn(...) local shape, o = args(...); local n, s = shape_arg(shape); return finish(wrap(C.kbl_randn(n, s, dtype_of(o))), o) end
+function M.rand(...)
+   local shape, o = args(...)
+   local n, s = shape_arg(shape)
+   return finish(wrap(C.kbl_rand(n, s, dtype_of(o))), o)
+end
+function M.randn(...)
+   local shape, o = args(...)
+   local n, s = shape_arg(shape)
+   return finish(wrap(C.kbl_randn(n, s, dtype_of(o))), o)
+end
 function M.uniform(shape, low, high, opts)
    opts = opts or {}
    local n, s = shape_arg(shape)

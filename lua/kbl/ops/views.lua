@@ -38,12 +38,27 @@ M.dims_arg = dims_arg
 
 function M.permute(t, ...) local n, d = dims_arg(...); return wrap(C.kbl_permute(live(t), n, d)) end
 
--- narrow(dim, start, length): start counts from 1
+-- narrow(dim, start, length): start counts from 1 (negative from the end; the
+-- position just past the end is allowed for an empty range)
 function M.narrow(t, dim, start, length)
    local p = live(t)
    local d = cdim(dim)
-   local size = tonumber(p.shape[d < 0 and p.ndim + d or d])
-   local s = T.cindex(start, size + 1, 'start')
+   local dd = d < 0 and p.ndim + d or d
+   if dd < 0 or dd >= p.ndim then
+      error(string.format('kbl: narrow: dimension %d out of range for %d dims', dim, p.ndim), 2)
+   end
+   local size = tonumber(p.shape[dd])
+   if type(start) ~= 'number' or start % 1 ~= 0 or start == 0 then
+      error('kbl: narrow: start must be a non-zero integer (positions count from 1), got ' .. tostring(start), 2)
+   end
+   local s = start > 0 and start - 1 or size + start
+   if s < 0 or s > size then
+      error(string.format('kbl: narrow: start %d is out of range for size %d', start, size), 2)
+   end
+   if type(length) ~= 'number' or length < 0 or s + length > size then
+      error(string.format('kbl: narrow: start %d and length %s run past the end of dim %d (size %d)',
+         start, tostring(length), dim, size), 2)
+   end
    return wrap(C.kbl_narrow(p, d, s, length))
 end
 
@@ -51,7 +66,9 @@ function M.select(t, dim, index)
    local p = live(t)
    local d = cdim(dim)
    local dd = d < 0 and p.ndim + d or d
-   if dd < 0 or dd >= p.ndim then error(string.format('kbl: select: dimension %d out of range for %d dims', dim, p.ndim), 2) end
+   if dd < 0 or dd >= p.ndim then
+      error(string.format('kbl: select: dimension %d out of range for %d dims', dim, p.ndim), 2)
+   end
    return wrap(C.kbl_select(p, d, T.cindex(index, tonumber(p.shape[dd]))))
 end
 

@@ -1,0 +1,70 @@
+-- ffi: the Lua binding's declarations are the header's own (generated from
+-- core/kbl.h by the build, never copied by hand), every declared function is in
+-- the library, and the struct layout LuaJIT sees is the C compiler's.
+local ffi = require 'ffi'
+local lib = require 'kbl.lib'
+local C = lib.C
+
+local build = os.getenv('KBL_BUILD_DIR') or 'build'
+
+local function read(path)
+   local f = assert(io.open(path, 'rb'))
+   local s = f:read('*a')
+   f:close()
+   return s
+end
+
+-- The header's text between the markers, as cmake/gen_cdef.cmake cuts it.
+local function header_region()
+   local h = read('core/kbl.h')
+   local open_mark, close_mark = '/* KBL_CDEF_BEGIN */', '/* KBL_CDEF_END */'
+   local b = assert(h:find(open_mark, 1, true), 'kbl.h lacks KBL_CDEF_BEGIN')
+   local e = assert(h:find(close_mark, 1, true), 'kbl.h lacks KBL_CDEF_END')
+   return h:sub(b + #open_mark, e - 1)
+end
+
+describe('the FFI declarations', function()
+   it('are the header region between the markers, as built', function()
+      local generated = dofile(build .. '/lua/kbl/cdef.lua')
+      assert.are.equal(header_region(), generated)
+      -- and the binding loads that very module
+      assert.are.equal(generated, require('kbl.cdef'))
+   end)
+
+   it('hold plain C that ffi.cdef accepts: no preprocessor lines', function()
+      for line in header_region():gmatch('[^\n]+') do
+         assert.is_nil(line:match('^%s*#'), 'preprocessor line in the cdef region: ' .. line)
+      end
+   end)
+
+   it('name only functions the library exports', function()
+      local missing, count = {}, 0
+      for name in header_region():gmatch('[%s%*](kbl_[%w_]+)%s*%(') do
+         count = count + 1
+         if not pcall(function() return C[name] end) then missing[#missing + 1] = name end
+      end
+      assert.is_true(count > 50, 'found only ' .. count .. ' declarations')
+      assert.are.same({}, missing)
+   end)
+end)
+
+describe('the kbl_tensor layout', function()
+   it('has the size and storage offset the C compiler gives it', function()
+      assert.are.equal(tonumber(C.kbl_sizeof_tensor()), ffi.sizeof('kbl_tensor'))
+      assert.are.equal(tonumber(C.kbl_offsetof_tensor_storage()), ffi.offsetof('kbl_tensor', 'storage'))
+   end)
+
+   it('reads fields written by C through the Lua view of the struct', function()
+      local kbl = require 'kbl'
+      local x = kbl.zeros(2, 3, {dtype = 'int64'}):t()
+      local p = x._p
+      assert.are.equal(3, p.dtype)
+      assert.are.equal(2, p.ndim)
+      assert.are.equal(3, tonumber(p.shape[0]))
+      assert.are.equal(1, tonumber(p.strides[0]))
+      assert.are.equal(3, tonumber(p.strides[1]))
+      assert.is_true(p.storage ~= nil)
+      assert.are.equal(1, p.refcount)
+      assert.are.equal(x:data_ptr(), C.kbl_data_ptr(p))
+   end)
+end)
