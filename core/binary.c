@@ -116,10 +116,14 @@ static int binary_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
             gin[0] = q ? kbl_mul(g, q) : NULL;
             kbl_release_n(3, bm1, p, q);
         }
-        if (gb) { /* g * out * log(a) */
+        if (gb) { /* g * out * log(a), and 0 where a == 0 and b >= 0 (the limit, as PyTorch) */
             kbl_tensor *la = kbl_unary(KBL_LOG, a, 0, 0), *p = la ? kbl_mul(out, la) : NULL;
-            gin[1] = p ? kbl_mul(g, p) : NULL;
-            kbl_release_n(2, la, p);
+            kbl_tensor *z = kbl_zeros(0, NULL, g->dtype);
+            kbl_tensor *a0 = z ? kbl_binary(KBL_EQ, a, z) : NULL, *bp = z ? kbl_binary(KBL_GE, b, z) : NULL;
+            kbl_tensor *m = a0 && bp ? kbl_binary(KBL_LOGICAL_AND, a0, bp) : NULL;
+            kbl_tensor *q = p && m ? kbl_where(m, z, p) : NULL;
+            gin[1] = q ? kbl_mul(g, q) : NULL;
+            kbl_release_n(7, la, p, z, a0, bp, m, q);
         }
         break;
     case KBL_MAXIMUM:
@@ -162,6 +166,7 @@ kbl_tensor *kbl_binary(int op, kbl_tensor *a, kbl_tensor *b) {
     int nd = kbl_broadcast_shape(name, a, b, shape);
     if (nd < 0) return NULL;
     int dtype = kbl_promote(a->dtype, b->dtype);
+    if (op == KBL_DIV && !kbl_is_float(dtype)) dtype = KBL_FLOAT32; /* true division, as PyTorch */
     kbl_tensor *ca = as_dtype(a, dtype), *cb = as_dtype(b, dtype);
     kbl_tensor *out = ca && cb ? kbl_empty(nd, shape, is_compare(op) ? KBL_UINT8 : dtype) : NULL;
     if (out) {

@@ -131,8 +131,8 @@ static int check_gather_shape(const char *op, const kbl_tensor *a, const kbl_ten
                         kbl_describe(a, s2, 96));
     for (int e = 0; e < a->ndim; e++)
         if (e != d && idx->shape[e] > a->shape[e])
-            return kbl_fail("%s: index %s is larger than input %s in dim %d", op, kbl_describe(idx, s1, 96),
-                            kbl_describe(a, s2, 96), e);
+            return kbl_fail("%s: index %s is larger than input %s outside the indexed dim", op,
+                            kbl_describe(idx, s1, 96), kbl_describe(a, s2, 96));
     return 0;
 }
 
@@ -191,7 +191,19 @@ kbl_tensor *kbl_gather(kbl_tensor *a, int dim, kbl_tensor *index) {
 static int scatter_add_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     if (kbl_needs_grad(n->inputs[0])) gin[0] = kbl_tensor_retain(g);
     if (kbl_needs_grad(n->inputs[1])) {
-        gin[1] = kbl_gather(g, (int)n->ip[0], n->saved[0]);
+        kbl_tensor *src = n->inputs[1], *idx = n->saved[0];
+        kbl_tensor *gs = kbl_gather(g, (int)n->ip[0], idx);
+        if (gs && !kbl_same_shape(gs, src)) { /* source elements past the index got no use: zeros */
+            int64_t pads[2 * KBL_MAX_DIMS] = {0};
+            for (int k = 0; k < src->ndim; k++) {
+                int d = src->ndim - 1 - k; /* pairs run from the last dim */
+                pads[2 * k + 1] = src->shape[d] - idx->shape[d];
+            }
+            kbl_tensor *p = kbl_pad(gs, src->ndim, pads, 0);
+            kbl_tensor_release(gs);
+            gs = p;
+        }
+        gin[1] = gs;
         if (!gin[1]) return -1;
     }
     return 0;
@@ -210,7 +222,7 @@ kbl_tensor *kbl_scatter_add(kbl_tensor *a, int dim, kbl_tensor *index, kbl_tenso
     }
     for (int e = 0; ok && e < idx->ndim; e++)
         if (idx->shape[e] > src->shape[e]) {
-            kbl_fail("%s: index %s is larger than source %s in dim %d", op, KBL_DESC(idx), KBL_DESC(src), e);
+            kbl_fail("%s: index %s is larger than source %s", op, KBL_DESC(idx), KBL_DESC(src));
             ok = false;
         }
     kbl_tensor *out = ok ? kbl_empty_like(a, -1) : NULL;
@@ -292,8 +304,8 @@ kbl_tensor *kbl_cat(int n, kbl_tensor **ts, int dim) {
         for (int e = 0; ok && e < t->ndim; e++) ok = e == d || t->shape[e] == first->shape[e];
         if (!ok) {
             char s1[96], s2[96];
-            kbl_fail("cat: tensor %d %s does not match tensor 1 %s outside dim %d", i + 1, kbl_describe(t, s1, 96),
-                     kbl_describe(first, s2, 96), dim);
+            kbl_fail("cat: tensor %d %s does not match tensor 1 %s (shapes may differ only in the joined dim)",
+                     i + 1, kbl_describe(t, s1, 96), kbl_describe(first, s2, 96));
             return NULL;
         }
         shape[d] += t->shape[d];
@@ -395,8 +407,8 @@ kbl_tensor *kbl_pad(kbl_tensor *a, int npairs, const int64_t *pads, double value
         int d = a->ndim - 1 - k;
         shape[d] += pads[2 * k] + pads[2 * k + 1];
         if (shape[d] < 0 || a->shape[d] + (pads[2 * k] < 0 ? pads[2 * k] : 0) + (pads[2 * k + 1] < 0 ? pads[2 * k + 1] : 0) < 0) {
-            kbl_fail("pad: padding (%lld, %lld) crops dim %d of %s below zero", (long long)pads[2 * k],
-                     (long long)pads[2 * k + 1], d, KBL_DESC(a));
+            kbl_fail("pad: padding (%lld, %lld) crops %s below size zero", (long long)pads[2 * k],
+                     (long long)pads[2 * k + 1], KBL_DESC(a));
             return NULL;
         }
     }

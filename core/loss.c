@@ -81,20 +81,24 @@ typedef struct {
     } while (0)
 
 static int ce_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
-    kbl_tensor *lg = n->inputs[0], *labels = n->saved[0], *wt = n->saved[1];
+    kbl_tensor *labels = n->saved[0], *wt = n->saved[1];
+    int prev = kbl_set_grad_enabled(0);
+    kbl_tensor *lg = kbl_contiguous(n->inputs[0]); /* the kernel reads rows; logits may be a view */
+    kbl_set_grad_enabled(prev);
+    if (!lg) return -1;
     ce_args A = {lg->shape[0], lg->shape[1], n->ip[0], n->p[0], kbl_base(labels)};
     int reduction = (int)n->ip[1];
     double gscale = reduction == KBL_REDUCE_MEAN ? n->p[1] : 1.0; /* 1 / total weight */
     bool per_row = reduction == KBL_REDUCE_NONE;
     kbl_tensor *gc = kbl_contiguous(g);
-    kbl_tensor *out = gc ? kbl_empty_like(lg, -1) : NULL;
+    kbl_tensor *out = gc ? kbl_empty(2, lg->shape, lg->dtype) : NULL;
     if (!out) {
-        kbl_tensor_release(gc);
+        kbl_release_n(2, lg, gc);
         return -1;
     }
     int nt = A.rows * A.cols >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1;
     KBL_FLOAT_CASES(lg->dtype, CE_BACKWARD)
-    kbl_tensor_release(gc);
+    kbl_release_n(2, lg, gc);
     gin[0] = out;
     return 0;
 }

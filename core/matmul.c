@@ -152,6 +152,13 @@ kbl_tensor *kbl_matmul(kbl_tensor *a, kbl_tensor *b) {
                  kbl_describe(a, x, 96), kbl_describe(b, y, 96));
         return NULL;
     }
+    int64_t ka = a->shape[a->ndim - 1], kb = b->shape[b->ndim == 1 ? 0 : b->ndim - 2];
+    if (ka != kb) { /* checked here too, so that the message names the shapes as given */
+        char x[96], y[96];
+        kbl_fail("matmul: inner dimensions differ: %s times %s (%lld vs %lld)", kbl_describe(a, x, 96),
+                 kbl_describe(b, y, 96), (long long)ka, (long long)kb);
+        return NULL;
+    }
     /* 1-D operands become matrices through recorded views, so gradients follow */
     kbl_tensor *a2 = a->ndim == 1 ? kbl_unsqueeze(a, 0) : kbl_tensor_retain(a);
     kbl_tensor *b2 = b->ndim == 1 ? kbl_unsqueeze(b, 1) : kbl_tensor_retain(b);

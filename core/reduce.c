@@ -152,11 +152,76 @@ kbl_tensor *kbl_var(kbl_tensor *a, int ndims, const int *dims, double correction
     return r;
 }
 
-kbl_tensor *kbl_std(kbl_tensor *a, int ndims, const int *dims, double correction, int keepdim) {
-    kbl_tensor *v = kbl_var(a, ndims, dims, correction, keepdim);
-    kbl_tensor *r = v ? kbl_unary(KBL_SQRT, v, 0, 0) : NULL;
-    kbl_tensor_release(v);
+/* std and p-norms end in a root, whose derivative is infinite at 0: their
+ * backward is written whole, so that a zero result passes a zero gradient (as in
+ * PyTorch) rather than 0 * inf = NaN. */
+
+/* num / den, and 0 where den is 0 */
+static kbl_tensor *div_or_zero(kbl_tensor *num, kbl_tensor *den) {
+    kbl_tensor *q = kbl_div(num, den), *z = kbl_zeros(0, NULL, den->dtype);
+    kbl_tensor *m = z ? kbl_binary(KBL_EQ, den, z) : NULL;
+    kbl_tensor *r = q && m ? kbl_where(m, z, q) : NULL;
+    kbl_release_n(3, q, z, m);
     return r;
+}
+
+/* saved: std with reduced dims kept, the mean likewise; p[0] = count - correction */
+static int std_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
+    kbl_tensor *a = n->inputs[0], *sk = n->saved[0], *mu = n->saved[1];
+    kbl_tensor *gk = kbl_reshape(g, sk->ndim, sk->shape);
+    kbl_tensor *den = kbl_unary(KBL_AFFINE, sk, n->p[0], 0);
+    kbl_tensor *q = gk && den ? div_or_zero(gk, den) : NULL;
+    kbl_tensor *d = kbl_sub(a, mu);
+    gin[0] = q && d ? kbl_mul(d, q) : NULL; /* (x - mean) g / ((n - c) std) */
+    kbl_release_n(4, gk, den, q, d);
+    return gin[0] ? 0 : -1;
+}
+
+kbl_tensor *kbl_std(kbl_tensor *a, int ndims, const int *dims, double correction, int keepdim) {
+    if (kbl_check_tensor("std", a, "input") || kbl_check_float("std", a)) return NULL;
+    bool mask[KBL_MAX_DIMS];
+    int64_t shape[KBL_MAX_DIMS];
+    int nd = kbl_reduce_shape("std", a, ndims, dims, keepdim, mask, shape);
+    if (nd < 0) return NULL;
+    double n = (double)reduced_count(a, ndims, dims) - correction;
+    int prev = kbl_set_grad_enabled(0);
+    kbl_tensor *mu = kbl_mean(a, ndims, dims, 1);
+    kbl_tensor *d = mu ? kbl_sub(a, mu) : NULL;
+    kbl_tensor *d2 = d ? kbl_unary(KBL_SQUARE, d, 0, 0) : NULL;
+    kbl_tensor *s = d2 ? kbl_sum(d2, ndims, dims, 1) : NULL;
+    kbl_tensor *v = s ? kbl_unary(KBL_AFFINE, s, n > 0 ? 1.0 / n : NAN, 0) : NULL;
+    kbl_tensor *sk = v ? kbl_unary(KBL_SQRT, v, 0, 0) : NULL;
+    kbl_tensor *out = sk ? kbl_reshape(sk, nd, shape) : NULL;
+    kbl_set_grad_enabled(prev);
+    kbl_node *node = kbl_record("std", std_backward, out, 1, &a);
+    if (node) {
+        node->p[0] = n;
+        kbl_node_save(node, 0, sk);
+        kbl_node_save(node, 1, mu);
+    }
+    kbl_release_n(6, mu, d, d2, s, v, sk);
+    return out;
+}
+
+/* saved: the norm with reduced dims kept; p[0] = p (finite, not 1) */
+static int norm_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
+    kbl_tensor *a = n->inputs[0], *rk = n->saved[0];
+    double p = n->p[0];
+    kbl_tensor *gk = kbl_reshape(g, rk->ndim, rk->shape);
+    kbl_tensor *den = p == 2 ? kbl_tensor_retain(rk) : kbl_unary(KBL_POW_SCALAR, rk, p - 1, 0);
+    kbl_tensor *q = gk && den ? div_or_zero(gk, den) : NULL;
+    kbl_tensor *num = NULL; /* d|x|_p / dx = sign(x) |x|^(p-1) / |x|_p^(p-1) */
+    if (p == 2) {
+        num = kbl_tensor_retain(a);
+    } else {
+        kbl_tensor *ab = kbl_unary(KBL_ABS, a, 0, 0), *pw = ab ? kbl_unary(KBL_POW_SCALAR, ab, p - 1, 0) : NULL;
+        kbl_tensor *sg = kbl_unary(KBL_SIGN, a, 0, 0);
+        num = pw && sg ? kbl_mul(sg, pw) : NULL;
+        kbl_release_n(3, ab, pw, sg);
+    }
+    gin[0] = q && num ? kbl_mul(num, q) : NULL;
+    kbl_release_n(4, gk, den, q, num);
+    return gin[0] ? 0 : -1;
 }
 
 /* max over several dims (keepdim), without gradient: the shift of logsumexp */
@@ -206,24 +271,18 @@ kbl_tensor *kbl_logsumexp(kbl_tensor *a, int ndims, const int *dims, int keepdim
 
 kbl_tensor *kbl_norm(kbl_tensor *a, double p, int ndims, const int *dims, int keepdim) {
     if (kbl_check_tensor("norm", a, "input") || kbl_check_float("norm", a)) return NULL;
-    if (p == 2) {
-        kbl_tensor *sq = kbl_unary(KBL_SQUARE, a, 0, 0), *s = sq ? kbl_sum(sq, ndims, dims, keepdim) : NULL;
-        kbl_tensor *r = s ? kbl_unary(KBL_SQRT, s, 0, 0) : NULL;
-        kbl_release_n(2, sq, s);
-        return r;
+    if (!(p > 0) && !isinf(p)) {
+        kbl_fail("norm: p must be positive or infinite, got %g", p);
+        return NULL;
     }
+    bool mask[KBL_MAX_DIMS];
+    int64_t shape[KBL_MAX_DIMS];
+    int nd = kbl_reduce_shape("norm", a, ndims, dims, keepdim, mask, shape);
+    if (nd < 0) return NULL;
     kbl_tensor *ab = kbl_unary(KBL_ABS, a, 0, 0);
     if (!ab) return NULL;
     kbl_tensor *r = NULL;
-    if (isinf(p)) {
-        r = kbl_alias(ab);
-        bool mask[KBL_MAX_DIMS];
-        int64_t shape[KBL_MAX_DIMS];
-        if (kbl_reduce_shape("norm", a, ndims, dims, 1, mask, shape) < 0) {
-            kbl_release_n(2, ab, r);
-            return NULL;
-        }
-        kbl_tensor_release(r);
+    if (isinf(p)) { /* through max/min, whose gradient goes to the arg position */
         r = kbl_tensor_retain(ab);
         for (int d = 0; r && d < a->ndim; d++) {
             if (!mask[d]) continue;
@@ -232,7 +291,6 @@ kbl_tensor *kbl_norm(kbl_tensor *a, double p, int ndims, const int *dims, int ke
             r = next;
         }
         if (r && !keepdim) {
-            int nd = kbl_reduce_shape("norm", a, ndims, dims, 0, mask, shape);
             kbl_tensor *v = kbl_reshape(r, nd, shape);
             kbl_tensor_release(r);
             r = v;
@@ -240,9 +298,19 @@ kbl_tensor *kbl_norm(kbl_tensor *a, double p, int ndims, const int *dims, int ke
     } else if (p == 1) {
         r = kbl_sum(ab, ndims, dims, keepdim);
     } else {
-        kbl_tensor *pw = kbl_unary(KBL_POW_SCALAR, ab, p, 0), *s = pw ? kbl_sum(pw, ndims, dims, keepdim) : NULL;
-        r = s ? kbl_unary(KBL_POW_SCALAR, s, 1.0 / p, 0) : NULL;
-        kbl_release_n(2, pw, s);
+        int prev = kbl_set_grad_enabled(0);
+        kbl_tensor *pw = p == 2 ? kbl_unary(KBL_SQUARE, a, 0, 0) : kbl_unary(KBL_POW_SCALAR, ab, p, 0);
+        kbl_tensor *s = pw ? kbl_sum(pw, ndims, dims, 1) : NULL;
+        kbl_tensor *rk = !s ? NULL : p == 2 ? kbl_unary(KBL_SQRT, s, 0, 0)
+                                            : kbl_unary(KBL_POW_SCALAR, s, 1.0 / p, 0);
+        r = rk ? kbl_reshape(rk, nd, shape) : NULL;
+        kbl_set_grad_enabled(prev);
+        kbl_node *node = kbl_record("norm", norm_backward, r, 1, &a);
+        if (node) {
+            node->p[0] = p;
+            kbl_node_save(node, 0, rk);
+        }
+        kbl_release_n(3, pw, s, rk);
     }
     kbl_tensor_release(ab);
     return r;

@@ -24,9 +24,9 @@
                 if (!log_form) y[c] = e;                                             \
                 s += e;                                                              \
             }                                                                        \
-            if (log_form) {                                                          \
-                T l = (T)((double)m + log(s));                                       \
-                for (int64_t c = 0; c < cols; c++) y[c] = x[c] - l;                  \
+            if (log_form) { /* (x - m) - log s: exact where x is the max */          \
+                T l = (T)log(s);                                                     \
+                for (int64_t c = 0; c < cols; c++) y[c] = (x[c] - m) - l;            \
             } else {                                                                 \
                 T inv = (T)(1.0 / s);                                                \
                 for (int64_t c = 0; c < cols; c++) y[c] *= inv;                      \

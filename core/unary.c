@@ -55,7 +55,7 @@ typedef struct { int op; int dtype; double p0, p1; } unary_ctx;
     case KBL_AFFINE: LOOP(T, x * p0 + p1); break;                                        \
     case KBL_POW_SCALAR: LOOP(T, p0 == 2 ? x * x : pow(x, p0)); break;                   \
     case KBL_RPOW_SCALAR: LOOP(T, pow(p0, x)); break;                                    \
-    case KBL_CLAMP: LOOP(T, x < p0 ? p0 : (x > p1 ? p1 : x)); break;                     \
+    case KBL_CLAMP: LOOP(T, (x < p0 ? p0 : x) > p1 ? p1 : (x < p0 ? p0 : x)); break;     \
     case KBL_RECIPROCAL: LOOP(T, 1 / x); break;                                          \
     case KBL_SIGN: LOOP(T, (x > 0) - (x < 0)); break;                                    \
     case KBL_SIN: LOOP(T, sin(x)); break;                                                \
@@ -82,8 +82,12 @@ static bool int_preserving(int op, double p0, double p1) {
     switch (op) {
     case KBL_NEG: case KBL_ABS: case KBL_SQUARE: case KBL_SIGN: case KBL_RELU: case KBL_LOGICAL_NOT:
         return true;
-    case KBL_AFFINE: case KBL_CLAMP:
-        return p0 == floor(p0) && (p1 == floor(p1) || isinf(p1)) && !isinf(p0);
+    case KBL_AFFINE:
+        return p0 == floor(p0) && p1 == floor(p1) && !isinf(p0) && !isinf(p1);
+    case KBL_CLAMP: /* whole bounds, or none (infinite) */
+        return (p0 == floor(p0) || isinf(p0)) && (p1 == floor(p1) || isinf(p1));
+    case KBL_POW_SCALAR: /* a whole power of an integer stays an integer, as PyTorch */
+        return p0 == floor(p0) && p0 >= 0 && p0 < 64;
     default:
         return false;
     }
@@ -103,7 +107,8 @@ static void run_int(char **ptrs, const int64_t *st, int64_t n, void *ctx) {
         case KBL_RELU: r = x > 0 ? x : 0; break;
         case KBL_AFFINE: r = x * c->p0 + c->p1; break;
         case KBL_LOGICAL_NOT: r = x == 0; break;
-        default: r = x < c->p0 ? c->p0 : (x > c->p1 ? c->p1 : x); break;
+        case KBL_POW_SCALAR: r = pow(x, c->p0); break;
+        default: r = x < c->p0 ? c->p0 : x, r = r > c->p1 ? c->p1 : r; break; /* clamp: min(max(x, lo), hi) */
         }
         kbl_store_double(ptrs[0], out_dtype, i * st[0], r);
     }
@@ -197,7 +202,8 @@ kbl_tensor *kbl_unary(int op, kbl_tensor *a, double p0, double p1) {
     case KBL_SOFTPLUS: GRAD_LOOP(T, x * p0 > p1 ? g : g / (1 + exp(-x * p0))); break;     \
     case KBL_SILU: GRAD_LOOP(T, g * (1 / (1 + exp(-x))) * (1 + x * (1 - 1 / (1 + exp(-x))))); break; \
     case KBL_AFFINE: GRAD_LOOP(T, g * p0); break;                                         \
-    case KBL_POW_SCALAR: GRAD_LOOP(T, p0 == 2 ? 2 * g * x : g * p0 * pow(x, p0 - 1)); break; \
+    case KBL_POW_SCALAR: /* x^0 is constant: its gradient is 0 even at x = 0 */         \
+        GRAD_LOOP(T, p0 == 2 ? 2 * g * x : p0 == 0 ? 0 : g * p0 * pow(x, p0 - 1)); break; \
     case KBL_RPOW_SCALAR: GRAD_LOOP(T, g * y * log(p0)); break;                           \
     case KBL_CLAMP: GRAD_LOOP(T, x >= p0 && x <= p1 ? g : 0); break;                      \
     case KBL_RECIPROCAL: GRAD_LOOP(T, -g * y * y); break;                                 \

@@ -36,7 +36,7 @@ function H.assert_close(actual, expected, tol, msg)
    for i = 1, #a do
       local d = math.abs(a[i] - e[i])
       local scale = math.max(1, math.abs(e[i]))
-      if not (d <= tol * scale) and not (a[i] ~= a[i] and e[i] ~= e[i]) then
+      if a[i] ~= e[i] and not (d <= tol * scale) and not (a[i] ~= a[i] and e[i] ~= e[i]) then
          error(string.format('%s element %d: got %.10g, expected %.10g (tol %g)', msg or 'mismatch', i, a[i], e[i], tol), 2)
       end
    end

@@ -1,6 +1,5 @@
 -- kbl.ops.elementwise: arithmetic with tensors or numbers, math functions,
 -- activations, comparisons and logic. Each is kbl.NAME(t, ...) and t:NAME(...).
-local ffi = require 'ffi'
 local lib = require 'kbl.lib'
 local T = require 'kbl.tensor'
 local C = lib.C
@@ -42,7 +41,7 @@ end
 M.binary = binary
 
 function M.add(a, b, alpha)
-   if alpha and alpha ~= 1 then b = M.mul(b, alpha) end
+   if alpha and alpha ~= 1 then b = type(b) == 'number' and b * alpha or M.mul(b, alpha) end
    if type(b) == 'number' and is_tensor(a) then return unary(AFFINE, a, 1, b) end
    if type(a) == 'number' and is_tensor(b) then return unary(AFFINE, b, 1, a) end
    return binary(C.KBL_ADD, a, b)
@@ -60,8 +59,12 @@ function M.mul(a, b)
    return binary(C.KBL_MUL, a, b)
 end
 
+-- True division, as PyTorch: integer tensors give float32 (also for t / 1).
 function M.div(a, b)
-   if type(b) == 'number' and is_tensor(a) then return unary(AFFINE, a, 1 / b, 0) end
+   if type(b) == 'number' and is_tensor(a) then
+      if live(a).dtype > 1 then a = wrap(C.kbl_to_dtype(live(a), 0)) end
+      return unary(AFFINE, a, 1 / b, 0)
+   end
    if type(a) == 'number' and is_tensor(b) then return unary(AFFINE, unary(U.reciprocal, b), a, 0) end
    return binary(C.KBL_DIV, a, b)
 end
@@ -89,10 +92,22 @@ function M.clamp(t, lo, hi)
    return unary(C.KBL_CLAMP, t, lo or -math.huge, hi or math.huge)
 end
 
+-- where(cond, a, b): a where cond is non-zero, else b; a and b may be numbers
+-- (taking the other's dtype, float32 when both are numbers)
 function M.where(cond, a, b)
-   local like = is_tensor(a) and a or b
+   if not is_tensor(cond) then error('kbl: where expects a condition tensor, got ' .. type(cond), 2) end
+   local like = is_tensor(a) and a or is_tensor(b) and b or nil
+   if not like then
+      if type(a) ~= 'number' or type(b) ~= 'number' then
+         error(string.format('kbl: where expects tensors or numbers, got %s and %s', type(a), type(b)), 2)
+      end
+      like = wrap(C.kbl_zeros(0, nil, 0))
+   end
    if type(a) == 'number' then a = scalar_like(a, like) end
    if type(b) == 'number' then b = scalar_like(b, like) end
+   if not is_tensor(a) or not is_tensor(b) then
+      error(string.format('kbl: where expects tensors or numbers, got %s and %s', type(a), type(b)), 2)
+   end
    return wrap(C.kbl_where(live(cond), live(a), live(b)))
 end
 

@@ -1,12 +1,12 @@
 -- kbl.ops.nn: matrix products, softmax and the losses. Class labels count from
 -- 1 (so that meta.class_names[label] works); they are shifted for the C core.
-local ffi = require 'ffi'
 local lib = require 'kbl.lib'
 local T = require 'kbl.tensor'
 local E = require 'kbl.ops.elementwise'
 local R = require 'kbl.ops.reduce'
+local I = require 'kbl.ops.index'
 local C = lib.C
-local wrap, live, register, cdim, is_tensor = T.wrap, T.live, T.register, T.cdim, T.is_tensor
+local wrap, live, register, is_tensor = T.wrap, T.live, T.register, T.is_tensor
 
 local M = {}
 
@@ -24,8 +24,14 @@ function M.linear(x, w, b)
    return wrap(C.kbl_linear(live(x), live(w), b and live(b) or nil))
 end
 
-function M.softmax(t, dim) return wrap(C.kbl_softmax(live(t), cdim(dim or -1))) end
-function M.log_softmax(t, dim) return wrap(C.kbl_log_softmax(live(t), cdim(dim or -1))) end
+function M.softmax(t, dim)
+   local p = live(t)
+   return wrap(C.kbl_softmax(p, R.check_dim('softmax', dim or -1, p.ndim)))
+end
+function M.log_softmax(t, dim)
+   local p = live(t)
+   return wrap(C.kbl_log_softmax(p, R.check_dim('log_softmax', dim or -1, p.ndim)))
+end
 
 local reductions = {none = 0, mean = 1, sum = 2}
 local function reduction_id(r)
@@ -51,9 +57,19 @@ function M.cross_entropy(logits, labels, opts)
       error('kbl: cross_entropy labels must be an int64 tensor of classes 1..C, got ' .. lib.dtype_names[lp.dtype], 2)
    end
    local zero_based = wrap(C.kbl_unary(C.KBL_AFFINE, lp, 1, -1))
-   local ignore = (opts.ignore_index or -100) - 1
-   return wrap(C.kbl_cross_entropy(live(logits), live(zero_based), opts.weight and live(opts.weight) or nil,
-      ignore, opts.label_smoothing or 0, reduction_id(opts.reduction)))
+   local ignore = opts.ignore_index or -100
+   local lg = live(logits)
+   local r = C.kbl_cross_entropy(lg, live(zero_based), opts.weight and live(opts.weight) or nil,
+      ignore - 1, opts.label_smoothing or 0, reduction_id(opts.reduction))
+   if r == nil and lg.ndim >= 2 then
+      local classes = tonumber(lg.shape[1])
+      local v, pos = I.first_out_of_range(labels, classes, ignore)
+      if v then
+         error(string.format('kbl: cross_entropy: label %d at position %s is out of range for %d classes '
+            .. '(labels count from 1 to %d)', v, pos, classes, classes), 2)
+      end
+   end
+   return wrap(r)
 end
 
 -- binary_cross_entropy_with_logits(logits, target, opts{weight, pos_weight, reduction})

@@ -9,75 +9,113 @@ local wrap, live, register, cdim = T.wrap, T.live, T.register, T.cdim
 
 local M = {}
 
+-- A Lua dim (from 1; negative from the end) checked against ndim, as C's 0-based
+-- one; errors name the dim as the caller wrote it. A 0-dim tensor takes 1 or -1.
+-- level: where the error points, as error() counts (3, the caller's caller, by default).
+local function check_dim(op, d, ndim, level)
+   local c = cdim(d)
+   local n = math.max(ndim, 1)
+   if c >= n or c < -n then
+      error(string.format('kbl: %s: dimension %d out of range for a tensor of %d dims (dims count from 1)',
+         op, d, ndim), level or 3)
+   end
+   return c < 0 and c + n or c
+end
+M.check_dim = check_dim
+
 local dims_buf = ffi.new('int[8]')
-local function dims_of(dims)
+-- nil (all dims), a dim, or a list of dims -> count, int[8] of 0-based dims
+local function dims_of(op, p, dims)
    if dims == nil then return 0, nil end
-   if type(dims) == 'number' then dims_buf[0] = cdim(dims); return 1, dims_buf end
+   if type(dims) == 'number' then dims = {dims} end
+   if type(dims) ~= 'table' then error('kbl: ' .. op .. ': dims must be a number or a list, got ' .. type(dims), 3) end
    if #dims == 0 then return 0, nil end
-   for i = 1, #dims do dims_buf[i - 1] = cdim(dims[i]) end
+   if #dims > 8 then error('kbl: ' .. op .. ': at most 8 dims', 3) end
+   local seen = {}
+   for i = 1, #dims do
+      local c = check_dim(op, dims[i], p.ndim, 4)
+      if seen[c] and p.ndim > 0 then error(string.format('kbl: %s: dimension %d listed twice', op, c + 1), 3) end
+      seen[c] = true
+      dims_buf[i - 1] = c
+   end
    return #dims, dims_buf
 end
 
 local function kd(b) return b and 1 or 0 end
 
-function M.sum(t, dims, keepdim) local n, d = dims_of(dims); return wrap(C.kbl_sum(live(t), n, d, kd(keepdim))) end
-function M.mean(t, dims, keepdim) local n, d = dims_of(dims); return wrap(C.kbl_mean(live(t), n, d, kd(keepdim))) end
+function M.sum(t, dims, keepdim)
+   local p = live(t)
+   local n, d = dims_of('sum', p, dims)
+   return wrap(C.kbl_sum(p, n, d, kd(keepdim)))
+end
+function M.mean(t, dims, keepdim)
+   local p = live(t)
+   local n, d = dims_of('mean', p, dims)
+   return wrap(C.kbl_mean(p, n, d, kd(keepdim)))
+end
 
 -- var(dims, keepdim, correction=1): correction 1 is the unbiased estimate, 0 the population one
 function M.var(t, dims, keepdim, correction)
-   local n, d = dims_of(dims)
-   return wrap(C.kbl_var(live(t), n, d, correction or 1, kd(keepdim)))
+   local p = live(t)
+   local n, d = dims_of('var', p, dims)
+   return wrap(C.kbl_var(p, n, d, correction or 1, kd(keepdim)))
 end
 function M.std(t, dims, keepdim, correction)
-   local n, d = dims_of(dims)
-   return wrap(C.kbl_std(live(t), n, d, correction or 1, kd(keepdim)))
+   local p = live(t)
+   local n, d = dims_of('std', p, dims)
+   return wrap(C.kbl_std(p, n, d, correction or 1, kd(keepdim)))
 end
 function M.logsumexp(t, dims, keepdim)
-   local n, d = dims_of(dims)
-   return wrap(C.kbl_logsumexp(live(t), n, d, kd(keepdim)))
+   local p = live(t)
+   local n, d = dims_of('logsumexp', p, dims)
+   return wrap(C.kbl_logsumexp(p, n, d, kd(keepdim)))
 end
 -- norm(p=2, dims, keepdim); p may be math.huge
-function M.norm(t, p, dims, keepdim)
-   local n, d = dims_of(dims)
-   return wrap(C.kbl_norm(live(t), p or 2, n, d, kd(keepdim)))
+function M.norm(t, pn, dims, keepdim)
+   local p = live(t)
+   local n, d = dims_of('norm', p, dims)
+   return wrap(C.kbl_norm(p, pn or 2, n, d, kd(keepdim)))
 end
 
 local AFFINE = C.KBL_AFFINE
 local function one_based(idx) return wrap(C.kbl_unary(AFFINE, idx, 1, 1)) end
 
 local idx_out = ffi.new('kbl_tensor *[1]')
-local function extreme(cfn, t, dim, keepdim)
+-- (reached by a tail call from max/min, so level 3 of an error is their caller)
+local function extreme(op, cfn, t, dim, keepdim)
    local p = live(t)
    local all = dim == nil
-   local v = wrap(cfn(p, all and 0 or cdim(dim), all and 1 or 0, kd(keepdim), idx_out))
+   local v = wrap(cfn(p, all and 0 or check_dim(op, dim, p.ndim), all and 1 or 0, kd(keepdim), idx_out))
    local raw = idx_out[0]
    local idx = one_based(raw)
    C.kbl_tensor_release(raw)
-   if all then return v, idx end
    return v, idx
 end
 
 -- max(t) -> 0-dim tensor (and the flat 1-based position); max(t, dim) -> values, indices
 function M.max(t, dim, keepdim)
    if T.is_tensor(dim) then return require('kbl.ops.elementwise').maximum(t, dim) end
-   return extreme(C.kbl_max, t, dim, keepdim)
+   return extreme('max', C.kbl_max, t, dim, keepdim)
 end
 function M.min(t, dim, keepdim)
    if T.is_tensor(dim) then return require('kbl.ops.elementwise').minimum(t, dim) end
-   return extreme(C.kbl_min, t, dim, keepdim)
+   return extreme('min', C.kbl_min, t, dim, keepdim)
 end
 
-local function arg(cfn, t, dim, keepdim)
+local function arg(op, cfn, t, dim, keepdim)
+   local p = live(t)
    local all = dim == nil
-   local raw = cfn(live(t), all and 0 or cdim(dim), all and 1 or 0, kd(keepdim))
+   local raw = cfn(p, all and 0 or check_dim(op, dim, p.ndim), all and 1 or 0, kd(keepdim))
    if raw == nil then error(ffi.string(C.kbl_last_error()), 3) end
    local idx = one_based(raw)
    C.kbl_tensor_release(raw)
    return idx
 end
-function M.argmax(t, dim, keepdim) return arg(C.kbl_argmax, t, dim, keepdim) end
-function M.argmin(t, dim, keepdim) return arg(C.kbl_argmin, t, dim, keepdim) end
+function M.argmax(t, dim, keepdim) return arg('argmax', C.kbl_argmax, t, dim, keepdim) end
+function M.argmin(t, dim, keepdim) return arg('argmin', C.kbl_argmin, t, dim, keepdim) end
 
-for name, fn in pairs(M) do register(name, fn) end
+for name, fn in pairs(M) do
+   if name ~= 'check_dim' then register(name, fn) end
+end
 
 return M
