@@ -49,7 +49,9 @@ void *kbl_alloc(int64_t nbytes) {
     }
     pthread_mutex_unlock(&lock);
     if (p) return p;
-    p = aligned_alloc(ALIGN, (size_t)rounded);
+    /* C11 wants the size a multiple of the alignment (ASan enforces it); the
+     * small size classes (80, 96, 112 bytes) are not */
+    p = aligned_alloc(ALIGN, ((size_t)rounded + ALIGN - 1) & ~(size_t)(ALIGN - 1));
     if (!p) {
         kbl_fail("out of memory allocating %lld bytes", (long long)nbytes);
         return NULL;
