@@ -1,0 +1,48 @@
+-- blocks.Activation{'relu'}: an activation function as a block. Activation.get
+-- turns a name (or a function of a tensor) into the function Dense, Conv2D and
+-- the others apply after their linear part.
+local kbl = require 'kbl'
+local Block = require 'blocks.Block'
+
+local fns = {
+   relu = kbl.relu, sigmoid = kbl.sigmoid, tanh = kbl.tanh, silu = kbl.silu, swish = kbl.silu,
+   elu = function(x) return kbl.elu(x) end,
+   leaky_relu = function(x) return kbl.leaky_relu(x, 0.01) end,
+   gelu = function(x) return kbl.gelu(x) end,
+   gelu_tanh = function(x) return kbl.gelu(x, 'tanh') end,
+   softplus = function(x) return kbl.softplus(x) end,
+   softmax = function(x) return kbl.softmax(x, -1) end,
+   log_softmax = function(x) return kbl.log_softmax(x, -1) end,
+   linear = false, identity = false,
+}
+
+local names = {}
+for k in pairs(fns) do names[#names + 1] = k end
+table.sort(names)
+
+local Activation = Block.extend('Activation', {
+   options = {activation = Block.REQUIRED},
+   positional = {'activation'},
+})
+
+-- The function for an activation spec; nil for none ('linear', nil, false).
+function Activation.get(spec)
+   if spec == nil or spec == false then return nil end
+   if type(spec) == 'function' then return spec end
+   local f = fns[spec]
+   if f == nil then
+      local near = Block.closest(tostring(spec), names)
+      error(string.format("blocks: unknown activation '%s'%s (activations: %s)", tostring(spec),
+         near and (" (did you mean '" .. near .. "'?)") or '', table.concat(names, ', ')), 3)
+   end
+   return f or nil
+end
+
+function Activation:init(o) self.fn = Activation.get(o.activation) end
+
+function Activation:forward(x)
+   if self.fn then return self.fn(x) end
+   return x
+end
+
+return Activation

@@ -1,0 +1,110 @@
+-- blocks.defaults: defaults by block type, the way gin's bindings work. A
+-- program or config sets `blocks.defaults.Dense.kernel_init = 'he_normal'` (or
+-- `blocks.defaults.Dense = {kernel_init = 'he_normal'}`) and every Dense made
+-- afterwards takes it unless its own arguments say otherwise, also the ones
+-- that library code (MLP, ResNet, heads) makes inside itself. Keys are checked
+-- against the type's options, so a misspelt default is an error, not a no-op.
+local M = {}
+
+local known = {}   -- type name -> sorted list of option names
+local values = {}  -- type name -> {option = value}
+
+local function closest(word, list)
+   return require('blocks.Block').closest(word, list)
+end
+
+local function check_key(type_name, key)
+   local opts = known[type_name]
+   local ok = false
+   for _, k in ipairs(opts) do if k == key then ok = true end end
+   if not ok or key == 'name' then
+      local near = closest(tostring(key), opts)
+      error(string.format("blocks.defaults.%s: unknown option '%s'%s (options: %s)", type_name, tostring(key),
+         near and (" (did you mean '" .. near .. "'?)") or '', table.concat(opts, ', ')), 3)
+   end
+end
+
+-- The proxy for one type: reads give the set value (nil when unset), writes are checked.
+local function proxy(type_name)
+   return setmetatable({}, {
+      __index = function(_, k) return values[type_name][k] end,
+      __newindex = function(_, k, v)
+         check_key(type_name, k)
+         values[type_name][k] = v
+      end,
+      __pairs = function() return pairs(values[type_name]) end,
+   })
+end
+
+local proxies = {}
+
+-- 'blocks.Dense' (as configs write it) and 'Dense' name the same type.
+local function bare(type_name)
+   return type(type_name) == 'string' and (type_name:gsub('^blocks%.', '')) or type_name
+end
+
+-- The table programs write to: blocks.defaults.
+M.table = setmetatable({}, {
+   __index = function(_, type_name)
+      type_name = bare(type_name)
+      local p = proxies[type_name]
+      if not p then
+         error(string.format("blocks.defaults: unknown block type '%s'", tostring(type_name)), 2)
+      end
+      return p
+   end,
+   __newindex = function(_, type_name, tbl)
+      type_name = bare(type_name)
+      if not proxies[type_name] then
+         error(string.format("blocks.defaults: unknown block type '%s'", tostring(type_name)), 2)
+      end
+      if type(tbl) ~= 'table' then
+         error(string.format('blocks.defaults.%s must be a table of options', type_name), 2)
+      end
+      local fresh = {}
+      for k, v in pairs(tbl) do
+         check_key(type_name, k)
+         fresh[k] = v
+      end
+      values[type_name] = fresh
+   end,
+})
+
+function M.register(type_name, option_names)
+   known[type_name] = option_names
+   values[type_name] = values[type_name] or {}
+   proxies[type_name] = proxies[type_name] or proxy(type_name)
+end
+
+-- The values set for a type (a plain table; empty when none).
+function M.get(type_name) return values[type_name] or {} end
+
+-- Clears the defaults of one type, or of every type.
+function M.reset(type_name)
+   if type_name then
+      values[bare(type_name)] = {}
+   else
+      for k in pairs(values) do values[k] = {} end
+   end
+end
+
+-- Runs fn with some defaults in force, then puts the previous ones back:
+-- with_defaults({Dense = {kernel_init = 'he_normal'}}, fn, ...).
+function M.with(tbl, fn, ...)
+   local saved = {}
+   for type_name, opts in pairs(tbl) do
+      type_name = bare(type_name)
+      saved[type_name] = values[type_name]
+      M.table[type_name] = opts
+      local merged = {}
+      for k, v in pairs(saved[type_name] or {}) do merged[k] = v end
+      for k, v in pairs(opts) do merged[k] = v end
+      values[type_name] = merged
+   end
+   local res = {pcall(fn, ...)}
+   for type_name, v in pairs(saved) do values[type_name] = v end
+   if not res[1] then error(res[2], 0) end
+   return unpack(res, 2, table.maxn(res))
+end
+
+return M
