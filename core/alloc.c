@@ -6,6 +6,25 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+/* Under AddressSanitizer (scripts/sanitize.sh) the cache would hide a use after
+ * kbl_free and a write past the size asked for, so both are poisoned: a cached
+ * block whole, a live block from its requested size to its size class's end. */
+#if defined(__SANITIZE_ADDRESS__)
+#define KBL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KBL_ASAN 1
+#endif
+#endif
+#ifdef KBL_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (size_t)(n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (size_t)(n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 #define ALIGN 64
 #define NUM_CLASSES 256
 /* Past this many cached bytes, freed blocks go back to the system. */
@@ -39,6 +58,7 @@ void *kbl_alloc(int64_t nbytes) {
     pthread_mutex_lock(&lock);
     if (c >= 0 && free_lists[c]) {
         block *b = free_lists[c];
+        UNPOISON(b, sizeof *b);
         free_lists[c] = b->next;
         cached_bytes -= rounded;
         p = b;
@@ -48,7 +68,11 @@ void *kbl_alloc(int64_t nbytes) {
         if (live_bytes > peak_bytes) peak_bytes = live_bytes;
     }
     pthread_mutex_unlock(&lock);
-    if (p) return p;
+    if (p) {
+        UNPOISON(p, nbytes);
+        POISON((char *)p + nbytes, rounded - nbytes);
+        return p;
+    }
     /* C11 wants the size a multiple of the alignment (ASan enforces it); the
      * small size classes (80, 96, 112 bytes) are not */
     p = aligned_alloc(ALIGN, ((size_t)rounded + ALIGN - 1) & ~(size_t)(ALIGN - 1));
@@ -56,6 +80,7 @@ void *kbl_alloc(int64_t nbytes) {
         kbl_fail("out of memory allocating %lld bytes", (long long)nbytes);
         return NULL;
     }
+    POISON((char *)p + nbytes, rounded - nbytes);
     pthread_mutex_lock(&lock);
     alloc_count++;
     live_bytes += rounded;
@@ -68,12 +93,14 @@ void kbl_free(void *p, int64_t nbytes) {
     if (!p) return;
     int64_t rounded;
     int c = size_class(nbytes, &rounded);
+    UNPOISON(p, rounded);
     pthread_mutex_lock(&lock);
     live_bytes -= rounded;
     if (c >= 0 && cached_bytes + rounded <= CACHE_LIMIT) {
         block *b = p;
         b->next = free_lists[c];
         free_lists[c] = b;
+        POISON(b, rounded);
         cached_bytes += rounded;
         p = NULL;
     }
@@ -86,6 +113,7 @@ void kbl_memory_empty_cache(void) {
     for (int c = 0; c < NUM_CLASSES; c++) {
         block *b = free_lists[c];
         while (b) {
+            UNPOISON(b, sizeof *b);
             block *next = b->next;
             free(b);
             b = next;

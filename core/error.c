@@ -30,8 +30,7 @@ const char *kbl_describe(const kbl_tensor *t, char *buf, size_t n) {
     return buf;
 }
 
-int kbl_check_tensor(const char *op, const kbl_tensor *t, const char *arg) {
-    if (!t) return kbl_fail("%s: %s is missing (NULL tensor)", op, arg);
+int kbl_check_tensor_data(const char *op, const kbl_tensor *t, const char *arg) {
     if (!t->storage)
         return kbl_fail("%s: %s was freed (its data was released by kbl.scope or free())", op, arg);
     if (t->device != KBL_CPU)

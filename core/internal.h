@@ -19,8 +19,18 @@ int kbl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Formats "[2, 3] float32" into buf, for messages. */
 const char *kbl_describe(const kbl_tensor *t, char *buf, size_t n);
 #define KBL_DESC(t) kbl_describe((t), (char[96]){0}, 96)
-/* Checks a tensor argument is usable; name is the op, for the message. */
-int kbl_check_tensor(const char *op, const kbl_tensor *t, const char *arg);
+/* Checks a tensor argument is usable (present, with data, on a device this build
+ * runs); op names the op in the message. The NULL test is inline so that the
+ * caller's compiler, and clang-tidy's analyzer, which sees one file at a time,
+ * know that a tensor which passed is not NULL. */
+int kbl_check_tensor_data(const char *op, const kbl_tensor *t, const char *arg);
+static inline int kbl_check_tensor(const char *op, const kbl_tensor *t, const char *arg) {
+    if (!t) {
+        kbl_fail("%s: %s is missing (NULL tensor)", op, arg);
+        return -1;
+    }
+    return kbl_check_tensor_data(op, t, arg);
+}
 int kbl_check_float(const char *op, const kbl_tensor *t);
 int kbl_check_same_device(const char *op, const kbl_tensor *a, const kbl_tensor *b);
 /* Normalises a possibly negative dim against ndim; -1 (with a message) if out of range. */

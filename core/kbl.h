@@ -215,6 +215,208 @@ kbl_tensor *kbl_pad(kbl_tensor *a, int npairs, const int64_t *pads, double value
 kbl_tensor *kbl_one_hot(kbl_tensor *labels, int64_t num_classes);
 kbl_tensor *kbl_flip(kbl_tensor *a, int ndims, const int *dims);
 
+/* ---- records (checkpoint.c) ------------------------------------------------ */
+/* Atomic files: written to "<path>.tmp.<pid>", fsync'd, renamed over path and
+ * the directory fsync'd on commit; abort removes the temporary file. */
+typedef struct kbl_atomic_file kbl_atomic_file;
+kbl_atomic_file *kbl_atomic_open(const char *path);
+int kbl_atomic_write(kbl_atomic_file *f, const void *data, size_t n);
+int kbl_atomic_commit(kbl_atomic_file *f);   /* frees f, whatever the result */
+void kbl_atomic_abort(kbl_atomic_file *f);    /* frees f */
+int kbl_write_file_atomic(const char *path, const void *data, size_t n);
+/* Checkpoint files: header (magic, version, sizes, CRC-32s), then a zstd frame
+ * of the JSON metadata and the named tensors. level 0 means zstd's level 3. */
+typedef struct kbl_checkpoint kbl_checkpoint;
+int kbl_checkpoint_save(const char *path, const char *meta, size_t meta_len, int n,
+                        const char **names, kbl_tensor **tensors, int level);
+int kbl_checkpoint_verify(const char *path);  /* header and checksums, no decompression */
+kbl_checkpoint *kbl_checkpoint_open(const char *path);   /* verified and decompressed */
+const char *kbl_checkpoint_meta(const kbl_checkpoint *c, size_t *len);
+int kbl_checkpoint_count(const kbl_checkpoint *c);
+const char *kbl_checkpoint_name(const kbl_checkpoint *c, int i);
+kbl_tensor *kbl_checkpoint_tensor(const kbl_checkpoint *c, int i);   /* a new copy */
+void kbl_checkpoint_close(kbl_checkpoint *c);
+int kbl_checkpoint_format_version(void);
+/* SIGINT/SIGTERM during fit: the handler records the signal, the loop polls
+ * kbl_interrupt_pending() (the signal number, or 0) and checkpoints. */
+int kbl_interrupt_install(void);
+int kbl_interrupt_pending(void);
+void kbl_interrupt_clear(void);
+void kbl_interrupt_restore(void);
+
+/* ---- optimizers (optim.c) ---- */
+/* Fused updates, one call per parameter: param and its state tensors change in
+ * place in one pass, following torch.optim's arithmetic. Every tensor is CPU,
+ * contiguous, of the parameter's shape and float dtype; optional state is NULL. */
+int kbl_sgd_step(kbl_tensor *param, kbl_tensor *grad, kbl_tensor *momentum_buffer, double lr,
+                 double momentum, double dampening, double weight_decay, int nesterov, int first_step);
+/* decoupled != 0 is AdamW; max_exp_avg_sq non-NULL turns on amsgrad; step counts from 1. */
+int kbl_adam_step(kbl_tensor *param, kbl_tensor *grad, kbl_tensor *exp_avg, kbl_tensor *exp_avg_sq,
+                  kbl_tensor *max_exp_avg_sq, double lr, double beta1, double beta2, double eps,
+                  double weight_decay, int64_t step, int decoupled);
+/* grad_avg non-NULL: centered; momentum_buffer is used when momentum > 0. */
+int kbl_rmsprop_step(kbl_tensor *param, kbl_tensor *grad, kbl_tensor *square_avg, kbl_tensor *grad_avg,
+                     kbl_tensor *momentum_buffer, double lr, double alpha, double eps,
+                     double weight_decay, double momentum);
+/* clr is the step's learning rate, lr / (1 + (step - 1) * lr_decay). */
+int kbl_adagrad_step(kbl_tensor *param, kbl_tensor *grad, kbl_tensor *sum, double clr,
+                     double weight_decay, double eps);
+
+/* ---- data: readers, batches, augmentation, prefetch, cache (data_*.c) ---- */
+/* Readers (data_io.c). An IDX file, gzip-compressed or plain (zlib reads both):
+ * ubyte -> uint8, sbyte/short/int -> int32, float -> float32, double -> float64.
+ * Values come as stored; labels are converted by kbl_data_labels. */
+kbl_tensor *kbl_data_idx_read(const char *path);
+int kbl_data_idx_write(const char *path, kbl_tensor *t, int gzip);
+/* A numeric CSV file as float64 [rows, fields]; header != 0 skips the first line. */
+kbl_tensor *kbl_data_csv_read(const char *path, char delimiter, int header);
+/* Labels stored counting from 0 (any dtype, 1-D) as int64 labels 1..C, checking
+ * each is a whole number in [0, num_classes) (num_classes <= 0: only >= 0).
+ * Messages name `what` (the file) and the line first_line + row when
+ * first_line > 0, else the position 1 + row. */
+kbl_tensor *kbl_data_labels(kbl_tensor *t, int64_t num_classes, const char *what, int64_t first_line);
+/* 64-bit hashes for cache keys: of bytes, and of a tensor's dtype, shape and values. */
+uint64_t kbl_data_hash_bytes(const void *p, int64_t n, uint64_t h);
+uint64_t kbl_data_hash_tensor(kbl_tensor *t, uint64_t h);
+
+/* Random choices (data_augment.c): a pure function of (seed, salt, epoch, id, draw)
+ * through kbl_philox; salt tells a pipeline's random steps apart. */
+int64_t kbl_data_randint(uint64_t seed, int32_t salt, uint64_t epoch, int64_t id, int64_t draw, int64_t n);
+/* The four words behind every such choice (draw < 2^24, id < 2^40). */
+void kbl_data_draw(uint64_t seed, int32_t salt, uint64_t epoch, int64_t id, uint64_t draw, uint32_t out[4]);
+/* A permutation of 0..n-1 (int64), the same for the same (seed, salt, epoch). */
+kbl_tensor *kbl_data_permutation(int64_t n, uint64_t seed, int32_t salt, uint64_t epoch);
+
+/* Batched augmentations on x [B, ..., H, W] float32; element b draws from
+ * (seed, salt, epochs[b], ids[b]). Fields by kind: FLIP: prob, flags (1
+ * horizontal, 2 vertical); CROP: size, pad, fill; TRANSLATE: pad (max shift),
+ * fill; NOISE: a (std); ERASE: prob, a..b (area fraction), c..d (aspect ratio),
+ * fill; MIXUP: a (alpha), num_classes; NORMALIZE: nchan (1 or x's dim 1), mean, std. */
+typedef enum kbl_data_op_kind {
+    KBL_AUG_NORMALIZE = 0, KBL_AUG_FLIP = 1, KBL_AUG_CROP = 2, KBL_AUG_TRANSLATE = 3,
+    KBL_AUG_NOISE = 4, KBL_AUG_ERASE = 5, KBL_AUG_MIXUP = 6
+} kbl_data_op_kind;
+typedef struct kbl_data_op {
+    int32_t kind;
+    int32_t salt;
+    uint64_t seed;
+    double prob, a, b, c, d, fill;
+    int64_t size[2];
+    int64_t pad[2];
+    int32_t flags;
+    int32_t nchan;
+    int64_t num_classes;
+    double mean[16];
+    double std[16];
+} kbl_data_op;
+/* Applies op; *x_out, *y_out are new references (y may be NULL: then *y_out is
+ * NULL). inplace != 0 lets the op overwrite x (a batch the caller owns). Mixup
+ * makes y soft targets float32 [B, num_classes] from labels 1..C or mixes soft y. */
+int kbl_data_augment(const kbl_data_op *op, kbl_tensor *x, kbl_tensor *y, const int64_t *ids,
+                     const int64_t *epochs, int inplace, kbl_tensor **x_out, kbl_tensor **y_out);
+
+/* Batches (data_batch.c). Rows ids of src (rows along dim 0) gathered into one
+ * contiguous tensor of dtype, values multiplied by scale when converted. */
+kbl_tensor *kbl_data_gather(kbl_tensor *src, int64_t n, const int64_t *ids, int dtype, double scale);
+/* One batch: gather rows ids of x (and y) and apply the ops in order. ids also
+ * serve as the elements' random ids, with epochs their epochs. */
+typedef struct kbl_data_job {
+    kbl_tensor *x;
+    kbl_tensor *y;             /* may be NULL */
+    int32_t x_dtype;
+    int32_t nops;
+    double x_scale;
+    int64_t n;
+    const int64_t *ids;
+    const int64_t *epochs;
+    const kbl_data_op *ops;
+} kbl_data_job;
+int kbl_data_job_run(const kbl_data_job *job, kbl_tensor **x_out, kbl_tensor **y_out);
+/* Background threads running jobs; results come back in submission order. */
+typedef struct kbl_data_prefetcher kbl_data_prefetcher;
+kbl_data_prefetcher *kbl_data_prefetcher_new(int depth, int threads);
+int kbl_data_prefetcher_submit(kbl_data_prefetcher *p, const kbl_data_job *job); /* copies it */
+int kbl_data_prefetcher_next(kbl_data_prefetcher *p, kbl_tensor **x_out, kbl_tensor **y_out);
+int kbl_data_prefetcher_pending(kbl_data_prefetcher *p);
+void kbl_data_prefetcher_free(kbl_data_prefetcher *p);   /* cancels and joins */
+
+/* Cache files (data_cache.c): named tensors compressed with zstd under a key.
+ * read returns how many tensors it read into out, or 0 when the file is absent,
+ * stale (another key) or damaged, with the reason in kbl_last_error(). */
+int kbl_data_cache_write(const char *path, const char *key, int n, kbl_tensor **tensors, int level);
+int kbl_data_cache_read(const char *path, const char *key, int max, kbl_tensor **out);
+
+/* ---- conv: convolution, pooling, normalization, dropout, embedding (conv.c, pool.c,
+ * norm.c, dropout.c, embedding.c) ---- */
+/* NCHW, float32 or float64. stride[2] and dilation[2] are (h, w); padding[4] is
+ * (top, bottom, left, right); NULL means 1 (stride, dilation) or 0 (padding).
+ * conv2d: x [N, C, H, W], weight [O, C/groups, kh, kw], bias [O] or NULL. */
+kbl_tensor *kbl_conv2d(kbl_tensor *x, kbl_tensor *weight, kbl_tensor *bias, const int64_t *stride,
+                       const int64_t *padding, const int64_t *dilation, int64_t groups);
+/* conv2d's backward kernels, differentiable ops themselves: the gradient with
+ * respect to the input (of size input_hw[2]) and to the weight (kernel_hw[2]). */
+kbl_tensor *kbl_conv2d_backward_input(kbl_tensor *grad, kbl_tensor *weight, const int64_t *input_hw,
+                                      const int64_t *stride, const int64_t *padding,
+                                      const int64_t *dilation, int64_t groups);
+kbl_tensor *kbl_conv2d_backward_weight(kbl_tensor *grad, kbl_tensor *x, const int64_t *kernel_hw,
+                                       const int64_t *stride, const int64_t *padding,
+                                       const int64_t *dilation, int64_t groups);
+/* x [N, C, H, W], weight [C, O/groups, kh, kw], bias [O] or NULL; output_padding[2]. */
+kbl_tensor *kbl_conv_transpose2d(kbl_tensor *x, kbl_tensor *weight, kbl_tensor *bias,
+                                 const int64_t *stride, const int64_t *padding,
+                                 const int64_t *output_padding, const int64_t *dilation, int64_t groups);
+/* Pooling on x [N, C, H, W]; kernel, stride, padding are (h, w) pairs (stride NULL:
+ * the kernel). max_pool2d's indices (if asked) are int64 positions in each H*W
+ * plane, counting from 0; its backward scatters grad to them. */
+kbl_tensor *kbl_max_pool2d(kbl_tensor *x, const int64_t *kernel, const int64_t *stride,
+                           const int64_t *padding, kbl_tensor **indices);
+kbl_tensor *kbl_max_pool2d_backward(kbl_tensor *grad, kbl_tensor *indices, const int64_t *input_hw);
+kbl_tensor *kbl_avg_pool2d(kbl_tensor *x, const int64_t *kernel, const int64_t *stride,
+                           const int64_t *padding, int count_include_pad);
+kbl_tensor *kbl_avg_pool2d_backward(kbl_tensor *grad, const int64_t *input_hw, const int64_t *kernel,
+                                    const int64_t *stride, const int64_t *padding,
+                                    int count_include_pad);
+kbl_tensor *kbl_adaptive_avg_pool2d(kbl_tensor *x, int64_t oh, int64_t ow);
+kbl_tensor *kbl_adaptive_avg_pool2d_backward(kbl_tensor *grad, const int64_t *input_hw);
+/* Output (oh, ow); source row floor(y * scale_h) (scale <= 0: H / oh), as PyTorch. */
+kbl_tensor *kbl_upsample_nearest2d(kbl_tensor *x, int64_t oh, int64_t ow, double scale_h, double scale_w);
+kbl_tensor *kbl_upsample_nearest2d_backward(kbl_tensor *grad, const int64_t *input_hw,
+                                            double scale_h, double scale_w);
+/* batch_norm on x [N, C] or [N, C, ...]: training uses the batch statistics and, when
+ * given, updates running_mean/var in place (unbiased variance) with momentum;
+ * otherwise normalizes with the running statistics. weight and bias [C] or NULL. */
+kbl_tensor *kbl_batch_norm(kbl_tensor *x, kbl_tensor *running_mean, kbl_tensor *running_var,
+                           kbl_tensor *weight, kbl_tensor *bias, int training, double momentum,
+                           double eps);
+/* The fused backward: mean and invstd [C] are those the forward normalized with;
+ * training != 0 adds the terms through the batch statistics. grad_weight and
+ * grad_bias (may be NULL) receive new references. Returns the input's gradient. */
+kbl_tensor *kbl_batch_norm_backward(kbl_tensor *grad, kbl_tensor *x, kbl_tensor *weight,
+                                    kbl_tensor *mean, kbl_tensor *invstd, int training,
+                                    kbl_tensor **grad_weight, kbl_tensor **grad_bias);
+/* layer_norm over the last ndims dims (weight and bias of their shape or NULL);
+ * group_norm over [N, C, ...] with C divisible by groups (weight, bias [C] or NULL). */
+kbl_tensor *kbl_layer_norm(kbl_tensor *x, int ndims, kbl_tensor *weight, kbl_tensor *bias, double eps);
+kbl_tensor *kbl_group_norm(kbl_tensor *x, int64_t groups, kbl_tensor *weight, kbl_tensor *bias,
+                           double eps);
+/* Their fused backward: x seen as [N, groups, D], each row normalized with mean and
+ * rstd [N * groups]; weight element p scales blocks of `inner` elements. */
+kbl_tensor *kbl_norm_rows_backward(kbl_tensor *grad, kbl_tensor *x, kbl_tensor *weight,
+                                   kbl_tensor *mean, kbl_tensor *rstd, int64_t groups, int64_t inner,
+                                   kbl_tensor **grad_weight, kbl_tensor **grad_bias);
+/* Inverted dropout: zeroes elements (dropout2d: whole [N, C] planes of x [N, C, ...])
+ * with probability p and scales the rest by 1/(1-p); masks come from the global
+ * Philox generator. Not training, or p = 0: x itself. */
+kbl_tensor *kbl_dropout(kbl_tensor *x, double p, int training);
+kbl_tensor *kbl_dropout2d(kbl_tensor *x, double p, int training);
+/* The scaled keep-mask of dropout: 0 or 1/(1-p) in dtype, from the global generator. */
+kbl_tensor *kbl_dropout_mask(int ndim, const int64_t *shape, double p, int dtype);
+/* weight [num, dim] rows at indices (int64, from 0, any shape) -> [..., dim];
+ * the row padding_idx (-1: none) gets no gradient. */
+kbl_tensor *kbl_embedding(kbl_tensor *indices, kbl_tensor *weight, int64_t padding_idx);
+kbl_tensor *kbl_embedding_backward(kbl_tensor *grad, kbl_tensor *indices, int64_t num,
+                                   int64_t padding_idx);
+
 /* KBL_CDEF_END */
 
 #ifdef __cplusplus

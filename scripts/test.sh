@@ -3,7 +3,7 @@
 # specs, then prints one line "N passed, N failed". Builds first if needed.
 # KBL_BUILD_DIR selects another build tree (the sanitizer build uses it).
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 build="${KBL_BUILD_DIR:-build}"
 
 if [ ! -f "$build/libkbl.so" ] || [ -n "${KBL_REBUILD:-}" ]; then

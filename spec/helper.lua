@@ -25,7 +25,9 @@ H.flat = flat
 function H.assert_close(actual, expected, tol, msg)
    local kbl = require 'kbl'
    tol = tol or 1e-5
-   if type(expected) == 'table' and not kbl.is_tensor(expected) then expected = kbl.tensor(expected, {dtype = 'float64'}) end
+   if type(expected) == 'table' and not kbl.is_tensor(expected) then
+      expected = kbl.tensor(expected, {dtype = 'float64'})
+   end
    if kbl.is_tensor(expected) and kbl.is_tensor(actual) then
       local sa, se = actual:size(), expected:size()
       assert(#sa == #se, (msg or '') .. ' rank differs: ' .. #sa .. ' vs ' .. #se)
@@ -34,10 +36,14 @@ function H.assert_close(actual, expected, tol, msg)
    local a, e = flat(actual), flat(expected)
    assert(#a == #e, (msg or '') .. ' sizes differ')
    for i = 1, #a do
-      local d = math.abs(a[i] - e[i])
       local scale = math.max(1, math.abs(e[i]))
-      if a[i] ~= e[i] and not (d <= tol * scale) and not (a[i] ~= a[i] and e[i] ~= e[i]) then
-         error(string.format('%s element %d: got %.10g, expected %.10g (tol %g)', msg or 'mismatch', i, a[i], e[i], tol), 2)
+      -- equal values pass (infinities included), NaN matches only NaN, and a
+      -- NaN on one side fails: its distance compares false with everything
+      local close = a[i] == e[i] or math.abs(a[i] - e[i]) <= tol * scale
+      local both_nan = a[i] ~= a[i] and e[i] ~= e[i]
+      if not close and not both_nan then
+         error(string.format('%s element %d: got %.10g, expected %.10g (tol %g)',
+            msg or 'mismatch', i, a[i], e[i], tol), 2)
       end
    end
 end
@@ -80,8 +86,11 @@ function H.gradcheck(fn, inputs, opts)
             view[i] = orig
             local num = (fp - fm) / (2 * eps)
             local d = math.abs(num - gflat[i])
-            if d > tol * math.max(1, math.abs(num)) then
-               error(string.format('gradcheck: input %d element %d: analytic %.10g, numeric %.10g', k, i, gflat[i], num), 2)
+            -- a NaN gradient, analytic or numeric, compares false and so fails
+            local close = d <= tol * math.max(1, math.abs(num))
+            if not close then
+               error(string.format('gradcheck: input %d element %d: analytic %.10g, numeric %.10g',
+                  k, i, gflat[i], num), 2)
             end
          end
       end

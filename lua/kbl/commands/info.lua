@@ -16,7 +16,8 @@ function M.run(args)
       luajit = jit.version,
    }
    if args.json then
-      print(require('dkjson').encode(info, {keyorder = {'version', 'blas', 'threads', 'cuda', 'cuda_devices', 'luajit'}}))
+      local keyorder = {'version', 'blas', 'threads', 'cuda', 'cuda_devices', 'luajit'}
+      print(require('dkjson').encode(info, {keyorder = keyorder}))
       return
    end
    print('kbl ' .. info.version)
