@@ -11,6 +11,7 @@ local kbl = {}
 local modules = {
    require 'kbl.ops.creation', require 'kbl.ops.views', require 'kbl.ops.elementwise',
    require 'kbl.ops.reduce', require 'kbl.ops.nn', require 'kbl.ops.index', require 'kbl.autograd',
+   require 'kbl.ops.conv',
 }
 for _, m in ipairs(modules) do
    for name, fn in pairs(m) do kbl[name] = fn end
@@ -24,6 +25,7 @@ kbl.scope = memory.scope
 kbl.keep = memory.keep
 kbl.memory = memory
 kbl.lib = lib
+kbl.save, kbl.load = require('kbl.io.safetensors').save, require('kbl.io.safetensors').load
 
 function kbl.version() return ffi.string(C.kbl_version()) end
 function kbl.blas_info() return ffi.string(C.kbl_blas_info()) end

@@ -1,0 +1,123 @@
+/* embedding.c — embedding lookup: rows of a weight table [num, dim] gathered at
+ * int64 indices of any shape, and its backward kernel, which adds the gradient
+ * rows into a zero table (the padding row, if any, gets none). The backward splits
+ * the columns over threads, so the sums need no atomics and do not depend on the
+ * thread count. */
+#include "internal.h"
+
+static int embedding_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
+    gin[1] = kbl_embedding_backward(g, n->saved[0], n->ip[1], n->ip[0]);
+    return gin[1] ? 0 : -1;
+}
+
+/* indices as contiguous int64, each checked against [0, num) */
+static kbl_tensor *checked_indices(const char *op, kbl_tensor *indices, int64_t num) {
+    if (kbl_check_tensor(op, indices, "indices")) return NULL;
+    if (indices->dtype != KBL_INT64 && indices->dtype != KBL_INT32) {
+        kbl_fail("%s: indices must be int64, got %s", op, KBL_DESC(indices));
+        return NULL;
+    }
+    int prev = kbl_set_grad_enabled(0);
+    kbl_tensor *ic = indices->dtype == KBL_INT64 ? kbl_contiguous(indices) : kbl_to_dtype(indices, KBL_INT64);
+    kbl_set_grad_enabled(prev);
+    if (!ic) return NULL;
+    const int64_t *ip = kbl_base(ic);
+    for (int64_t i = 0, n = kbl_numel(ic); i < n; i++)
+        if (ip[i] < 0 || ip[i] >= num) {
+            kbl_fail("%s: index %lld at position %lld is out of range for a table of %lld rows "
+                     "(indices count from 1 in Lua: 1..%lld)",
+                     op, (long long)ip[i] + 1, (long long)i + 1, (long long)num, (long long)num);
+            kbl_tensor_release(ic);
+            return NULL;
+        }
+    return ic;
+}
+
+kbl_tensor *kbl_embedding(kbl_tensor *indices, kbl_tensor *weight, int64_t padding_idx) {
+    const char *op = "embedding";
+    if (kbl_check_tensor(op, weight, "weight")) return NULL;
+    if (weight->ndim != 2 || !kbl_is_float(weight->dtype)) {
+        kbl_fail("%s: weight must be a float table [num, dim], got %s", op, KBL_DESC(weight));
+        return NULL;
+    }
+    int64_t num = weight->shape[0], dim = weight->shape[1];
+    if (padding_idx < -1 || padding_idx >= num) {
+        kbl_fail("%s: padding_idx %lld is out of range for %lld rows", op, (long long)padding_idx, (long long)num);
+        return NULL;
+    }
+    kbl_tensor *ic = checked_indices(op, indices, num);
+    if (!ic) return NULL;
+    if (ic->ndim >= KBL_MAX_DIMS) {
+        kbl_fail("%s: indices %s have too many dims", op, KBL_DESC(ic));
+        kbl_tensor_release(ic);
+        return NULL;
+    }
+    int prev = kbl_set_grad_enabled(0);
+    kbl_tensor *wc = kbl_contiguous(weight);
+    kbl_set_grad_enabled(prev);
+    int64_t shape[KBL_MAX_DIMS];
+    memcpy(shape, ic->shape, sizeof(int64_t) * (size_t)ic->ndim);
+    shape[ic->ndim] = dim;
+    kbl_tensor *y = wc ? kbl_empty(ic->ndim + 1, shape, weight->dtype) : NULL;
+    if (y) {
+        int64_t n = kbl_numel(ic);
+        size_t row = (size_t)dim * kbl_dtype_size(weight->dtype);
+        const int64_t *ip = kbl_base(ic);
+        const char *src = kbl_base(wc);
+        char *dst = kbl_base(y);
+        int nt = n * dim >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1;
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t i = 0; i < n; i++) memcpy(dst + (size_t)i * row, src + (size_t)ip[i] * row, row);
+        kbl_node *node = kbl_record(op, embedding_backward, y, 2, (kbl_tensor *[]){indices, weight});
+        if (node) {
+            kbl_node_save(node, 0, ic);
+            node->ip[0] = padding_idx;
+            node->ip[1] = num;
+        }
+    }
+    kbl_release_n(2, ic, wc);
+    return y;
+}
+
+#define EMB_BWD(T)                                                                      \
+    do {                                                                                \
+        const T *gp = kbl_base(gc);                                                     \
+        T *dp = kbl_base(dw);                                                           \
+        _Pragma("omp parallel for num_threads(nt) schedule(static)")                    \
+        for (int64_t blk = 0; blk < nblk; blk++) {                                      \
+            int64_t j0 = blk * 64, j1 = j0 + 64 < dim ? j0 + 64 : dim;                  \
+            for (int64_t i = 0; i < n; i++) {                                           \
+                if (ip[i] == padding_idx) continue;                                     \
+                T *d = dp + ip[i] * dim;                                                \
+                const T *g = gp + i * dim;                                              \
+                for (int64_t j = j0; j < j1; j++) d[j] += g[j];                         \
+            }                                                                           \
+        }                                                                               \
+    } while (0)
+
+kbl_tensor *kbl_embedding_backward(kbl_tensor *grad, kbl_tensor *indices, int64_t num, int64_t padding_idx) {
+    const char *op = "embedding_backward";
+    if (kbl_check_tensor(op, grad, "grad") || kbl_check_float(op, grad)) return NULL;
+    kbl_tensor *ic = checked_indices(op, indices, num);
+    if (!ic) return NULL;
+    int64_t n = kbl_numel(ic), dim = grad->ndim ? grad->shape[grad->ndim - 1] : 0;
+    if (grad->ndim != ic->ndim + 1 || memcmp(grad->shape, ic->shape, sizeof(int64_t) * (size_t)ic->ndim) != 0) {
+        char s1[96], s2[96];
+        kbl_fail("%s: grad %s must be the indices' shape %s plus the embedding dim", op, kbl_describe(grad, s1, 96),
+                 kbl_describe(ic, s2, 96));
+        kbl_tensor_release(ic);
+        return NULL;
+    }
+    int prev = kbl_set_grad_enabled(0);
+    kbl_tensor *gc = kbl_contiguous(grad);
+    kbl_set_grad_enabled(prev);
+    kbl_tensor *dw = gc ? kbl_zeros(2, (int64_t[]){num, dim}, grad->dtype) : NULL;
+    if (dw) {
+        const int64_t *ip = kbl_base(ic);
+        int64_t nblk = (dim + 63) / 64;
+        int nt = n * dim >= KBL_PARALLEL_GRAIN && nblk > 1 ? kbl_threads() : 1;
+        KBL_FLOAT_CASES(grad->dtype, EMB_BWD)
+    }
+    kbl_release_n(2, ic, gc);
+    return dw;
+}
