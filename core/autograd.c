@@ -113,8 +113,7 @@ kbl_tensor *kbl_sum_to(kbl_tensor *g, int ndim, const int64_t *shape) {
     }
     int dims[KBL_MAX_DIMS], nd = 0;
     for (int d = 0; d < g->ndim; d++) {
-        if (d < lead) dims[nd++] = d;
-        else if (shape[d - lead] == 1 && g->shape[d] != 1) dims[nd++] = d;
+        if (d < lead || (shape[d - lead] == 1 && g->shape[d] != 1)) dims[nd++] = d;
         else if (shape[d - lead] != g->shape[d]) {
             kbl_fail("sum_to: %s does not reduce to the given shape (dim %d)", KBL_DESC(g), d);
             return NULL;

@@ -215,7 +215,7 @@ int kbl_add_(kbl_tensor *dst, kbl_tensor *src, double alpha) {
     if (!s) return -1;
     int64_t shape[KBL_MAX_DIMS];
     int nd = kbl_broadcast_shape("add_", dst, s, shape);
-    if (nd < 0 || nd != dst->ndim || memcmp(shape, dst->shape, (size_t)nd * sizeof(int64_t))) {
+    if (nd < 0 || nd != dst->ndim || memcmp(shape, dst->shape, (size_t)nd * sizeof(int64_t)) != 0) {
         kbl_tensor_release(s);
         if (nd < 0) return -1;
         char a[96], b[96];

@@ -101,6 +101,7 @@ typedef struct {
 } geom;
 
 static int spatial(const char *op, const kbl_tensor *x, geom *g) {
+    *g = (geom){0};
     if (x->ndim < 3)
         return kbl_fail("%s: expects a batch [B, ..., H, W] (after batch()), got %s", op, KBL_DESC(x));
     g->b = x->shape[0];

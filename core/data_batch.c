@@ -157,7 +157,7 @@ static kbl_tensor *gather_fused(kbl_tensor *src, const kbl_data_job *job, const 
     memcpy(shape, s->shape, sizeof shape);
     shape[0] = job->n, shape[nd - 2] = oh, shape[nd - 1] = ow;
     kbl_tensor *out = kbl_empty(nd, shape, KBL_FLOAT32);
-    float *img = out ? malloc((size_t)(per > 0 ? per : 1) * sizeof(float)) : NULL; /* one element, converted */
+    float *img = out ? calloc((size_t)(per > 0 ? per : 1), sizeof(float)) : NULL; /* one element, converted */
     if (!img) {
         if (out) kbl_fail("batch: out of memory");
         kbl_release_n(2, s, out);

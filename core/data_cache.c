@@ -58,7 +58,7 @@ int kbl_data_cache_write(const char *path, const char *key, int n, kbl_tensor **
     if (rc == 0 && rename(tmp, path) != 0) rc = -1;
     if (rc) {
         int e = errno;
-        remove(tmp);
+        (void)remove(tmp); /* best effort: the error reported is the write's */
         if (!strstr(kbl_last_error(), "zstd")) kbl_fail("cache: %s: write failed: %s", path, strerror(e));
         return -1;
     }
@@ -78,7 +78,7 @@ int kbl_data_cache_read(const char *path, const char *key, int max, kbl_tensor *
     int made = 0;
     void *z = NULL;
     char *k = NULL;
-    if (get(f, magic, 8) || memcmp(magic, CACHE_MAGIC, 8) || get(f, &version, 4) || version != CACHE_VERSION ||
+    if (get(f, magic, 8) || memcmp(magic, CACHE_MAGIC, 8) != 0 || get(f, &version, 4) || version != CACHE_VERSION ||
         get(f, &klen, 4) || klen > (1u << 20)) {
         kbl_fail("cache: %s: not a kbl cache file of version %u", path, CACHE_VERSION);
         goto fail;
@@ -125,7 +125,7 @@ int kbl_data_cache_read(const char *path, const char *key, int max, kbl_tensor *
             goto fail;
         }
     }
-    fclose(f);
+    (void)fclose(f); /* read-only: nothing to flush */
     free(k);
     return made;
 fail:
@@ -135,6 +135,6 @@ fail:
     }
     free(z);
     free(k);
-    fclose(f);
+    (void)fclose(f); /* read-only: nothing to flush */
     return 0;
 }

@@ -47,7 +47,7 @@ static void idx_decode(kbl_tensor *t, int code, int64_t n) {
     unsigned char *p = kbl_base(t);
     if (code == 0x09) { /* sbyte: widen from the end so nothing is overwritten early */
         int32_t *o = (int32_t *)p;
-        for (int64_t i = n - 1; i >= 0; i--) o[i] = (int8_t)p[i];
+        for (int64_t i = n - 1; i >= 0; i--) o[i] = (int32_t)p[i] - (p[i] > 127 ? 256 : 0);
     } else if (code == 0x0B) {
         int32_t *o = (int32_t *)p;
         for (int64_t i = n - 1; i >= 0; i--) o[i] = (int16_t)(p[2 * i] << 8 | p[2 * i + 1]);
@@ -175,17 +175,16 @@ static char *read_file(const char *path, int64_t *len) {
         kbl_fail("csv: %s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    fseeko(f, 0, SEEK_END);
-    int64_t n = ftello(f);
-    fseeko(f, 0, SEEK_SET);
+    int64_t n = fseeko(f, 0, SEEK_END) == 0 ? ftello(f) : -1;
+    if (n >= 0 && fseeko(f, 0, SEEK_SET) != 0) n = -1;
     char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
     if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
         kbl_fail("csv: %s: cannot read", path);
         free(buf);
-        fclose(f);
+        (void)fclose(f); /* read-only: nothing to flush */
         return NULL;
     }
-    fclose(f);
+    (void)fclose(f);
     buf[n] = 0;
     *len = n;
     return buf;
@@ -274,7 +273,7 @@ kbl_tensor *kbl_data_csv_read(const char *path, char delim, int header) {
         goto fail;
     }
     out = kbl_empty(2, (int64_t[]){rows, cols}, KBL_FLOAT64);
-    if (out) memcpy(kbl_base(out), vals, (size_t)(rows * cols) * sizeof *vals);
+    if (out && rows * cols > 0) memcpy(kbl_base(out), vals, (size_t)(rows * cols) * sizeof *vals);
 fail:
     free(vals);
     free(text);

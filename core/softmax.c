@@ -76,7 +76,7 @@ static kbl_tensor *softmax_impl(const char *op, kbl_tensor *a, int dim, int log_
         kbl_tensor *r = kbl_full(0, NULL, log_form ? 0.0 : 1.0, a->dtype);
         return r;
     }
-    int perm[KBL_MAX_DIMS], inv[KBL_MAX_DIMS];
+    int perm[KBL_MAX_DIMS] = {0}, inv[KBL_MAX_DIMS] = {0};
     kbl_tensor *src = dim_last(a, d, perm);
     kbl_tensor *dst = src ? kbl_empty_like(src, -1) : NULL;
     if (!dst) {

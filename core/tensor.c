@@ -55,10 +55,12 @@ int64_t kbl_shape_numel(int ndim, const int64_t *shape) {
     return n;
 }
 
-kbl_tensor *kbl_tensor_wrap(kbl_storage *s, int dtype, int ndim, const int64_t *shape,
-                            const int64_t *strides, int64_t offset) {
+/* A tensor struct over s, taking over the caller's reference to s. */
+static kbl_tensor *tensor_own(kbl_storage *s, int dtype, int ndim, const int64_t *shape,
+                              const int64_t *strides, int64_t offset) {
     kbl_tensor *t = calloc(1, sizeof *t);
     if (!t) {
+        kbl_storage_release(s);
         kbl_fail("out of memory");
         return NULL;
     }
@@ -70,10 +72,15 @@ kbl_tensor *kbl_tensor_wrap(kbl_storage *s, int dtype, int ndim, const int64_t *
         t->strides[d] = strides[d];
     }
     t->offset = offset;
-    __atomic_add_fetch(&s->refcount, 1, __ATOMIC_ACQ_REL);
     t->storage = s;
     t->refcount = 1;
     return t;
+}
+
+kbl_tensor *kbl_tensor_wrap(kbl_storage *s, int dtype, int ndim, const int64_t *shape,
+                            const int64_t *strides, int64_t offset) {
+    __atomic_add_fetch(&s->refcount, 1, __ATOMIC_ACQ_REL);
+    return tensor_own(s, dtype, ndim, shape, strides, offset);
 }
 
 static int check_shape(const char *op, int ndim, const int64_t *shape) {
@@ -94,9 +101,7 @@ kbl_tensor *kbl_empty(int ndim, const int64_t *shape, int dtype) {
     kbl_contiguous_strides(ndim, shape, strides);
     kbl_storage *s = kbl_storage_new(kbl_shape_numel(ndim, shape) * (int64_t)dtype_sizes[dtype], KBL_CPU);
     if (!s) return NULL;
-    kbl_tensor *t = kbl_tensor_wrap(s, dtype, ndim, shape, strides, 0);
-    kbl_storage_release(s);
-    return t;
+    return tensor_own(s, dtype, ndim, shape, strides, 0);
 }
 
 kbl_tensor *kbl_empty_like(const kbl_tensor *t, int dtype) {

@@ -54,6 +54,7 @@ static int infer_shape(const char *op, const kbl_tensor *t, int ndim, const int6
 
 /* Strides for viewing t as shape without a copy, if any exist (PyTorch's computeStride). */
 static bool view_strides(const kbl_tensor *t, int ndim, const int64_t *shape, int64_t *strides) {
+    if (ndim > KBL_MAX_DIMS || t->ndim > KBL_MAX_DIMS) return false;
     if (kbl_numel(t) == 0 || kbl_is_contiguous(t)) {
         kbl_contiguous_strides(ndim, shape, strides);
         return true;
@@ -82,7 +83,7 @@ static bool view_strides(const kbl_tensor *t, int ndim, const int64_t *shape, in
 
 kbl_tensor *kbl_view(kbl_tensor *t, int ndim, const int64_t *shape) {
     if (kbl_check_tensor("view", t, "input")) return NULL;
-    int64_t sh[KBL_MAX_DIMS], st[KBL_MAX_DIMS];
+    int64_t sh[KBL_MAX_DIMS] = {0}, st[KBL_MAX_DIMS] = {0};
     if (infer_shape("view", t, ndim, shape, sh)) return NULL;
     if (!view_strides(t, ndim, sh, st)) {
         kbl_fail("view: %s is not laid out compatibly with the requested shape (call contiguous() "
@@ -94,7 +95,7 @@ kbl_tensor *kbl_view(kbl_tensor *t, int ndim, const int64_t *shape) {
 
 kbl_tensor *kbl_reshape(kbl_tensor *t, int ndim, const int64_t *shape) {
     if (kbl_check_tensor("reshape", t, "input")) return NULL;
-    int64_t sh[KBL_MAX_DIMS], st[KBL_MAX_DIMS];
+    int64_t sh[KBL_MAX_DIMS] = {0}, st[KBL_MAX_DIMS] = {0};
     if (infer_shape("reshape", t, ndim, shape, sh)) return NULL;
     if (view_strides(t, ndim, sh, st)) return make_view("reshape", t, ndim, sh, st, t->offset, reshape_backward);
     kbl_tensor *c = kbl_contiguous(t);
