@@ -1,0 +1,90 @@
+-- kbl.callbacks.base: what the callbacks share: a constructor with checked
+-- options, and the monitored-quantity rules (mode, improvement).
+local schema = require 'kbl.config.schema'
+
+local M = {}
+
+local function sorted_keys(t)
+   local keys = {}
+   for k in pairs(t) do if type(k) == 'string' then keys[#keys + 1] = k end end
+   table.sort(keys)
+   return keys
+end
+
+-- define(name, defaults, methods, {positional = 'key'}) -> constructor.
+-- Options are checked against the defaults' keys (and `optional`, keys
+-- whose default is nil); an unknown one names the closest.
+function M.define(name, defaults, methods, how)
+   how = how or {}
+   methods.__index = methods
+   methods.__tostring = methods.__tostring or function() return 'callbacks.' .. name end
+   local valid = sorted_keys(defaults)
+   for _, k in ipairs(how.optional or {}) do valid[#valid + 1] = k end
+   local allowed = {}
+   for _, k in ipairs(valid) do allowed[k] = true end
+   local cls = {name = name, defaults = defaults}
+   return setmetatable(cls, {__call = function(_, opts)
+      opts = opts or {}
+      if type(opts) ~= 'table' then error(string.format('callbacks.%s expects a table of options', name), 2) end
+      local o = setmetatable({name = name}, methods)
+      for k, v in pairs(defaults) do o[k] = v end
+      for k, v in pairs(opts) do
+         local key = k
+         if k == 1 and how.positional then key = how.positional end
+         if not allowed[key] then
+            error(string.format("callbacks.%s: unknown option '%s' (did you mean '%s'?)", name, tostring(k),
+               schema.closest(tostring(k), valid) or '?'), 2)
+         end
+         o[key] = v
+      end
+      if methods.init then o:init() end
+      return o
+   end})
+end
+
+-- The mode a monitored quantity improves in: 'max' for accuracies and the like.
+function M.auto_mode(monitor, mode)
+   if mode and mode ~= 'auto' then return mode end
+   local m = monitor:gsub('^val_', '')
+   for _, w in ipairs{'acc', 'f1', 'precision', 'recall', 'auc', 'iou'} do
+      if m:find(w, 1, true) then return 'max' end
+   end
+   return 'min'
+end
+
+-- Whether v improves on best by more than min_delta in mode.
+function M.improves(v, best, mode, min_delta)
+   if best == nil then return true end
+   if mode == 'max' then return v > best + (min_delta or 0) end
+   return v < best - (min_delta or 0)
+end
+
+-- The monitored value in logs, or nil with a warning (once per callback).
+function M.monitored(cb, logs)
+   local v = logs[cb.monitor]
+   if type(v) ~= 'number' then
+      if not cb.warned then
+         cb.warned = true
+         io.stderr:write(string.format("warning: %s monitors '%s', which is not in the logs (they have: %s)\n",
+            cb.name, cb.monitor, table.concat(sorted_keys(logs), ', ')))
+      end
+      return nil
+   end
+   return v
+end
+
+-- mkdir -p through the FFI (no shell, no lfs); raises naming the directory.
+local ffi = require 'ffi'
+ffi.cdef[[int kbl_cb_mkdir(const char *path, unsigned int mode) __asm__("mkdir");]]
+function M.mkdir_p(path)
+   local sofar = path:sub(1, 1) == '/' and '' or nil
+   for part in path:gmatch('[^/]+') do
+      sofar = sofar and (sofar .. '/' .. part) or part
+      if ffi.C.kbl_cb_mkdir(sofar, 493) ~= 0 and ffi.errno() ~= 17 then -- 0755; EEXIST is fine
+         error(string.format('cannot create the directory %s (errno %d)', sofar, ffi.errno()), 0)
+      end
+   end
+   return path
+end
+
+return M

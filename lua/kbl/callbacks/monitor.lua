@@ -1,0 +1,91 @@
+-- kbl.callbacks.monitor: callbacks driven by a monitored quantity of the epoch
+-- logs: EarlyStopping ends the run when it stops improving, ReduceLROnPlateau
+-- lowers the learning rate.
+local kbl = require 'kbl'
+local base = require 'kbl.callbacks.base'
+
+local M = {}
+
+-- EarlyStopping{monitor = 'val_loss', mode = 'auto', patience = 5, min_delta = 0,
+-- baseline = nil, restore_best_weights = false}
+M.EarlyStopping = base.define('EarlyStopping', {
+   monitor = 'val_loss', mode = 'auto', patience = 5, min_delta = 0, restore_best_weights = false,
+}, {
+   init = function(self)
+      self.mode = base.auto_mode(self.monitor, self.mode)
+      self.wait, self.best, self.best_epoch, self.stopped_epoch = 0, self.baseline, nil, nil
+   end,
+   on_epoch_end = function(self, ctx, epoch, logs)
+      local v = base.monitored(self, logs)
+      if v == nil then return end
+      if base.improves(v, self.best, self.mode, self.min_delta) then
+         self.best, self.best_epoch, self.wait = v, epoch, 0
+         if self.restore_best_weights then
+            self.best_weights = {}
+            kbl.no_grad(function()
+               for name, t in pairs(ctx.model:state_dict()) do self.best_weights[name] = kbl.keep(t:clone()) end
+            end)
+         end
+      else
+         self.wait = self.wait + 1
+         if self.wait >= self.patience then
+            self.stopped_epoch = epoch
+            ctx.stop_training = true
+            ctx:message(string.format('early stopping at epoch %d: %s has not improved for %d epochs '
+               .. '(best %.6g at epoch %s)', epoch, self.monitor, self.wait, self.best or 0 / 0,
+               tostring(self.best_epoch)))
+         end
+      end
+   end,
+   on_train_end = function(self, ctx)
+      if self.restore_best_weights and self.best_weights and self.stopped_epoch then
+         ctx.model:load_state_dict(self.best_weights)
+         ctx:message(string.format('restored the weights of epoch %d (%s %.6g)', self.best_epoch, self.monitor,
+            self.best))
+      end
+   end,
+   state = function(self)
+      return {wait = self.wait, best = self.best, best_epoch = self.best_epoch, stopped_epoch = self.stopped_epoch}
+   end,
+   set_state = function(self, s)
+      self.wait, self.best, self.best_epoch, self.stopped_epoch = s.wait, s.best, s.best_epoch, s.stopped_epoch
+   end,
+}, {optional = {'baseline'}})
+
+-- ReduceLROnPlateau{monitor = 'val_loss', mode = 'auto', factor = 0.1, patience = 2,
+-- min_delta = 1e-4, cooldown = 0, min_lr = 0}
+M.ReduceLROnPlateau = base.define('ReduceLROnPlateau', {
+   monitor = 'val_loss', mode = 'auto', factor = 0.1, patience = 2, min_delta = 1e-4, cooldown = 0, min_lr = 0,
+}, {
+   init = function(self)
+      if not (self.factor > 0 and self.factor < 1) then
+         error('callbacks.ReduceLROnPlateau: factor must be between 0 and 1, got ' .. tostring(self.factor), 0)
+      end
+      self.mode = base.auto_mode(self.monitor, self.mode)
+      self.wait, self.cooldown_left, self.best = 0, 0, nil
+   end,
+   on_epoch_end = function(self, ctx, epoch, logs)
+      local v = base.monitored(self, logs)
+      if v == nil then return end
+      if self.cooldown_left > 0 then self.cooldown_left = self.cooldown_left - 1 end
+      if base.improves(v, self.best, self.mode, self.min_delta) then
+         self.best, self.wait = v, 0
+      elseif self.cooldown_left == 0 then
+         self.wait = self.wait + 1
+         if self.wait >= self.patience then
+            local old = ctx.optimizer:get_lr()
+            local new = math.max(old * self.factor, self.min_lr)
+            if new < old then
+               ctx.optimizer:set_lr(new)
+               ctx:message(string.format('epoch %d: %s has not improved for %d epochs; learning rate %.3g -> %.3g',
+                  epoch, self.monitor, self.wait, old, new))
+            end
+            self.wait, self.cooldown_left = 0, self.cooldown
+         end
+      end
+   end,
+   state = function(self) return {wait = self.wait, best = self.best, cooldown_left = self.cooldown_left} end,
+   set_state = function(self, s) self.wait, self.best, self.cooldown_left = s.wait, s.best, s.cooldown_left end,
+})
+
+return M

@@ -1,0 +1,269 @@
+-- kbl.config: experiment configs. A config file is a Lua chunk returning a
+-- table; it runs with kbl, blocks, optim, losses, metrics, data, callbacks and
+-- ref in scope, where every constructor makes a spec (kbl.config.spec). Files
+-- compose: `extends = {'fit'}` inside a file, several files on the command line
+-- and `--set key=value` (a Lua literal) override what came before, tables
+-- merging deeply (kbl.config.merge). Bare names are looked up in lua/configs,
+-- beside the file that names them, and in the current directory.
+--
+--   local config = require 'kbl.config'
+--   local cfg, origins = config.load({'fit', 'fashion_mnist_mlp'}, {set = {'optimizer.lr=3e-4'}})
+--   print(config.to_lua(cfg))
+local S = require 'kbl.config.spec'
+local merge = require 'kbl.config.merge'
+local lines = require 'kbl.config.lines'
+local schema = require 'kbl.config.schema'
+local serialize = require 'kbl.config.serialize'
+
+local M = {}
+M.spec, M.ref, M.is_spec, M.is_ref = S.new, S.ref, S.is_spec, S.is_ref
+M.merge, M.get, M.copy = merge.merge, merge.get, merge.copy
+M.validate, M.closest = schema.validate, schema.closest
+M.to_lua = serialize.to_lua
+
+local function this_dir()
+   return (debug.getinfo(1, 'S').source:sub(2):match('^(.*)/[^/]*$') or '.')
+end
+
+-- lua/configs, beside lua/kbl (in a checkout and in an installed tree alike).
+M.configs_dir = this_dir() .. '/../../configs'
+
+local function readable(path)
+   local f = io.open(path, 'r')
+   if not f then return false end
+   local ok = f:read(0) ~= nil or f:seek('end') == 0
+   f:close()
+   return ok
+end
+
+local function dirname(path) return path:match('^(.*)/[^/]*$') or '.' end
+
+-- The file a config name stands for: a path as given, else NAME.lua in
+-- lua/configs, beside the naming file (from_dir) and in the current directory.
+function M.find(name, from_dir)
+   local looked = {}
+   local function try(p)
+      looked[#looked + 1] = p
+      return readable(p) and p or nil
+   end
+   if name:find('/') or name:match('%.lua$') then
+      local found = try(name)
+      if not found and from_dir and not name:match('^/') then found = try(from_dir .. '/' .. name) end
+      if found then return found end
+   end
+   if not name:match('%.lua$') then
+      local file = name .. '.lua'
+      local found = try(M.configs_dir .. '/' .. file)
+         or (from_dir and try(from_dir .. '/' .. file)) or try(file)
+      if found then return found end
+   end
+   local shown = {}
+   for i, p in ipairs(looked) do
+      local n
+      repeat p, n = p:gsub('[^/%.][^/]*/%.%./', '', 1) until n == 0
+      local cwd = os.getenv('PWD')
+      if cwd and p:sub(1, #cwd + 1) == cwd .. '/' then p = p:sub(#cwd + 2) end
+      shown[i] = p
+   end
+   error(string.format("cannot find config '%s' (looked for %s)", name, table.concat(shown, ', ')), 0)
+end
+
+-- Runs one config file; returns its table (not yet merged with what it extends).
+local function run_file(path)
+   local f = io.open(path, 'r')
+   local src = f:read('*a')
+   f:close()
+   local chunk, err = loadstring(src, '@' .. path)
+   if not chunk then
+      local where, msg = err:match('^(.-:%d+): (.*)$')
+      error(string.format('%s: syntax error in config: %s', where or path, msg or err), 0)
+   end
+   setfenv(chunk, S.env())
+   local ok, res = xpcall(chunk, function(e)
+      if type(e) ~= 'string' then return tostring(e) end
+      -- name the config's own line even when the error came from deeper down
+      if not e:find(path, 1, true) then
+         for level = 2, 12 do
+            local info = debug.getinfo(level, 'Sl')
+            if not info then break end
+            if info.short_src == path or info.source == '@' .. path then
+               return string.format('%s:%d: %s', path, info.currentline, e)
+            end
+         end
+      end
+      return e
+   end)
+   if not ok then
+      local where, msg = tostring(res):match('^([^%s:]+:%d+): (.*)$')
+      error(where and string.format('%s: error in config: %s', where, msg)
+         or string.format('%s: error in config: %s', path, tostring(res)), 0)
+   end
+   if type(res) ~= 'table' or S.is_spec(res) then
+      error(string.format('%s: a config must return a table of settings, got %s', path, schema.describe(res)), 0)
+   end
+   return res, lines.key_lines(src)
+end
+
+-- Loads a file and what it extends; merges into (acc, origins).
+local function load_into(path, acc, origins, seen)
+   if seen[path] then error(string.format('%s: config extends itself (through %s)', path, seen[path]), 0) end
+   seen[path] = path
+   local tbl, keylines = run_file(path)
+   local bases = tbl.extends
+   if bases ~= nil then
+      if type(bases) == 'string' then bases = {bases} end
+      if type(bases) ~= 'table' then
+         error(string.format("%s:%d: config key 'extends' must be a config name or a list of them, got %s",
+            path, keylines.extends or 1, schema.describe(bases)), 0)
+      end
+      for _, b in ipairs(bases) do
+         acc = load_into(M.find(b, dirname(path)), acc, origins, seen)
+      end
+      tbl.extends = nil
+   end
+   seen[path] = nil
+   for p, l in pairs(keylines) do
+      if p ~= 'extends' and not p:match('^extends%.') then origins[p] = path .. ':' .. l end
+   end
+   origins[''] = path
+   return merge.merge(acc, tbl)
+end
+
+-- Parses 'key=value' (value: a Lua literal, or a spec, or a bare word taken
+-- as a string) and sets it in cfg.
+function M.apply_set(cfg, origins, assignment)
+   local key, text = assignment:match('^%s*([%w_%.]+)%s*=(.*)$')
+   local where = '--set ' .. assignment
+   if not key then
+      error(string.format("%s: expected key=value (a Lua literal: --set optimizer.lr=3e-4, "
+         .. "--set 'model.units={512,512}', --set device='cuda')", where), 0)
+   end
+   local chunk, err = loadstring('return ' .. text, '=(--set)')
+   local value
+   if chunk then
+      setfenv(chunk, S.env())
+      local ok, v = pcall(chunk)
+      if not ok then error(string.format('%s: %s', where, tostring(v):gsub('^%(%-%-set%):%d+: ', '')), 0) end
+      value = v
+   end
+   if value == nil then
+      local word = text:match('^%s*([%w_%-%./:]+)%s*$')
+      if not word or word == 'nil' then
+         error(string.format('%s: the value is not a Lua literal (%s)', where,
+            err and err:gsub('^%(%-%-set%):%d+: ', '') or 'it is nil'), 0)
+      end
+      value = word
+   end
+   local parts = merge.split(key)
+   local first = parts[1]
+   if not schema.TOP[first] then
+      local names = {}
+      for k in pairs(schema.TOP) do names[#names + 1] = k end
+      error(string.format("%s: unknown config key '%s' (did you mean '%s'?)", where, first,
+         schema.closest(tostring(first), names)), 0)
+   end
+   if first == 'stages' and #parts >= 3 and not schema.STAGE[parts[3]] then
+      local names = {}
+      for k in pairs(schema.STAGE) do names[#names + 1] = k end
+      error(string.format("%s: unknown stage key '%s' (did you mean '%s'?)", where, tostring(parts[3]),
+         schema.closest(tostring(parts[3]), names)), 0)
+   end
+   local bad, there = merge.set(cfg, parts, value)
+   if bad then
+      error(string.format("%s: cannot set '%s': '%s' holds %s, not a table", where, key, bad,
+         schema.describe(there)), 0)
+   end
+   for p in pairs(origins) do
+      if p == key or p:sub(1, #key + 1) == key .. '.' then origins[p] = nil end
+   end
+   origins[key] = where
+end
+
+-- Loads, composes and validates: files (names or paths) in order, then each
+-- opts.set assignment. Returns the config and origins (key path -> where set).
+function M.load(files, opts)
+   opts = opts or {}
+   if type(files) == 'string' then files = {files} end
+   if #files == 0 then error('no config given (kbl run FILE... ; bare names are found in lua/configs)', 0) end
+   local cfg, origins = {}, {}
+   for _, name in ipairs(files) do
+      cfg = load_into(M.find(name), cfg, origins, {})
+   end
+   for _, a in ipairs(opts.set or {}) do M.apply_set(cfg, origins, a) end
+   if cfg.name == nil then
+      local last = files[#files]
+      cfg.name = (last:match('([^/]+)%.lua$') or last:match('([^/]+)$'))
+   end
+   if not opts.no_validate then schema.validate(cfg, origins) end
+   return cfg, origins
+end
+
+-- The stages of a run: each inherits the one before and overrides what it
+-- names. Without `stages`, one stage made of the top-level settings. Each
+-- resolved stage says whether it needs a new optimizer (it named one, or
+-- changed what is frozen).
+function M.stages(cfg)
+   local base = {}
+   for k in pairs(schema.STAGE) do
+      if cfg[k] ~= nil and k ~= 'name' then base[k] = merge.copy(cfg[k]) end
+   end
+   base.freeze, base.unfreeze = {}, {}
+   if type(cfg.stages) ~= 'table' or #cfg.stages == 0 then
+      base.index, base.name, base.new_optimizer = 1, 'main', true
+      return {base}
+   end
+   local out, prev = {}, base
+   for i, st in ipairs(cfg.stages) do
+      local cur = merge.merge(prev, st)
+      for _, k in ipairs{'freeze', 'unfreeze'} do
+         if type(cur[k]) == 'string' then cur[k] = {cur[k]} end
+      end
+      if st.unfreeze == nil then cur.unfreeze = {} end
+      cur.index = i
+      cur.name = st.name or ('stage ' .. i)
+      cur.new_optimizer = i == 1 or st.optimizer ~= nil or st.freeze ~= nil or st.unfreeze ~= nil
+      out[i] = cur
+      prev = cur
+   end
+   return out
+end
+
+-- Builds a value of the config (specs into objects), with its defaults by type.
+function M.build(value, cfg, path, refs, origins)
+   local ctx = {root = cfg, defaults = cfg.defaults or {}, refs = refs or {}, origins = origins}
+   return S.build(value, ctx, path)
+end
+
+-- Applies defaults by type for blocks (blocks.defaults.Dense...), so they reach
+-- blocks built inside library code too. Returns a function that undoes it.
+-- Other types take their defaults when their spec is built (M.build).
+function M.apply_defaults(cfg)
+   local undo = {}
+   local defaults = cfg.defaults or {}
+   local names = {}
+   for tname in pairs(defaults) do names[#names + 1] = tname end
+   table.sort(names)
+   for _, tname in ipairs(names) do
+      local bname = tname:match('^blocks%.([%w_]+)$')
+      if bname then
+         local blocks = require 'blocks'
+         if type(blocks.defaults) ~= 'table' then
+            error(string.format("defaults['%s']: this blocks library has no defaults table", tname), 0)
+         end
+         blocks.defaults[bname] = blocks.defaults[bname] or {}
+         local target = blocks.defaults[bname]
+         for k, v in pairs(defaults[tname]) do
+            undo[#undo + 1] = {target, k, target[k]}
+            target[k] = M.build(v, cfg, 'defaults.' .. tname .. '.' .. k)
+         end
+      end
+   end
+   return function()
+      for i = #undo, 1, -1 do
+         local u = undo[i]
+         u[1][u[2]] = u[3]
+      end
+   end
+end
+
+return M

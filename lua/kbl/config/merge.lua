@@ -1,0 +1,109 @@
+-- kbl.config.merge: deep merge of configs, and reading and writing a value by
+-- key path ('model.head.units', 'stages.2.lr'). A path goes through a spec into
+-- its argument table, so `--set model.units=20` reaches blocks.MLP{units = ...}.
+--
+-- Merge rules: maps merge key by key, recursively; a list (a table with [1],
+-- or an empty table) replaces what was there; a spec of the same type merges
+-- its arguments, a spec of another type replaces; anything else replaces.
+local S = require 'kbl.config.spec'
+
+local M = {}
+
+local function is_plain(v)
+   return type(v) == 'table' and not S.is_spec(v) and not S.is_ref(v) and not S.is_namespace(v)
+end
+M.is_plain = is_plain
+
+function M.is_list(v) return is_plain(v) and (v[1] ~= nil or next(v) == nil) end
+
+function M.copy(v)
+   if S.is_spec(v) then
+      local args = {}
+      for i = 1, v.n do args[i] = M.copy(v.args[i]) end
+      return S.new(v.type, args, v.n, v.where)
+   elseif is_plain(v) then
+      local c = {}
+      for k, x in pairs(v) do c[k] = M.copy(x) end
+      return c
+   end
+   return v
+end
+
+local function merge_maps(a, b)
+   local out = M.copy(a)
+   for k, v in pairs(b) do out[k] = M.merge(out[k], v) end
+   return out
+end
+
+-- The merge of b over a (new tables; a and b are not changed).
+function M.merge(a, b)
+   if b == nil then return M.copy(a) end
+   if S.is_spec(b) then
+      if S.is_spec(a) and a.type == b.type and a:table_arg() and b:table_arg() then
+         local merged = M.merge(a:table_arg(), b:table_arg())
+         -- positional items of b replace a's (a Sequential's list of blocks)
+         if b:table_arg()[1] ~= nil then
+            for k in pairs(merged) do
+               if type(k) == 'number' and b:table_arg()[k] == nil then merged[k] = nil end
+            end
+         end
+         return S.new(b.type, {merged}, 1, b.where)
+      end
+      return M.copy(b)
+   end
+   if is_plain(b) and not M.is_list(b) then
+      if is_plain(a) and not M.is_list(a) then return merge_maps(a, b) end
+      if S.is_spec(a) and a:table_arg() then
+         return S.new(a.type, {merge_maps(a:table_arg(), b)}, 1, a.where)
+      end
+   end
+   return M.copy(b)
+end
+
+-- 'a.b.2' -> {'a', 'b', 2}
+function M.split(path)
+   local parts = {}
+   for p in path:gmatch('[^%.]+') do parts[#parts + 1] = tonumber(p) or p end
+   return parts
+end
+
+-- The table whose fields a path step reads: a spec's argument table.
+local function fields_of(node)
+   if S.is_spec(node) then return node:table_arg() end
+   if is_plain(node) then return node end
+   return nil
+end
+M.fields_of = fields_of
+
+function M.get(root, path)
+   local node = root
+   for _, k in ipairs(type(path) == 'table' and path or M.split(path)) do
+      local f = fields_of(node)
+      if not f then return nil end
+      node = f[k]
+   end
+   return node
+end
+
+-- Sets root[path] = value in place, making maps on the way. Returns nil, or
+-- the prefix that cannot hold fields and what is there.
+function M.set(root, path, value)
+   local parts = type(path) == 'table' and path or M.split(path)
+   local node = root
+   for i = 1, #parts - 1 do
+      local f = fields_of(node)
+      local k = parts[i]
+      if f[k] == nil then f[k] = {} end
+      local nxt = f[k]
+      if not fields_of(nxt) then
+         local prefix = {}
+         for j = 1, i do prefix[j] = tostring(parts[j]) end
+         return table.concat(prefix, '.'), nxt
+      end
+      node = nxt
+   end
+   fields_of(node)[parts[#parts]] = value
+   return nil
+end
+
+return M

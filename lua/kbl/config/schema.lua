@@ -1,0 +1,223 @@
+-- kbl.config.schema: the keys an experiment config may have, their types, and
+-- validation whose messages name the key path, the file and line that set it,
+-- and the closest valid key. The arguments inside a spec are checked by the
+-- constructor the spec names when the run starts (their errors get the same
+-- file and line, see kbl.config.spec).
+local S = require 'kbl.config.spec'
+
+local M = {}
+
+-- ---- the closest valid key --------------------------------------------------
+
+local function distance(a, b)
+   local la, lb = #a, #b
+   local prev, cur = {}, {}
+   for j = 0, lb do prev[j] = j end
+   for i = 1, la do
+      cur[0] = i
+      local ca = a:sub(i, i)
+      for j = 1, lb do
+         local cost = ca == b:sub(j, j) and 0 or 1
+         cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+      end
+      prev, cur = cur, prev
+   end
+   return prev[lb]
+end
+M.distance = distance
+
+-- The name in names nearest to key (edit distance, ties by order), or nil.
+function M.closest(key, names)
+   local best, bd
+   local sorted = {}
+   for _, n in ipairs(names) do sorted[#sorted + 1] = n end
+   table.sort(sorted)
+   for _, n in ipairs(sorted) do
+      local d = distance(key:lower(), n:lower())
+      if n:lower():sub(1, #key) == key:lower() then d = d - 0.5 end -- a prefix is closer
+      if not bd or d < bd then best, bd = n, d end
+   end
+   return best
+end
+
+-- ---- types ------------------------------------------------------------------
+
+local function is_int(v) return type(v) == 'number' and v % 1 == 0 and v > -2^53 and v < 2^53 end
+
+local function is_object(v)
+   local t = type(v)
+   return t == 'table' or t == 'function' or t == 'userdata' or t == 'cdata'
+end
+
+-- name -> {check, description}
+local TYPES = {
+   string = {function(v) return type(v) == 'string' end, 'a string'},
+   integer = {is_int, 'an integer'},
+   posint = {function(v) return is_int(v) and v >= 1 end, 'an integer >= 1'},
+   count = {function(v) return is_int(v) and v >= 0 end, 'an integer >= 0'},
+   posnum = {function(v) return type(v) == 'number' and v > 0 end, 'a number > 0'},
+   boolean = {function(v) return type(v) == 'boolean' end, 'true or false'},
+   device = {function(v) return v == 'cpu' or v == 'cuda' or (type(v) == 'string' and v:match('^cuda:%d+$')) end,
+      "'cpu' or 'cuda'"},
+   object = {is_object, 'a spec such as blocks.MLP{...}'},
+   list = {function(v) return type(v) == 'table' and not S.is_spec(v) and (v[1] ~= nil or next(v) == nil) end,
+      'a list {...}'},
+   map = {function(v) return type(v) == 'table' and not S.is_spec(v) end, 'a table'},
+   split = {function(v) return v == false or type(v) == 'string' end, 'a split name or false'},
+   shuffle = {function(v) return type(v) == 'boolean' or (type(v) == 'table' and not S.is_spec(v)) end,
+      'true, false or {buffer = n}'},
+   names = {function(v) return type(v) == 'string' or (type(v) == 'table' and not S.is_spec(v)) end,
+      'a config name or a list of them'},
+   patterns = {function(v) return type(v) == 'string' or (type(v) == 'table' and not S.is_spec(v)) end,
+      "a path pattern ('backbone.*') or a list of them"},
+}
+M.TYPES = TYPES
+
+-- The keys of an experiment. Values that are refs are checked once resolved.
+M.TOP = {
+   name = 'string',             -- the experiment's name: runs/<name>/<time>/
+   extends = 'names',           -- base configs this file builds on (gone once loaded)
+   seed = 'integer',            -- seeds the generator, initialisation and shuffling
+   device = 'device',
+   threads = 'posint',          -- kbl.set_num_threads
+   epochs = 'posint',
+   steps_per_epoch = 'posint',  -- at most this many steps an epoch
+   validation_steps = 'posint',
+   batch_size = 'posint',
+   eval_batch_size = 'posint',
+   model = 'object',
+   data = 'object',             -- a source: data.fashion_mnist{...}
+   loss = 'object',
+   optimizer = 'object',
+   metrics = 'list',
+   callbacks = 'list',
+   shuffle = 'shuffle',
+   drop_remainder = 'boolean',
+   prefetch = 'count',
+   transforms = 'list',         -- pipeline steps for every split: {'normalize', {mean =, std =}}
+   augment = 'list',            -- pipeline steps for the training split only
+   train_split = 'string',
+   validation_split = 'split',
+   test_split = 'split',
+   clip_grad_norm = 'posnum',
+   clip_grad_value = 'posnum',
+   terminate_on_nan = 'boolean',
+   stages = 'list',
+   defaults = 'map',            -- defaults by type: {['blocks.Dense'] = {kernel_init = 'he_normal'}}
+   runs = 'string',             -- where run directories go (default 'runs')
+   vars = 'map',                -- free values for ref 'vars.x'
+}
+
+-- The keys a stage may name; the rest come from the stage before it.
+M.STAGE = {
+   name = 'string', epochs = 'posint', steps_per_epoch = 'posint', optimizer = 'object',
+   lr = 'posnum', freeze = 'patterns', unfreeze = 'patterns', clip_grad_norm = 'posnum',
+   clip_grad_value = 'posnum',
+}
+
+-- ---- validation -------------------------------------------------------------
+
+-- Where a path was set: the origin of its longest recorded prefix.
+function M.where(origins, path)
+   origins = origins or {}
+   local p = path
+   while p and p ~= '' do
+      if origins[p] then return origins[p] end
+      p = p:match('^(.*)%.[^%.]*$')
+   end
+   return origins[''] or 'config'
+end
+
+local function describe(v)
+   if type(v) == 'string' then return string.format('string %q', v) end
+   if S.is_spec(v) then return 'a spec ' .. v.type .. '{...}' end
+   if type(v) == 'table' then return 'a table' end
+   return string.format('%s %s', type(v), tostring(v))
+end
+M.describe = describe
+
+local function keys_of(schema)
+   local names = {}
+   for k in pairs(schema) do names[#names + 1] = k end
+   return names
+end
+
+local function check_map(tbl, schema, prefix, origins)
+   local keys = {}
+   for k in pairs(tbl) do keys[#keys + 1] = k end
+   table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+   for _, k in ipairs(keys) do
+      local v = tbl[k]
+      local path = prefix .. tostring(k)
+      local tname = type(k) == 'string' and schema[k]
+      if not tname then
+         local hint = M.closest(tostring(k), keys_of(schema))
+         error(string.format("%s: unknown config key '%s' (did you mean '%s'?)",
+            M.where(origins, path), path, prefix .. hint), 0)
+      end
+      if not S.is_ref(v) then
+         local ty = TYPES[tname]
+         if not ty[1](v) then
+            error(string.format("%s: config key '%s' must be %s, got %s",
+               M.where(origins, path), path, ty[2], describe(v)), 0)
+         end
+      end
+   end
+end
+
+-- Checks a resolved config; raises the first problem as one clear line.
+function M.validate(cfg, origins)
+   check_map(cfg, M.TOP, '', origins)
+   if type(cfg.stages) == 'table' then
+      for i, st in ipairs(cfg.stages) do
+         local path = 'stages.' .. i
+         if type(st) ~= 'table' or S.is_spec(st) then
+            error(string.format("%s: config key '%s' must be a table of stage settings, got %s",
+               M.where(origins, path), path, describe(st)), 0)
+         end
+         check_map(st, M.STAGE, path .. '.', origins)
+      end
+   end
+   if type(cfg.defaults) == 'table' then
+      for tname, d in pairs(cfg.defaults) do
+         local path = 'defaults.' .. tostring(tname)
+         if type(tname) ~= 'string' or not tname:match('^[%a_][%w_]*%.') then
+            error(string.format("%s: defaults are keyed by a type name such as ['blocks.Dense'], got %s",
+               M.where(origins, path), describe(tname)), 0)
+         end
+         local root = tname:match('^([%w_]+)')
+         if not S.MODULES[root] then
+            error(string.format("%s: defaults key '%s' does not start with one of %s",
+               M.where(origins, path), tname, table.concat(S.NAMESPACES, ', ')), 0)
+         end
+         if type(d) ~= 'table' or S.is_spec(d) then
+            error(string.format("%s: config key '%s' must be a table of arguments, got %s",
+               M.where(origins, path), path, describe(d)), 0)
+         end
+      end
+   end
+   for _, key in ipairs{'metrics', 'callbacks'} do
+      if type(cfg[key]) == 'table' then
+         for i, v in ipairs(cfg[key]) do
+            if not is_object(v) then
+               local path = key .. '.' .. i
+               error(string.format("%s: config key '%s' must be a spec such as %s, got %s",
+                  M.where(origins, path), path,
+                  key == 'metrics' and 'metrics.Accuracy{}' or 'callbacks.EarlyStopping{}', describe(v)), 0)
+            end
+         end
+      end
+   end
+   return true
+end
+
+-- Checks one resolved scalar (after refs): used for the values refs stand for.
+function M.check_value(key, v, origins, schema)
+   local tname = (schema or M.TOP)[key]
+   if tname and v ~= nil and not TYPES[tname][1](v) then
+      error(string.format("%s: config key '%s' must be %s, got %s", M.where(origins, key), key,
+         TYPES[tname][2], describe(v)), 0)
+   end
+end
+
+return M

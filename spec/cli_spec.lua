@@ -1,0 +1,242 @@
+-- spec/cli_spec.lua: the `kbl` command end to end on a tiny config (generated
+-- data, 2 epochs, well under a second): `kbl run` makes the run directory and
+-- its files, `kbl run RUN_DIR/config.lua` repeats the run, --print-config,
+-- `kbl check`, `kbl eval RUN_DIR --json`, a NaN loss, and each bad config with
+-- its one-line message and exit status.
+local json = require 'dkjson'
+local config = require 'kbl.config'
+
+local build = os.getenv('KBL_BUILD_DIR') or 'build'
+local KBL = 'env KBL_BUILD_DIR=' .. build .. ' bin/kbl'
+
+local dir = os.tmpname()
+os.remove(dir)
+os.execute('mkdir -p ' .. dir)
+
+local function read(path)
+   local f = io.open(path, 'r')
+   if not f then return nil end
+   local s = f:read('*a')
+   f:close()
+   return s
+end
+
+local function write(name, text)
+   local path = dir .. '/' .. name
+   local f = assert(io.open(path, 'w'))
+   f:write(text)
+   f:close()
+   return path
+end
+
+-- Runs `kbl ARGS`; returns the exit status, stdout and stderr.
+local function kbl(args)
+   local out, err = dir .. '/stdout', dir .. '/stderr'
+   local rc = os.execute(KBL .. ' ' .. args .. ' >' .. out .. ' 2>' .. err)
+   if type(rc) ~= 'number' then rc = rc and 0 or 1 end
+   if rc > 255 then rc = math.floor(rc / 256) end
+   return rc, read(out), read(err)
+end
+
+local TINY = [[
+return {
+   extends = 'fit',
+   name = 'tiny',
+   epochs = 2,
+   batch_size = 16,
+   data = data.generated{kind = 'blobs', n = 128, validation = 32, test = 32, dim = 4, classes = 3, seed = 3},
+   model = blocks.Sequential{blocks.Dense{units = 16, activation = 'relu'}, blocks.Dense{3}},
+   optimizer = optim.Adam{lr = 0.01},
+}
+]]
+local tiny = write('tiny.lua', TINY)
+
+local function lines(text)
+   local l = {}
+   for s in (text or ''):gmatch('[^\n]+') do l[#l + 1] = s end
+   return l
+end
+
+describe('kbl command', function()
+   it('--help, --version and help for each command', function()
+      local rc, out = kbl('--help')
+      assert.equal(0, rc)
+      for _, c in ipairs{'run', 'check', 'eval', 'repl', 'info'} do assert.matches('\n   ' .. c .. ' ', out) end
+      rc, out = kbl('run --help')
+      assert.equal(0, rc)
+      assert.matches('--set', out, 1, true)
+      assert.matches('--print-config', out, 1, true)
+      assert.matches('--run-dir', out, 1, true)
+      rc, out = kbl('eval --help')
+      assert.equal(0, rc)
+      assert.matches('--json', out, 1, true)
+      rc, out = kbl('--version')
+      assert.equal(0, rc)
+      assert.matches('^kbl %d+%.%d+%.%d+\n$', out)
+   end)
+end)
+
+describe('kbl run', function()
+   local run_dir = dir .. '/run1'
+   local rc, out, err = kbl('run ' .. tiny .. ' --run-dir ' .. run_dir)
+
+   it('trains and fills the run directory', function()
+      assert.equal(0, rc, err)
+      local l = lines(out)
+      assert.matches('^run tiny: 131 parameters, 2 epochs %-> ', l[1])
+      assert.matches('^epoch 1/2  8 steps ', l[2])
+      assert.matches('^epoch 2/2  8 steps ', l[3])
+      assert.matches('^test: loss [%d.]+  accuracy [%d.]+$', l[4])
+      for _, f in ipairs{'config.lua', 'summary.txt', 'metrics.jsonl', 'metrics.csv', 'model.safetensors'} do
+         assert.is_truthy(read(run_dir .. '/' .. f), f)
+      end
+      assert.matches('Total params: 131', read(run_dir .. '/summary.txt'))
+      local csv = lines(read(run_dir .. '/metrics.csv'))
+      assert.equal(3, #csv)
+      assert.matches('^epoch,step,stage,loss,accuracy,val_loss,val_accuracy,lr,', csv[1])
+      local jl = lines(read(run_dir .. '/metrics.jsonl'))
+      assert.equal(2, #jl)
+      local e2 = json.decode(jl[2])
+      assert.equal(2, e2.epoch)
+      assert.equal(16, e2.step)
+      assert.is_true(e2.val_accuracy > 0.8)
+      local cfg = config.load({run_dir .. '/config.lua'})
+      assert.equal('tiny', cfg.name)
+      assert.equal(2, cfg.epochs)
+      assert.equal('optim.Adam', cfg.optimizer.type)
+   end)
+
+   it('repeats a run from its saved config', function()
+      local rc2, _, err2 = kbl('run ' .. run_dir .. '/config.lua --run-dir ' .. dir .. '/run2 --quiet')
+      assert.equal(0, rc2, err2)
+      local a = lines(read(run_dir .. '/metrics.jsonl'))
+      local b = lines(read(dir .. '/run2/metrics.jsonl'))
+      assert.equal(#a, #b)
+      for i = 1, #a do
+         local x, y = json.decode(a[i]), json.decode(b[i])
+         for _, k in ipairs{'loss', 'accuracy', 'val_loss', 'val_accuracy', 'lr', 'step'} do
+            assert.equal(x[k], y[k], k)
+         end
+      end
+   end)
+
+   it('--resume continues from the newest checkpoint and ends as the run never stopped', function()
+      local ck = write('ck.lua',
+         TINY:gsub('seed = 3},', 'seed = 3},\n   callbacks = {callbacks.ModelCheckpoint{every_steps = 3}},'))
+      local d = dir .. '/resumed'
+      local rc2, _, err2 = kbl('run ' .. ck .. ' --quiet --set epochs=1 --run-dir ' .. d)   -- stops at step 8
+      assert.equal(0, rc2, err2)
+      rc2, _, err2 = kbl('run --resume ' .. d .. ' --quiet --set epochs=2')                -- from step 6
+      assert.equal(0, rc2, err2)
+      local a = lines(read(run_dir .. '/metrics.jsonl'))
+      local b = lines(read(d .. '/metrics.jsonl'))
+      assert.equal(2, #b)
+      for i = 1, 2 do
+         local x, y = json.decode(a[i]), json.decode(b[i])
+         for _, k in ipairs{'epoch', 'step', 'loss', 'accuracy', 'val_loss', 'val_accuracy'} do
+            assert.equal(x[k], y[k], k)
+         end
+      end
+      assert.equal(3, #lines(read(d .. '/metrics.csv')))
+   end)
+
+   it('makes runs/<name>/<time>/ by default', function()
+      local rc2, _, err2 = kbl('run ' .. tiny .. " --quiet --set \"runs='" .. dir .. "/runs'\" --set epochs=1")
+      assert.equal(0, rc2, err2)
+      local p = io.popen('ls ' .. dir .. '/runs/tiny')
+      local name = p:read('*l')
+      p:close()
+      assert.matches('^%d%d%d%d%d%d%d%d%-%d%d%d%d%d%d$', name)
+      assert.is_truthy(read(dir .. '/runs/tiny/' .. name .. '/metrics.csv'))
+   end)
+
+   it('--print-config prints the resolved config and exits', function()
+      local rc2, text = kbl('run ' .. tiny .. ' --set optimizer.lr=0.5 --print-config')
+      assert.equal(0, rc2)
+      assert.matches('^%-%- Resolved config of: kbl run ', text)
+      assert.matches('optimizer = optim.Adam{lr = 0.5},', text, 1, true)
+      assert.matches('loss = losses.CrossEntropy{},', text, 1, true)   -- from fit.lua
+      local body = function(t) return t:gsub('^.-\nreturn', 'return') end
+      local saved = read(run_dir .. '/config.lua')
+      assert.equal(body(saved):gsub('lr = 0.01', 'lr = 0.5'), body(text))
+   end)
+
+   it('evaluates the run with kbl eval --json', function()
+      local test_loss = tonumber(lines(out)[4]:match('loss ([%d.]+)'))
+      local rc2, text, err2 = kbl('eval ' .. run_dir .. ' --json')
+      assert.equal(0, rc2, err2)
+      assert.equal(1, #lines(text))
+      local r = json.decode(text)
+      assert.is_number(r.accuracy)
+      assert.near(test_loss, r.loss, 1e-4)
+      rc2, text = kbl('eval ' .. run_dir .. ' --split validation')
+      assert.equal(0, rc2)
+      assert.matches('^validation: loss [%d.]+  accuracy [%d.]+\n$', text)
+   end)
+
+   it('kbl check validates without training', function()
+      local rc2, text = kbl('check ' .. tiny)
+      assert.equal(0, rc2)
+      assert.equal('ok: ' .. tiny .. ': tiny, 131 trainable parameters, 2 epochs\n', text)
+   end)
+
+   it('stops on a NaN loss naming the step, keeping the last good checkpoint', function()
+      local nan = write('nan.lua', TINY:gsub('optim.Adam{lr = 0.01}', 'optim.SGD{lr = 1e30}')
+         :gsub('seed = 3},', 'seed = 3},\n   callbacks = {callbacks.ModelCheckpoint{every_steps = 1, keep = 1}},'))
+      local rc2, _, err2 = kbl('run ' .. nan .. ' --quiet --run-dir ' .. dir .. '/nanrun')
+      assert.equal(1, rc2)
+      local step = err2:match('^kbl: loss is %-?[%a]+ at step (%d+) %(epoch 1, batch %d+%); stopped; '
+         .. 'the last good checkpoint is [^\n]*/checkpoints/step%-%d+%.ckpt\n$')
+      assert.is_truthy(step, err2)
+      local ck = err2:match('is (%S+%.ckpt)')
+      assert.matches(string.format('step%%-%012d', tonumber(step) - 1), ck)
+      assert.is_true(require('kbl.records.checkpoint').verify(ck))
+   end)
+end)
+
+describe('kbl with a bad config', function()
+   local cases = {
+      {'wrong key', 'return {\n   extends = "fit",\n   epoch = 2,\n}\n',
+         "%s:3: unknown config key 'epoch' (did you mean 'epochs'?)"},
+      {'wrong type', 'return {\n   batch_size = "big",\n}\n',
+         [[%s:2: config key 'batch_size' must be an integer >= 1, got string "big"]]},
+      {'syntax error', 'return {\n   epochs = 2\n   seed = 1,\n}\n',
+         "%s:3: syntax error in config: '}' expected (to close '{' at line 1) near 'seed'"},
+      {'wrong argument',
+         'return {\n   extends = "fit",\n   model = blocks.Dense{\n      unit = 3},\n'
+            .. '   data = data.generated{n = 8},\n}\n',
+         "%s:4: building blocks.Dense for 'model': blocks.Dense: unknown option 'unit' (did you mean 'units'?)"},
+   }
+   for i, c in ipairs(cases) do
+      it(c[1] .. ' exits 1 with one line naming the file, line and key', function()
+         local path = write('bad' .. i .. '.lua', c[2])
+         for _, cmd in ipairs{'run', 'check'} do
+            local rc, out, err = kbl(cmd .. ' ' .. path)
+            assert.equal(1, rc)
+            assert.equal('', out)
+            local expected = 'kbl: ' .. string.format(c[3], path)
+            assert.equal(expected, err:sub(1, #expected))
+            assert.equal(1, #lines(err))
+         end
+      end)
+   end
+
+   it('a missing file exits 1 naming where it looked', function()
+      local rc, _, err = kbl('run no_such_experiment')
+      assert.equal(1, rc)
+      assert.equal("kbl: cannot find config 'no_such_experiment' (looked for lua/configs/no_such_experiment.lua, "
+         .. "no_such_experiment.lua)\n", err)
+   end)
+
+   it('a bad --set exits 1 naming it', function()
+      local rc, _, err = kbl('run ' .. tiny .. ' --set optimiser.lr=3e-4')
+      assert.equal(1, rc)
+      assert.equal("kbl: --set optimiser.lr=3e-4: unknown config key 'optimiser' (did you mean 'optimizer'?)\n", err)
+   end)
+
+   it('--debug adds the traceback', function()
+      local rc, _, err = kbl('--debug run ' .. tiny .. ' --set optimiser.lr=3e-4')
+      assert.equal(1, rc)
+      assert.matches('stack traceback', err, 1, true)
+   end)
+end)
