@@ -424,7 +424,7 @@ function Trainer:fit()
    self.resume_state = nil
    self.stop_training = false
    self.resumed = resume ~= nil
-   if resume then self.step, self.epochs_done = resume.step, resume.epochs_done end
+   if resume then self.step, self.epochs_done, self.epoch = resume.step, resume.epochs_done, resume.epochs_done end
    self:call('on_train_begin')
    local start_stage, first_epoch = 1, 1
    if resume then
@@ -471,6 +471,14 @@ end
 
 -- ---- state for checkpoints and exact resume ----------------------------------
 
+-- The generator's (seed, offset) as uint64 cdata: kbl.get_rng_state() gives Lua
+-- numbers, which lose bits above 2^53; a checkpoint stores these exactly.
+local function rng_state()
+   local s, o = ffi.new('uint64_t[1]'), ffi.new('uint64_t[1]')
+   require('kbl.lib').C.kbl_generator_get_state(s, o)
+   return {seed = s[0], offset = o[0]}
+end
+
 -- Everything a resume needs besides the model's tensors: counters, optimizer
 -- state, generator state, pipeline position, callbacks' and metrics' state.
 -- Values are numbers, strings, booleans, tables of them, and tensors (the
@@ -488,7 +496,7 @@ function Trainer:state()
       stage = self.stage_index or 1,
       optimizer = self.optimizer and self.optimizer.state_dict and self.optimizer:state_dict() or nil,
       lr = self.optimizer and self.optimizer.get_lr and self.optimizer:get_lr() or nil,
-      rng = kbl.get_rng_state(),
+      rng = rng_state(),
       pipeline = self.train_pipe and self.train_pipe.state and self.train_pipe:state() or nil,
       callbacks = cbs,
       running = {loss = self.run_loss or 0, count = self.run_count or 0, samples = self.run_samples or 0,

@@ -44,11 +44,15 @@ M.EarlyStopping = base.define('EarlyStopping', {
             self.best))
       end
    end,
+   -- the best weights too (tensors, which a checkpoint stores by name), so that
+   -- a resumed run restores the same ones at its end
    state = function(self)
-      return {wait = self.wait, best = self.best, best_epoch = self.best_epoch, stopped_epoch = self.stopped_epoch}
+      return {wait = self.wait, best = self.best, best_epoch = self.best_epoch, stopped_epoch = self.stopped_epoch,
+         best_weights = self.best_weights}
    end,
    set_state = function(self, s)
       self.wait, self.best, self.best_epoch, self.stopped_epoch = s.wait, s.best, s.best_epoch, s.stopped_epoch
+      self.best_weights = s.best_weights
    end,
 }, {optional = {'baseline'}})
 

@@ -2,8 +2,12 @@
 -- optimizer.lr=3e-4` composes the configs (later ones and --set override),
 -- makes the run directory runs/<name>/<time>/ (or --run-dir) with config.lua
 -- (the resolved config: `kbl run RUN_DIR/config.lua` repeats the run),
--- summary.txt, metrics.jsonl and metrics.csv, trains, saves the final weights
--- (model.safetensors) and evaluates on the test split.
+-- summary.txt, metrics.jsonl and metrics.csv, and the run records of
+-- kbl.records.run: checkpoints/ (the config's ModelCheckpoint, or one every
+-- epoch keeping 3 and the best by val_loss), a TensorBoard event file,
+-- report.html, status.json and the final weights (model.safetensors); then
+-- evaluates on the test split. `--resume RUN_DIR` continues from the newest
+-- valid checkpoint, skipping damaged ones; SIGINT/SIGTERM checkpoint and stop.
 local M = {summary = 'Train an experiment from config files.'}
 
 function M.describe(cmd)
@@ -58,56 +62,93 @@ local function has_split(source, name)
    return ok and (n or 0) > 0
 end
 
-function M.run(args)
+-- The config and trainer of `kbl run FILES --set ...`, not yet trained: what
+-- kbl run and kbl verify-resume share. opts: set (a list of key=value), quiet,
+-- run_dir, progress, out. Returns trainer, parts, cfg, text (the resolved
+-- config as Lua); trainer.restore_defaults() undoes the config's defaults by
+-- type once the trainer is done with.
+function M.build_trainer(files, opts)
+   opts = opts or {}
    local config = require 'kbl.config'
-   local experiment = require 'kbl.config.experiment'
+   local cfg, origins = config.load(files, {set = opts.set or {}})
+   local header = 'Resolved config of: ' .. (opts.command or ('kbl run ' .. table.concat(files, ' ')))
+      .. '\nRepeat the run with: kbl run <this file>'
+   local text = config.to_lua(cfg, header)
+   local trainer, parts = require('kbl.config.experiment').trainer(cfg, {quiet = opts.quiet,
+      run_dir = opts.run_dir, origins = origins, progress = opts.progress, out = opts.out})
+   trainer.config_text = text
+   return trainer, parts, cfg, text
+end
+
+-- The run records: the loggers, then the config's ModelCheckpoint (a default
+-- one when it has none) moved after every other callback, so that its
+-- checkpoints hold their updated state and follow the logged lines; last the
+-- recorder (status, TensorBoard, report, final weights, SIGINT/SIGTERM).
+local function add_records(trainer, run_dir, summary, resume_command)
+   local callbacks = require 'kbl.callbacks'
+   trainer:add_callback(callbacks.CSVLogger{})
+   trainer:add_callback(callbacks.JSONLinesLogger{})
+   local kept, ckpts = {}, {}
+   local mt = getmetatable(callbacks.ModelCheckpoint{})
+   for _, cb in ipairs(trainer.callbacks) do
+      if getmetatable(cb) == mt then ckpts[#ckpts + 1] = cb else kept[#kept + 1] = cb end
+   end
+   if #ckpts == 0 then
+      local has_val = trainer.val_pipe ~= nil
+      ckpts[1] = callbacks.ModelCheckpoint{monitor = has_val and 'val_loss' or 'loss'}
+   end
+   for _, cb in ipairs(ckpts) do kept[#kept + 1] = cb end
+   trainer.callbacks = kept
+   local records = require 'kbl.records.run'
+   local rec = records.Recorder{run_dir = run_dir, keep_last = ckpts[1].keep, every_n_epochs = 0,
+      config = trainer.config_text, summary = summary, title = trainer.name, weights_name = 'model.safetensors',
+      resume_command = resume_command}
+   trainer:add_callback(rec)
+   return rec
+end
+
+function M.run(args)
    local sets = args.set or {}
    if args.device then sets[#sets + 1] = 'device=' .. string.format('%q', args.device) end
    local resume_dir = args.resume
    local files = args.files
    if resume_dir and #files == 0 then files = {resume_dir .. '/config.lua'} end
    if #files == 0 then error('kbl run: give config files (names are found in lua/configs), or --resume RUN_DIR', 0) end
-   local cfg, origins = config.load(files, {set = sets})
-   local header = 'Resolved config of: ' .. command_line(args)
-      .. '\nRepeat the run with: kbl run <this file>'
-   local text = config.to_lua(cfg, header)
    if args.print_config then
-      io.write(text)
+      local config = require 'kbl.config'
+      local cfg = config.load(files, {set = sets})
+      io.write(config.to_lua(cfg, 'Resolved config of: ' .. command_line(args)
+         .. '\nRepeat the run with: kbl run <this file>'))
       return
    end
-   local run_dir = resume_dir or args.run_dir or M.new_run_dir(cfg)
+   local status = require 'kbl.records.status'
+   local records = require 'kbl.records.run'
+   local run_dir = resume_dir or args.run_dir
+   if not run_dir then run_dir = M.new_run_dir(require('kbl.config').load(files, {set = sets})) end
    mkdir_p(run_dir)
-   if not resume_dir then write_file(run_dir .. '/config.lua', text) end
-   local trainer, parts = experiment.trainer(cfg, {quiet = args.quiet, run_dir = run_dir, origins = origins})
-   trainer.config_text = text
-   local callbacks = require 'kbl.callbacks'
-   trainer:add_callback(callbacks.CSVLogger{})
-   trainer:add_callback(callbacks.JSONLinesLogger{})
+   status.start(run_dir)   -- refuses a directory that a live run holds, before anything is written
+   local trainer, rec
    local ok, err = pcall(function()
+      local t, _, _, text = M.build_trainer(files, {set = sets, quiet = args.quiet, run_dir = run_dir,
+         command = command_line(args)})
+      trainer = t
+      if not resume_dir then write_file(run_dir .. '/config.lua', text) end
       trainer:build()
-      local summary = experiment.summary(trainer.model)
+      local summary = require('kbl.config.experiment').summary(trainer.model)
       write_file(run_dir .. '/summary.txt', summary .. '\n')
+      rec = add_records(trainer, run_dir, summary, 'kbl run --resume ' .. run_dir)
       if resume_dir then
-         local ck = require 'kbl.records.checkpoint'
-         local path, skipped = ck.latest_valid(run_dir .. '/checkpoints')
-         for _, s in ipairs(skipped or {}) do
-            io.stderr:write(string.format('skipping %s: %s\n', s.path, s.reason))
-         end
-         if not path then
-            error('--resume ' .. run_dir .. ': no valid checkpoint in ' .. run_dir .. '/checkpoints', 0)
-         end
-         require('kbl.callbacks.checkpoint').restore(trainer, path, {resume = true})
+         local path = records.resume(trainer, run_dir, {quiet = true})
+         rec.resumed_from = path
          trainer:message('resuming from ' .. path)
       end
       if not args.quiet then
          local params = summary:match('Total params: ([%d,]+)')
-         io.write(string.format('run %s: %s%d epochs -> %s\n', tostring(cfg.name),
+         io.write(string.format('run %s: %s%d epochs -> %s\n', tostring(trainer.name),
             params and (params .. ' parameters, ') or '', trainer:total_epochs(), run_dir))
          io.stdout:flush()
       end
-      trainer:fit()
-      local weights = trainer.model:state_dict()
-      if next(weights) then require('kbl').save(run_dir .. '/model.safetensors', weights) end
+      records.fit(trainer, rec)
       if has_split(trainer.source, trainer.test_split) then
          local logs = trainer:evaluate(trainer.test_split)
          trainer.test_logs = logs
@@ -116,9 +157,14 @@ function M.run(args)
          end
       end
    end)
-   trainer.restore_defaults()
-   if not ok then error(err, 0) end
-   return trainer, parts
+   if trainer and trainer.restore_defaults then trainer.restore_defaults() end
+   if not ok then
+      -- failures before fit (a bad config, a damaged run directory) are recorded too
+      local s = status.read(run_dir)
+      if s and s.state == 'running' and s.pid == status.pid() then pcall(status.failed, run_dir, err) end
+      error(err, 0)
+   end
+   return trainer
 end
 
 return M

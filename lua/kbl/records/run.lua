@@ -8,7 +8,13 @@
 --   run_dir/checkpoints/step-<N>.ckpt       kbl.records.checkpoint: model weights,
 --   run_dir/checkpoints/best.ckpt           trainer:state() (optimizer, generator,
 --                                           pipeline, callbacks), the config
---   run_dir/weights.safetensors             the final weights (model:state_dict())
+--   run_dir/weights.safetensors             the final weights (model:state_dict();
+--                                           weights_name = 'model.safetensors' in kbl run)
+--
+-- kbl run gives the checkpoint policy to the config's ModelCheckpoint (placed
+-- just before the recorder) and sets every_n_epochs = 0 here; the recorder
+-- still writes the checkpoint of an interrupt. Resume skips checkpoints that
+-- fail their checks or do not load, naming each and why.
 --
 --   local records = require 'kbl.records.run'
 --   local rec = records.Recorder{run_dir = dir, keep_last = 3, every_n_epochs = 1,
@@ -105,16 +111,33 @@ end
 -- Continues `trainer` from the newest valid checkpoint of run_dir, telling on
 -- stderr which newer ones it skipped and why. Returns the path, the skipped
 -- list and the checkpoint's meta.
+-- The newest checkpoint of dir that verifies and loads: path, the load_trainer
+-- result, and the newer ones skipped ({{path =, reason =}}), newest first.
+function M.latest(dir)
+   local skipped = {}
+   for _, e in ipairs(checkpoint.list(dir)) do
+      local ok, why = checkpoint.verify(e.path)
+      local r
+      if ok then ok, r = pcall(M.load_trainer, e.path) end
+      if ok then return e.path, r, skipped end
+      skipped[#skipped + 1] = {path = e.path, reason = tostring(why or r)}
+   end
+   return nil, nil, skipped
+end
+
 function M.resume(trainer, run_dir, opts)
    opts = opts or {}
    local out = opts.out or io.stderr
-   local path, skipped = checkpoint.latest_valid(M.checkpoint_dir(run_dir))
-   for _, s in ipairs(skipped) do out:write('kbl: resume: skipping ', s.reason, '\n') end
+   local path, r, skipped = M.latest(M.checkpoint_dir(run_dir))
+   for _, s in ipairs(skipped) do
+      -- the reasons from kbl.records.checkpoint name the file; others get it in front
+      local why = s.reason:find(s.path, 1, true) and s.reason or (s.path .. ': ' .. s.reason)
+      out:write('kbl: resume: skipping ', why, '\n')
+   end
    if not path then
       error(string.format('resume: no valid checkpoint in %s%s', M.checkpoint_dir(run_dir),
          #skipped > 0 and (' (' .. #skipped .. ' damaged, listed above)') or ''), 0)
    end
-   local r = M.load_trainer(path)
    trainer:build()
    trainer.model:load_state_dict(r.model)
    trainer:set_state(r.state)
@@ -172,6 +195,7 @@ function M.Recorder(opts)
       save_best = opts.save_best ~= false and opts.monitor ~= nil,
       tensorboard = opts.tensorboard ~= false, report = opts.report ~= false,
       final_weights = opts.final_weights ~= false, handle_signals = opts.handle_signals ~= false,
+      weights_name = opts.weights_name or 'weights.safetensors', resumed_from = opts.resumed_from,
       config = opts.config, summary = opts.summary, title = opts.title,
       resume_command = opts.resume_command, checkpoint_level = opts.level}, Recorder)
    if self.monitor and not self.mode then
@@ -185,8 +209,7 @@ function Recorder:state() return {best = self.best, best_step = self.best_step} 
 function Recorder:set_state(s) self.best, self.best_step = s.best, s.best_step end
 
 function Recorder:save(ctx, path)
-   M.save_trainer(path, ctx, {config = self.config_table,
-      config_text = type(self.config) == 'string' and self.config or nil})
+   M.save_trainer(path, ctx, {config = self.config, name = ctx.name})
    self.last_checkpoint, ctx.last_checkpoint = path, path
    return path
 end
@@ -207,9 +230,25 @@ function Recorder:write_report(ctx, state)
       history = history, updated = os.date('!%Y-%m-%d %H:%M:%S UTC')})
 end
 
+-- Removes the temporary files (<name>.tmp.<pid>) of checkpoint writes that a
+-- killed process left behind; a live writer's are kept.
+function M.remove_stale_temporaries(dir)
+   local removed = {}
+   local p = io.popen("ls -1 '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+   for name in p:lines() do
+      local pid = tonumber(name:match('%.tmp%.(%d+)$'))
+      if pid and not status.is_alive(pid) then
+         os.remove(dir .. '/' .. name)
+         removed[#removed + 1] = name
+      end
+   end
+   p:close()
+   return removed
+end
+
 function Recorder:on_train_begin(ctx)
    mkdir_p(M.checkpoint_dir(self.run_dir))
-   self.config_table = type(self.config) == 'table' and self.config or nil
+   M.remove_stale_temporaries(M.checkpoint_dir(self.run_dir))
    status.start(self.run_dir, {step = ctx.step, epoch = ctx.epochs_done, resume = self.resumed_from})
    if self.tensorboard then self.tb = require('kbl.records.tensorboard').open(self.run_dir) end
    if self.handle_signals and C.kbl_interrupt_install() ~= 0 then
@@ -248,10 +287,18 @@ function Recorder:on_epoch_end(ctx, epoch, logs)
    if self.every_n_epochs and self.every_n_epochs > 0 and epoch % self.every_n_epochs == 0 then
       self:step_checkpoint(ctx)
    end
-   if improved and self.save_best then self:save(ctx, M.checkpoint_dir(self.run_dir) .. '/best.ckpt') end
+   if improved and self.save_best then
+      local last = ctx.last_checkpoint
+      self:save(ctx, M.checkpoint_dir(self.run_dir) .. '/best.ckpt')
+      self.last_checkpoint, ctx.last_checkpoint = last, last
+   end
    status.write(self.run_dir, {state = 'running', pid = status.pid(), step = ctx.step, epoch = epoch,
-      checkpoint = self.last_checkpoint})
+      checkpoint = ctx.last_checkpoint})
    self:write_report(ctx, 'running')
+   -- a signal during the epoch's last step or its validation: stop here, the
+   -- epoch finished (the check after each step comes first otherwise)
+   local sig = self.handle_signals and C.kbl_interrupt_pending() or 0
+   if sig ~= 0 then return self:interrupt(ctx, sig) end
 end
 
 function Recorder:close()
@@ -267,16 +314,16 @@ function Recorder:on_train_end(ctx)
    self.closed = true
    if ctx.failed then
       self:close()
-      status.failed(self.run_dir, ctx.failed, {step = ctx.step, checkpoint = self.last_checkpoint})
+      status.failed(self.run_dir, ctx.failed, {step = ctx.step, checkpoint = ctx.last_checkpoint})
       self:write_report(ctx, 'failed: ' .. ctx.failed)
       return
    end
    if self.final_weights then
-      require('kbl.io.safetensors').save(self.run_dir .. '/weights.safetensors', ctx.model:state_dict(),
+      require('kbl.io.safetensors').save(self.run_dir .. '/' .. self.weights_name, ctx.model:state_dict(),
          {step = ctx.step, epoch = ctx.epoch or 0, format = 'pt'})
    end
    self:close()
-   status.finished(self.run_dir, {step = ctx.step, epoch = ctx.epoch, checkpoint = self.last_checkpoint})
+   status.finished(self.run_dir, {step = ctx.step, epoch = ctx.epoch, checkpoint = ctx.last_checkpoint})
    self:write_report(ctx, 'finished')
 end
 
@@ -290,7 +337,7 @@ function M.fit(trainer, recorder)
    if recorder and not recorder.interrupted then
       recorder:close()
       pcall(status.failed, recorder.run_dir, tostring(res.msg), {step = trainer.step,
-         checkpoint = recorder.last_checkpoint})
+         checkpoint = trainer.last_checkpoint})
    end
    error(res.msg, 0)
 end

@@ -1,0 +1,306 @@
+-- spec/resume_spec.lua: exact resume of real `kbl run` processes. A run killed
+-- with SIGKILL at several points (mid-epoch, during a checkpoint write, after
+-- an epoch) and resumed each time ends with the same weights, byte for byte,
+-- and the same logged metrics as the run never stopped; corrupt and truncated
+-- checkpoints are skipped with a message naming the file and why; SIGTERM
+-- writes a checkpoint, marks the run interrupted and prints the exact command
+-- that resumes it; `kbl verify-resume` passes a config whose callbacks all keep
+-- their state and reports the first difference for one that does not.
+local ffi = require 'ffi'
+local json = require 'dkjson'
+local checkpoint = require 'kbl.records.checkpoint'
+local status = require 'kbl.records.status'
+
+pcall(ffi.cdef, 'int usleep(unsigned int usec);')
+
+local build = os.getenv('KBL_BUILD_DIR') or 'build'
+local KBL = 'env KBL_BUILD_DIR=' .. build .. ' bin/kbl'
+
+local dir = os.tmpname()
+os.remove(dir)
+os.execute('mkdir -p ' .. dir)
+
+local function read(path)
+   local f = io.open(path, 'rb')
+   if not f then return nil end
+   local s = f:read('*a')
+   f:close()
+   return s
+end
+
+local function write(path, text)
+   local f = assert(io.open(path, 'wb'))
+   f:write(text)
+   f:close()
+   return path
+end
+
+local function kbl(args)
+   local out, err = dir .. '/stdout', dir .. '/stderr'
+   local rc = os.execute(KBL .. ' ' .. args .. ' >' .. out .. ' 2>' .. err)
+   if type(rc) ~= 'number' then rc = rc and 0 or 1 end
+   if rc > 255 then rc = math.floor(rc / 256) end
+   return rc, read(out), read(err)
+end
+
+local function ls(path)
+   local names = {}
+   local p = io.popen('ls -1 ' .. path .. ' 2>/dev/null')
+   for n in p:lines() do names[#names + 1] = n end
+   p:close()
+   return names
+end
+
+local function sleep_ms(ms) ffi.C.usleep(ms * 1000) end
+
+-- Starts `kbl ARGS` in the background: {pid =, out =, err =, rc = file}.
+local function start(args, tag)
+   local p = {out = dir .. '/' .. tag .. '.out', err = dir .. '/' .. tag .. '.err', rc = dir .. '/' .. tag .. '.rc',
+      pidfile = dir .. '/' .. tag .. '.pid'}
+   os.remove(p.rc)
+   os.remove(p.pidfile)
+   os.execute(string.format("sh -c '%s %s >%s 2>%s & echo $! >%s; wait $!; echo $? >%s' 2>/dev/null &", KBL, args,
+      p.out, p.err, p.pidfile, p.rc))
+   for _ = 1, 5000 do
+      p.pid = tonumber(read(p.pidfile) or '')
+      if p.pid then return p end
+      sleep_ms(1)
+   end
+   error('the background kbl did not start')
+end
+
+-- Waits for the process to end; returns its exit status.
+local function finish(p)
+   for _ = 1, 60000 do
+      local rc = tonumber(read(p.rc) or '')
+      if rc then return rc end
+      sleep_ms(2)
+   end
+   error('the background kbl did not end')
+end
+
+-- Polls until cond() or the process ends; true when cond() held first.
+local function wait_for(p, cond)
+   while true do
+      if cond() then return true end
+      if read(p.rc) then return false end
+      sleep_ms(1)
+   end
+end
+
+local function newest_step(run_dir)
+   local l = checkpoint.list(run_dir .. '/checkpoints')
+   return l[1] and l[1].step or 0
+end
+
+local function temporaries(run_dir)
+   local t = {}
+   for _, n in ipairs(ls(run_dir .. '/checkpoints')) do if n:match('%.tmp%.%d+$') then t[#t + 1] = n end end
+   return t
+end
+
+-- metrics.jsonl without the timings
+local function metrics(run_dir)
+   local out = {}
+   for l in (read(run_dir .. '/metrics.jsonl') or ''):gmatch('[^\n]+') do
+      local obj = json.decode(l)
+      for k in pairs(obj) do if k == 'time' or k == 'samples_per_sec' or k:match('^time_') then obj[k] = nil end end
+      out[#out + 1] = obj
+   end
+   return out
+end
+
+-- 24 steps an epoch, 3 epochs, dropout (the generator), prefetch (the
+-- pipeline), Adam (moments), a checkpoint every step.
+local KILL = write(dir .. '/kill.lua', [[
+return {
+   extends = 'fit',
+   name = 'kill',
+   epochs = 3,
+   batch_size = 16,
+   data = data.generated{kind = 'blobs', n = 384, validation = 32, dim = 32, classes = 3, seed = 5},
+   model = blocks.Sequential{blocks.Dense{units = 128, activation = 'relu'}, blocks.Dropout{0.3}, blocks.Dense{3}},
+   optimizer = optim.Adam{lr = 0.003},
+   callbacks = {
+      callbacks.ReduceLROnPlateau{monitor = 'loss', patience = 1, factor = 0.5, min_delta = 10},
+      callbacks.ModelCheckpoint{every_steps = 1, keep = 2},
+   },
+}
+]])
+
+describe('resume', function()
+   teardown(function() os.execute('rm -rf ' .. dir) end)
+
+   local base = dir .. '/base'
+   local rc0, _, err0 = kbl('run ' .. KILL .. ' --quiet --run-dir ' .. base)
+
+   it('ends bit-identical to the uninterrupted run after SIGKILLs mid-epoch, mid-write and after an epoch', function()
+      assert.are.equal(0, rc0, err0)
+      local d = dir .. '/killed'
+      local args = 'run ' .. KILL .. ' --quiet --run-dir ' .. d
+      -- 1: in the middle of the first epoch
+      local p = start(args, 'k1')
+      assert.is_true(wait_for(p, function() return newest_step(d) >= 10 end), read(p.err))
+      ffi.C.kill(p.pid, 9)
+      assert.are.equal(137, finish(p))
+      assert.are.equal('running', status.read(d).state)   -- what a killed run leaves
+      -- 2: while a checkpoint is being written (a temporary file is there);
+      -- tried a few times, since a write can finish between the look and the kill
+      local caught = false
+      for i = 1, 8 do
+         p = start('run --resume ' .. d .. ' --quiet', 'k2-' .. i)
+         if not wait_for(p, function() return #temporaries(d) > 0 end) then break end
+         ffi.C.kill(p.pid, 9)
+         finish(p)
+         if #temporaries(d) > 0 then caught = true break end
+      end
+      assert.is_true(caught, 'no kill landed during a checkpoint write')
+      assert.is_true(newest_step(d) < 72)
+      -- 3: after the second epoch's lines are logged
+      p = start('run --resume ' .. d .. ' --quiet', 'k3')
+      assert.is_true(wait_for(p, function() return #metrics(d) >= 2 end))
+      ffi.C.kill(p.pid, 9)
+      finish(p)
+      -- the resume that finishes removes the dead writers' temporaries
+      local rc, _, err = kbl('run --resume ' .. d .. ' --quiet')
+      assert.are.equal(0, rc, err)
+      assert.are.same({}, temporaries(d))
+      assert.are.equal('finished', status.read(d).state)
+      assert.are.equal(read(base .. '/model.safetensors'), read(d .. '/model.safetensors'))
+      assert.are.same(metrics(base), metrics(d))
+      assert.are.equal(3, #metrics(d))
+      local lr = metrics(d)[3].lr
+      assert.is_true(lr < 0.003)   -- the plateau callback's state came through the resumes
+   end)
+
+   it('skips corrupt and truncated checkpoints, naming each and why', function()
+      local d = dir .. '/damaged'
+      local rc, _, err = kbl('run ' .. KILL .. ' --quiet --set callbacks.2.keep=5 --run-dir ' .. d)
+      assert.are.equal(0, rc, err)
+      local l = checkpoint.list(d .. '/checkpoints')
+      assert.are.equal(5, #l)
+      assert.are.equal(72, l[1].step)
+      local s = read(l[1].path)   -- a flipped byte in the compressed body
+      local k = math.floor(#s / 2)
+      write(l[1].path, s:sub(1, k - 1) .. string.char((s:byte(k) + 1) % 256) .. s:sub(k + 1))
+      s = read(l[2].path)
+      write(l[2].path, s:sub(1, #s - 100))   -- truncated
+      status.write(d, {state = 'interrupted'})
+      rc, _, err = kbl('run --resume ' .. d .. ' --quiet')
+      assert.are.equal(0, rc, err)
+      assert.truthy(err:find('skipping checkpoint ' .. l[1].path .. ': ', 1, true), err)
+      assert.truthy(err:find('skipping checkpoint ' .. l[2].path .. ': truncated', 1, true), err)
+      assert.truthy(err:match('step%-000000000072%.ckpt: [^\n]*checksum'), err)
+      assert.are.equal(read(base .. '/model.safetensors'), read(d .. '/model.safetensors'))
+      assert.are.same(metrics(base), metrics(d))
+      -- nothing valid: a clear error
+      local e = dir .. '/none'
+      os.execute('mkdir -p ' .. e .. '/checkpoints && cp ' .. base .. '/config.lua ' .. e)
+      write(e .. '/checkpoints/' .. checkpoint.file_name(5), 'not a checkpoint')
+      rc, _, err = kbl('run --resume ' .. e .. ' --quiet')
+      assert.are.equal(1, rc)
+      assert.matches('skipping checkpoint [^\n]*step%-000000000005%.ckpt', err)
+      assert.matches('no valid checkpoint in ' .. e .. '/checkpoints', err, 1, true)
+   end)
+
+   it('turns SIGTERM into a checkpoint, an interrupted status and the command that resumes', function()
+      local d = dir .. '/term'
+      local p = start('run ' .. KILL .. ' --quiet --run-dir ' .. d, 'term')
+      assert.is_true(wait_for(p, function() return newest_step(d) >= 30 end))
+      ffi.C.kill(p.pid, 15)
+      assert.are.equal(1, finish(p))
+      local err = read(p.err)
+      local step = tonumber(err:match('^kbl: interrupted by SIGTERM at step (%d+) %(epoch 2%)'))
+      assert.truthy(step, err)
+      local cmd = err:match('Resume with: (kbl run [^\n]+)\n$')
+      assert.are.equal('kbl run --resume ' .. d, cmd)
+      local s = status.read(d)
+      assert.are.equal('interrupted', s.state)
+      assert.are.equal(step, s.step)
+      assert.are.equal(d .. '/checkpoints/' .. checkpoint.file_name(step), s.checkpoint)
+      local rc, _, err2 = kbl(cmd:gsub('^kbl ', '') .. ' --quiet')
+      assert.are.equal(0, rc, err2)
+      assert.are.equal(read(base .. '/model.safetensors'), read(d .. '/model.safetensors'))
+      assert.are.same(metrics(base), metrics(d))
+   end)
+
+   it('keeps EarlyStopping\'s best weights in the checkpoint', function()
+      local K = require 'kbl'
+      local fit = require 'kbl.fit'
+      local callbacks = require 'kbl.callbacks'
+      local records = require 'kbl.records.run'
+      local function trainer()
+         K.manual_seed(1)
+         local es = callbacks.EarlyStopping{monitor = 'loss', patience = 5, restore_best_weights = true}
+         return fit.Trainer{model = require('blocks').Dense{3}, loss = require('kbl.losses').CrossEntropy{},
+            source = require('kbl.data').generated{kind = 'blobs', n = 32, dim = 4, classes = 3},
+            optimizer = require('kbl.optim').SGD{lr = 0.1}, epochs = 2, batch_size = 16, quiet = true,
+            callbacks = {es}}, es
+      end
+      local a, es = trainer()
+      a:fit()
+      local path = dir .. '/es.ckpt'
+      records.save_trainer(path, a)
+      local b, es2 = trainer()
+      local r = records.load_trainer(path)
+      b:build()
+      b.model:load_state_dict(r.model)
+      b:set_state(r.state)
+      b:fit()
+      assert.are.equal(es.best_epoch, es2.best_epoch)
+      local n = 0
+      for name, t in pairs(es.best_weights) do
+         n = n + 1
+         assert.are.same(t:tolist(), es2.best_weights[name]:tolist(), name)
+      end
+      assert.are.equal(2, n)
+   end)
+
+   it('kbl verify-resume passes a config that resumes exactly', function()
+      local c = write(dir .. '/verify.lua', [[
+return {
+   extends = 'fit',
+   name = 'verify',
+   epochs = 5,
+   batch_size = 16,
+   data = data.generated{kind = 'blobs', n = 80, validation = 16, dim = 8, classes = 3, seed = 2},
+   model = blocks.Sequential{blocks.Dense{units = 16, activation = 'relu'}, blocks.Dropout{0.2}, blocks.Dense{3}},
+   optimizer = optim.SGD{lr = 0.1, momentum = 0.9},
+   callbacks = {
+      callbacks.EarlyStopping{monitor = 'val_loss', patience = 3},
+      callbacks.ReduceLROnPlateau{monitor = 'loss', patience = 1, factor = 0.5, min_delta = 10},
+      callbacks.LearningRateScheduler{optim.schedules.exponential{gamma = 0.97}, by = 'step'},
+   },
+}
+]])
+      local rc, out, err = kbl('verify-resume ' .. c .. ' --steps 22')
+      assert.are.equal(0, rc, err)
+      assert.matches('^verify%-resume: identical: %d+ tensors agree bit for bit after 22 steps '
+         .. '%(stopped and resumed at step 11%)\nverify%-resume: the halfway checkpoint: [%d.]+ MB, '
+         .. 'written in [%d.]+ ms, read in [%d.]+ ms\n$', out)
+   end)
+
+   it('kbl verify-resume reports the first difference when state is lost', function()
+      -- a callback whose position (a counter in a closure) is not in its state
+      local c = write(dir .. '/lossy.lua', [[
+local n = 0
+return {
+   extends = 'fit',
+   name = 'lossy',
+   epochs = 2,
+   batch_size = 16,
+   data = data.generated{kind = 'blobs', n = 64, dim = 4, classes = 3, seed = 2},
+   model = blocks.Sequential{blocks.Dense{3}},
+   optimizer = optim.SGD{lr = 0.1},
+   callbacks = {callbacks.LambdaCallback{on_batch_begin = function(ctx)
+      n = n + 1
+      ctx.optimizer:set_lr(0.1 / n)
+   end}},
+}
+]])
+      local rc, out, err = kbl('verify-resume ' .. c .. ' --steps 6')
+      assert.are.equal(1, rc, out)
+      assert.matches('^kbl: verify%-resume: DIFFERENT after 6 steps %(resumed at 3%): first difference in '
+         .. 'model/[%w%.]+: values differ at element %d+: straight [^,]+, resumed ', err)
+   end)
+end)
