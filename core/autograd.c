@@ -73,7 +73,7 @@ void kbl_node_release(kbl_node *n) {
 }
 
 int kbl_set_requires_grad(kbl_tensor *t, int flag) {
-    if (kbl_check_tensor("requires_grad", t, "tensor")) return -1;
+    if (kbl_check_dev("requires_grad", t, "tensor")) return -1;
     if (t->grad_fn && !flag)
         return kbl_fail("requires_grad: cannot turn off on a non-leaf tensor made by %s; use detach()",
                         t->grad_fn->name);
@@ -84,7 +84,7 @@ int kbl_set_requires_grad(kbl_tensor *t, int flag) {
 }
 
 kbl_tensor *kbl_detach(kbl_tensor *t) {
-    if (kbl_check_tensor("detach", t, "tensor")) return NULL;
+    if (kbl_check_dev("detach", t, "tensor")) return NULL;
     return kbl_alias(t);
 }
 
@@ -96,6 +96,7 @@ int kbl_set_grad(kbl_tensor *t, kbl_tensor *grad) {
         return kbl_fail("set_grad: gradient %s does not match tensor %s", kbl_describe(grad, a, 96),
                         kbl_describe(t, b, 96));
     }
+    if (grad && kbl_check_same_device("set_grad", t, grad)) return -1;
     kbl_tensor *old = t->grad;
     t->grad = kbl_tensor_retain(grad);
     kbl_tensor_release(old);
@@ -105,7 +106,7 @@ int kbl_set_grad(kbl_tensor *t, kbl_tensor *grad) {
 const char *kbl_grad_fn_name(const kbl_tensor *t) { return t && t->grad_fn ? t->grad_fn->name : NULL; }
 
 kbl_tensor *kbl_sum_to(kbl_tensor *g, int ndim, const int64_t *shape) {
-    if (kbl_check_tensor("sum_to", g, "gradient")) return NULL;
+    if (kbl_check_dev("sum_to", g, "gradient")) return NULL;
     int lead = g->ndim - ndim;
     if (lead < 0) {
         kbl_fail("sum_to: cannot reduce %s to %d dims", KBL_DESC(g), ndim);
@@ -225,7 +226,7 @@ static int check_not_freed(kbl_node **order, int n) {
 }
 
 int kbl_backward(kbl_tensor *t, kbl_tensor *grad, int retain_graph) {
-    if (kbl_check_tensor("backward", t, "tensor")) return -1;
+    if (kbl_check_dev("backward", t, "tensor")) return -1;
     if (!t->requires_grad)
         return kbl_fail("backward: tensor %s does not require grad and has no grad_fn", KBL_DESC(t));
     if (t->grad_fn && t->grad_fn->freed) {
@@ -237,13 +238,14 @@ int kbl_backward(kbl_tensor *t, kbl_tensor *grad, int retain_graph) {
         if (kbl_numel(t) != 1)
             return kbl_fail("backward: grad can be implicit only for a tensor of one element; "
                             "%s needs an explicit gradient", KBL_DESC(t));
-        g0 = kbl_full(t->ndim, t->shape, 1.0, t->dtype);
+        g0 = kbl_full_on(t->device, t->ndim, t->shape, 1.0, t->dtype);
     } else {
         if (!kbl_same_shape(grad, t)) {
             char a[96], b[96];
             return kbl_fail("backward: gradient %s does not match tensor %s", kbl_describe(grad, a, 96),
                             kbl_describe(t, b, 96));
         }
+        if (kbl_check_dev("backward", grad, "gradient") || kbl_check_same_device("backward", t, grad)) return -1;
         g0 = kbl_tensor_retain(grad);
     }
     if (!g0) return -1;

@@ -63,7 +63,7 @@ static void binary_run(char **ptrs, const int64_t *st, int64_t n, void *ctx) {
 }
 
 /* Runs op into out (already shaped as the broadcast) from a, b of the same dtype. */
-static void binary_kernel(int op, kbl_tensor *out, const kbl_tensor *a, const kbl_tensor *b) {
+static int binary_kernel(int op, kbl_tensor *out, const kbl_tensor *a, const kbl_tensor *b) {
     int64_t strides[3][KBL_MAX_DIMS];
     memcpy(strides[0], out->strides, sizeof out->strides);
     kbl_broadcast_strides(a, out->ndim, out->shape, strides[1]);
@@ -72,8 +72,10 @@ static void binary_kernel(int op, kbl_tensor *out, const kbl_tensor *a, const kb
     size_t es[3] = {kbl_dtype_size(out->dtype), kbl_dtype_size(a->dtype), kbl_dtype_size(b->dtype)};
     kbl_iter it;
     kbl_iter_init(&it, out->ndim, out->shape, 3, base, strides, es);
+    if (kbl_on_cuda(out)) return kbl_backend_of(out)->binary(&it, op, a->dtype);
     run_ctx c = {op, a->dtype};
     kbl_iter_run(&it, binary_run, &c);
+    return 0;
 }
 
 /* ---- backward rules ---------------------------------------------------- */
@@ -118,7 +120,7 @@ static int binary_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
         }
         if (gb) { /* g * out * log(a), and 0 where a == 0 and b >= 0 (the limit, as PyTorch) */
             kbl_tensor *la = kbl_unary(KBL_LOG, a, 0, 0), *p = la ? kbl_mul(out, la) : NULL;
-            kbl_tensor *z = kbl_zeros(0, NULL, g->dtype);
+            kbl_tensor *z = kbl_zeros_on(g->device, 0, NULL, g->dtype);
             kbl_tensor *a0 = z ? kbl_binary(KBL_EQ, a, z) : NULL, *bp = z ? kbl_binary(KBL_GE, b, z) : NULL;
             kbl_tensor *m = a0 && bp ? kbl_binary(KBL_LOGICAL_AND, a0, bp) : NULL;
             kbl_tensor *q = p && m ? kbl_where(m, z, p) : NULL;
@@ -159,18 +161,22 @@ kbl_tensor *kbl_binary(int op, kbl_tensor *a, kbl_tensor *b) {
         return NULL;
     }
     const char *name = binary_names[op];
-    if (kbl_check_tensor(name, a, "first input") || kbl_check_tensor(name, b, "second input") ||
-        kbl_check_same_device(name, a, b))
-        return NULL;
+    if (kbl_check_dev(name, a, "first input") || kbl_check_dev(name, b, "second input")) return NULL;
     int64_t shape[KBL_MAX_DIMS];
     int nd = kbl_broadcast_shape(name, a, b, shape);
     if (nd < 0) return NULL;
     int dtype = kbl_promote(a->dtype, b->dtype);
     if (op == KBL_DIV && !kbl_is_float(dtype)) dtype = KBL_FLOAT32; /* true division, as PyTorch */
-    kbl_tensor *ca = as_dtype(a, dtype), *cb = as_dtype(b, dtype);
-    kbl_tensor *out = ca && cb ? kbl_empty(nd, shape, is_compare(op) ? KBL_UINT8 : dtype) : NULL;
+    int device = a->ndim == 0 && a->device == KBL_CPU ? b->device : a->device;
+    kbl_tensor *da = kbl_operand_on(name, a, device), *db = da ? kbl_operand_on(name, b, device) : NULL;
+    kbl_tensor *ca = db ? as_dtype(da, dtype) : NULL, *cb = ca ? as_dtype(db, dtype) : NULL;
+    kbl_release_n(2, da, db);
+    kbl_tensor *out = ca && cb ? kbl_empty_on(device, nd, shape, is_compare(op) ? KBL_UINT8 : dtype) : NULL;
+    if (out && binary_kernel(op, out, ca, cb)) {
+        kbl_tensor_release(out);
+        out = NULL;
+    }
     if (out) {
-        binary_kernel(op, out, ca, cb);
         if (!is_compare(op) && kbl_is_float(dtype)) {
             kbl_tensor *in[2] = {ca, cb};
             kbl_node *node = kbl_record(name, binary_backward, out, 2, in);
@@ -210,8 +216,10 @@ static void axpy_run(char **ptrs, const int64_t *st, int64_t n, void *ctx) {
 }
 
 int kbl_add_(kbl_tensor *dst, kbl_tensor *src, double alpha) {
-    if (kbl_check_tensor("add_", dst, "destination") || kbl_check_tensor("add_", src, "source")) return -1;
-    kbl_tensor *s = as_dtype(src, dst->dtype);
+    if (kbl_check_dev("add_", dst, "destination") || kbl_check_dev("add_", src, "source")) return -1;
+    kbl_tensor *ds = kbl_operand_on("add_", src, dst->device);
+    kbl_tensor *s = ds ? as_dtype(ds, dst->dtype) : NULL;
+    kbl_tensor_release(ds);
     if (!s) return -1;
     int64_t shape[KBL_MAX_DIMS];
     int nd = kbl_broadcast_shape("add_", dst, s, shape);
@@ -229,17 +237,24 @@ int kbl_add_(kbl_tensor *dst, kbl_tensor *src, double alpha) {
     size_t es[2] = {kbl_dtype_size(dst->dtype), kbl_dtype_size(dst->dtype)};
     kbl_iter it;
     kbl_iter_init(&it, nd, shape, 2, base, strides, es);
-    bin_ctx c = {dst->dtype, alpha};
-    kbl_iter_run(&it, axpy_run, &c);
+    int rc = 0;
+    if (kbl_on_cuda(dst)) {
+        rc = kbl_backend_of(dst)->axpy(&it, dst->dtype, alpha);
+    } else {
+        bin_ctx c = {dst->dtype, alpha};
+        kbl_iter_run(&it, axpy_run, &c);
+    }
     kbl_tensor_release(s);
-    return 0;
+    return rc;
 }
 
 /* ---- where(cond, a, b) ---------------------------------------------------- */
 
+static kbl_tensor *where_on(kbl_tensor *cond, kbl_tensor *a, kbl_tensor *b);
+
 static int where_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     kbl_tensor *cond = n->saved[0];
-    kbl_tensor *z = kbl_zeros(0, NULL, g->dtype);
+    kbl_tensor *z = kbl_zeros_on(g->device, 0, NULL, g->dtype);
     if (!z) return -1;
     if (kbl_needs_grad(n->inputs[0])) gin[0] = kbl_where(cond, g, z);
     if (kbl_needs_grad(n->inputs[1])) gin[1] = kbl_where(cond, z, g);
@@ -260,10 +275,21 @@ static void where_run(char **ptrs, const int64_t *st, int64_t n, void *ctx) {
     KBL_ALL_CASES(c->op, WHERE_RUN)
 }
 
-kbl_tensor *kbl_where(kbl_tensor *cond, kbl_tensor *a, kbl_tensor *b) {
-    if (kbl_check_tensor("where", cond, "condition") || kbl_check_tensor("where", a, "first input") ||
-        kbl_check_tensor("where", b, "second input"))
+kbl_tensor *kbl_where(kbl_tensor *cond_in, kbl_tensor *a_in, kbl_tensor *b_in) {
+    if (kbl_check_dev("where", cond_in, "condition") || kbl_check_dev("where", a_in, "first input") ||
+        kbl_check_dev("where", b_in, "second input"))
         return NULL;
+    int device = cond_in->device == KBL_CUDA || a_in->device == KBL_CUDA || b_in->device == KBL_CUDA ? KBL_CUDA
+                                                                                                      : KBL_CPU;
+    kbl_tensor *cond = kbl_operand_on("where", cond_in, device);
+    kbl_tensor *a = cond ? kbl_operand_on("where", a_in, device) : NULL;
+    kbl_tensor *b = a ? kbl_operand_on("where", b_in, device) : NULL;
+    kbl_tensor *r = b ? where_on(cond, a, b) : NULL;
+    kbl_release_n(3, cond, a, b);
+    return r;
+}
+
+static kbl_tensor *where_on(kbl_tensor *cond, kbl_tensor *a, kbl_tensor *b) {
     int64_t s1[KBL_MAX_DIMS], shape[KBL_MAX_DIMS];
     int n1 = kbl_broadcast_shape("where", a, b, s1);
     if (n1 < 0) return NULL;
@@ -275,11 +301,11 @@ kbl_tensor *kbl_where(kbl_tensor *cond, kbl_tensor *a, kbl_tensor *b) {
     kbl_tensor *ca = as_dtype(a, dtype), *cb = as_dtype(b, dtype);
     kbl_tensor *m = cond->dtype == KBL_UINT8 ? kbl_tensor_retain(cond) : NULL;
     if (!m) { /* any nonzero is true */
-        kbl_tensor *z = kbl_zeros(0, NULL, cond->dtype);
+        kbl_tensor *z = kbl_zeros_on(cond->device, 0, NULL, cond->dtype);
         m = z ? kbl_binary(KBL_NE, cond, z) : NULL;
         kbl_tensor_release(z);
     }
-    kbl_tensor *out = ca && cb && m ? kbl_empty(nd, shape, dtype) : NULL;
+    kbl_tensor *out = ca && cb && m ? kbl_empty_on(a->device, nd, shape, dtype) : NULL;
     if (out && kbl_copy_(out, cb) == 0) {
         int64_t strides[3][KBL_MAX_DIMS];
         memcpy(strides[0], out->strides, sizeof out->strides);
@@ -289,8 +315,15 @@ kbl_tensor *kbl_where(kbl_tensor *cond, kbl_tensor *a, kbl_tensor *b) {
         size_t es[3] = {kbl_dtype_size(dtype), 1, kbl_dtype_size(dtype)};
         kbl_iter it;
         kbl_iter_init(&it, nd, shape, 3, base, strides, es);
-        bin_ctx c = {dtype, 0};
-        kbl_iter_run(&it, where_run, &c);
+        if (kbl_on_cuda(out)) {
+            if (kbl_backend_of(out)->where(&it, dtype)) {
+                kbl_release_n(4, ca, cb, m, out);
+                return NULL;
+            }
+        } else {
+            bin_ctx c = {dtype, 0};
+            kbl_iter_run(&it, where_run, &c);
+        }
         if (kbl_is_float(dtype)) {
             kbl_tensor *in[2] = {ca, cb};
             kbl_node *node = kbl_record("where", where_backward, out, 2, in);

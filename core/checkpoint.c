@@ -225,7 +225,7 @@ static int write_payload(zsink *z, const char *meta, size_t meta_len, int n, con
     if (zsink_u64(z, meta_len) || zsink_push(z, meta, meta_len, ZSTD_e_continue)) return -1;
     if (zsink_u32(z, (uint32_t)n)) return -1;
     for (int i = 0; i < n; i++) {
-        kbl_tensor *c = kbl_contiguous(tensors[i]);
+        kbl_tensor *c = kbl_host_copy(tensors[i]); /* a CUDA tensor is saved from a host copy */
         if (!c) return -1;
         size_t len = strlen(names[i]);
         int rc = zsink_u32(z, (uint32_t)len) || zsink_push(z, names[i], len, ZSTD_e_continue) ||
@@ -246,7 +246,7 @@ int kbl_checkpoint_save(const char *path, const char *meta, size_t meta_len, int
     if (!meta) meta_len = 0;
     for (int i = 0; i < n; i++) {
         if (!names[i] || !*names[i]) return kbl_fail("checkpoint save %s: tensor %d has no name", path, i + 1);
-        if (kbl_check_tensor("checkpoint save", tensors[i], names[i])) return -1;
+        if (kbl_check_dev("checkpoint save", tensors[i], names[i])) return -1;
     }
     kbl_atomic_file *f = kbl_atomic_open(path);
     if (!f) return -1;

@@ -16,9 +16,7 @@
 #define COL_BUDGET_PER_THREAD ((int64_t)8 << 20)
 
 /* stride (h, w), pads (top, bottom, left, right), dilation (h, w), groups */
-typedef struct conv_opts {
-    int64_t stride[2], pad[4], dil[2], groups;
-} conv_opts;
+typedef kbl_conv_opts conv_opts;   /* internal.h: conv_cuda.c takes it too */
 
 /* x [n, c, h, w] and y [n, o, oh, ow] related by a weight [o, c/groups, kh, kw]. */
 typedef struct conv_geom {
@@ -232,6 +230,7 @@ static void ws_put(workspace *ws) {
 /* y [n, o, oh, ow] = conv(x, w) + bias, for the given output size */
 static kbl_tensor *conv_forward(kbl_tensor *x, kbl_tensor *w, kbl_tensor *bias, const conv_opts *op,
                                 int64_t oh, int64_t ow) {
+    if (kbl_on_cuda(x)) return kbl_conv_cuda_forward(x, w, bias, op, oh, ow);
     conv_geom g = geom_make(x->shape, w->shape[0], w->shape[2], w->shape[3], oh, ow, op);
     int dt = x->dtype;
     size_t es = kbl_dtype_size(dt);
@@ -272,6 +271,7 @@ done:
  * gathered once, and the columns of x feed dw's GEMM before dx's GEMM reuses them. */
 static int conv_grads(kbl_tensor *gy, kbl_tensor *x, const int64_t *xs, kbl_tensor *w, int64_t kh, int64_t kw,
                       const conv_opts *op, kbl_tensor **dx, kbl_tensor **dw) {
+    if (kbl_on_cuda(gy)) return kbl_conv_cuda_grads(gy, x, xs, w, kh, kw, op, dx, dw);
     conv_geom g = geom_make(xs, gy->shape[1], kh, kw, gy->shape[2], gy->shape[3], op);
     int dt = gy->dtype;
     size_t es = kbl_dtype_size(dt);
@@ -360,6 +360,12 @@ static kbl_tensor *conv_weight_grad(kbl_tensor *gy, kbl_tensor *x, const conv_op
 
 /* The bias gradient: gy [n, c, oh, ow] summed to [c] (each plane in T, planes in double). */
 static kbl_tensor *bias_grad(kbl_tensor *gy) {
+    if (kbl_on_cuda(gy)) { /* a reduction like any other there */
+        int prev = kbl_set_grad_enabled(0);
+        kbl_tensor *r = kbl_sum(gy, 3, (int[]){0, 2, 3}, 0);
+        kbl_set_grad_enabled(prev);
+        return r;
+    }
     kbl_tensor *gc = contiguous_nograd(gy);
     int64_t n = gy->shape[0], c = gy->shape[1], hw = gy->shape[2] * gy->shape[3];
     kbl_tensor *gb = gc ? kbl_empty(1, &c, gy->dtype) : NULL;
@@ -397,7 +403,8 @@ static conv_opts opts_of(const int64_t *stride, const int64_t *padding, const in
 /* The tensors are present, 4-D (bias 1-D), one float dtype. */
 static int check_tensors(const char *op, const kbl_tensor *x, const char *xname, const kbl_tensor *w,
                          const char *wname, const kbl_tensor *b) {
-    if (kbl_check_tensor(op, x, xname) || kbl_check_tensor(op, w, wname) || (b && kbl_check_tensor(op, b, "bias")))
+    if (kbl_check_dev(op, x, xname) || kbl_check_dev(op, w, wname) || (b && kbl_check_dev(op, b, "bias")) ||
+        kbl_check_same_device(op, x, w) || (b && kbl_check_same_device(op, x, b)))
         return -1;
     char s1[96], s2[96];
     if (x->ndim != 4)

@@ -40,8 +40,25 @@ static void copy_run(char **ptrs, const int64_t *st, int64_t n, void *ctx) {
     KBL_ALL_CASES(c->src, COPY_FROM)
 }
 
+/* dst = src broadcast and converted, when they live on different devices: the
+ * conversion runs on src's device, then one contiguous transfer. */
+static int copy_between(kbl_tensor *dst, const kbl_tensor *src) {
+    kbl_tensor *tmp = kbl_empty_on(src->device, dst->ndim, dst->shape, dst->dtype);
+    kbl_tensor *land = NULL;
+    int rc = -1;
+    if (!tmp || kbl_copy_(tmp, src)) goto done;
+    land = kbl_is_contiguous(dst) ? kbl_tensor_retain(dst) : kbl_empty_like(dst, -1);
+    if (!land) goto done;
+    int64_t n = kbl_numel(dst) * (int64_t)kbl_dtype_size(dst->dtype);
+    rc = kbl_device_memcpy(kbl_base(land), kbl_base(tmp), n, dst->device == KBL_CUDA ? KBL_COPY_H2D : KBL_COPY_D2H);
+    if (rc == 0 && land != dst) rc = kbl_copy_(dst, land);
+done:
+    kbl_release_n(2, tmp, land);
+    return rc;
+}
+
 int kbl_copy_(kbl_tensor *dst, const kbl_tensor *src) {
-    if (kbl_check_tensor("copy_", dst, "destination") || kbl_check_tensor("copy_", src, "source"))
+    if (kbl_check_dev("copy_", dst, "destination") || kbl_check_dev("copy_", src, "source"))
         return -1;
     int64_t bshape[KBL_MAX_DIMS];
     int nd = kbl_broadcast_shape("copy_", dst, src, bshape);
@@ -55,6 +72,7 @@ int kbl_copy_(kbl_tensor *dst, const kbl_tensor *src) {
                             kbl_describe(src, b, 96), kbl_describe(dst, a, 96));
         }
     }
+    if (dst->device != src->device) return copy_between(dst, src);
     int64_t strides[3][KBL_MAX_DIMS];
     memcpy(strides[0], dst->strides, sizeof dst->strides);
     kbl_broadcast_strides(src, dst->ndim, dst->shape, strides[1]);
@@ -62,6 +80,7 @@ int kbl_copy_(kbl_tensor *dst, const kbl_tensor *src) {
     size_t es[2] = {kbl_dtype_size(dst->dtype), kbl_dtype_size(src->dtype)};
     kbl_iter it;
     kbl_iter_init(&it, dst->ndim, dst->shape, 2, base, strides, es);
+    if (kbl_on_cuda(dst)) return kbl_backend_of(dst)->copy(&it, dst->dtype, src->dtype);
     copy_ctx c = {dst->dtype, src->dtype, 0};
     kbl_iter_run(&it, copy_run, &c);
     return 0;
@@ -87,13 +106,14 @@ static void fill_run(char **ptrs, const int64_t *st, int64_t n, void *ctx) {
 }
 
 int kbl_fill_(kbl_tensor *t, double value) {
-    if (kbl_check_tensor("fill_", t, "tensor")) return -1;
+    if (kbl_check_dev("fill_", t, "tensor")) return -1;
     int64_t strides[3][KBL_MAX_DIMS];
     memcpy(strides[0], t->strides, sizeof t->strides);
     char *base[1] = {kbl_base(t)};
     size_t es[1] = {kbl_dtype_size(t->dtype)};
     kbl_iter it;
     kbl_iter_init(&it, t->ndim, t->shape, 1, base, strides, es);
+    if (kbl_on_cuda(t)) return kbl_backend_of(t)->fill(&it, t->dtype, value);
     copy_ctx c = {t->dtype, t->dtype, value};
     kbl_iter_run(&it, fill_run, &c);
     return 0;
@@ -107,7 +127,7 @@ static int copy_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
 }
 
 static kbl_tensor *copy_as(const char *op, kbl_tensor *t, int dtype) {
-    if (kbl_check_tensor(op, t, "input")) return NULL;
+    if (kbl_check_dev(op, t, "input")) return NULL;
     kbl_tensor *r = kbl_empty_like(t, dtype);
     if (!r) return NULL;
     if (kbl_copy_(r, t)) {
@@ -119,7 +139,7 @@ static kbl_tensor *copy_as(const char *op, kbl_tensor *t, int dtype) {
 }
 
 kbl_tensor *kbl_contiguous(kbl_tensor *t) {
-    if (kbl_check_tensor("contiguous", t, "input")) return NULL;
+    if (kbl_check_dev("contiguous", t, "input")) return NULL;
     if (kbl_is_contiguous(t)) return kbl_tensor_retain(t);
     return copy_as("contiguous", t, t->dtype);
 }
@@ -136,10 +156,16 @@ kbl_tensor *kbl_to_dtype(kbl_tensor *t, int dtype) {
 
 double kbl_item(const kbl_tensor *t, int *ok) {
     *ok = 0;
-    if (kbl_check_tensor("item", t, "tensor")) return 0;
+    if (kbl_check_dev("item", t, "tensor")) return 0;
     if (kbl_numel(t) != 1) {
         kbl_fail("item: tensor %s has %lld elements, not one", KBL_DESC(t), (long long)kbl_numel(t));
         return 0;
+    }
+    if (kbl_on_cuda(t)) { /* one element to the host: waits for the work before it */
+        uint64_t v = 0;
+        if (kbl_device_memcpy(&v, kbl_base(t), (int64_t)kbl_dtype_size(t->dtype), KBL_COPY_D2H)) return 0;
+        *ok = 1;
+        return kbl_load_double(&v, t->dtype, 0);
     }
     *ok = 1;
     return kbl_load_double(kbl_base(t), t->dtype, 0);

@@ -3,6 +3,7 @@
  * counters as core/random.c does: kbl_manual_seed reproduces a mask, whatever
  * the thread count. The op is x * mask, so its backward is mul's: g * mask. */
 #include "internal.h"
+#include "philox.h"
 
 #include <math.h>
 
@@ -12,13 +13,14 @@
         _Pragma("omp parallel for num_threads(nt) schedule(static)")                   \
         for (int64_t blk = 0; blk < nblocks; blk++) {                                  \
             uint32_t w[4];                                                             \
-            kbl_philox(seed, 0, base + (uint64_t)blk, w);                              \
+            kbl_philox4x32(seed, 0, base + (uint64_t)blk, w);                              \
             for (int k = 0; k < 4 && blk * 4 + k < n; k++)                             \
                 mp[blk * 4 + k] = w[k] >= threshold ? (T)scale : (T)0;                 \
         }                                                                              \
     } while (0)
 
-kbl_tensor *kbl_dropout_mask(int ndim, const int64_t *shape, double p, int dtype) {
+/* The mask on device: the CUDA kernel draws the same words from the same counters. */
+static kbl_tensor *mask_on(int device, int ndim, const int64_t *shape, double p, int dtype) {
     if (!(p >= 0 && p <= 1)) {
         kbl_fail("dropout: p must be in [0, 1], got %g", p);
         return NULL;
@@ -27,11 +29,11 @@ kbl_tensor *kbl_dropout_mask(int ndim, const int64_t *shape, double p, int dtype
         kbl_fail("dropout: the mask must be float32 or float64, got dtype %s", kbl_dtype_name(dtype));
         return NULL;
     }
-    kbl_tensor *m = kbl_empty(ndim, shape, dtype);
+    kbl_tensor *m = kbl_empty_on(device, ndim, shape, dtype);
     if (!m) return NULL;
     int64_t n = kbl_numel(m), nblocks = (n + 3) / 4;
     if (p >= 1) {
-        kbl_fill_(m, 0);
+        if (kbl_fill_(m, 0)) kbl_tensor_release(m), m = NULL;
         return m;
     }
     uint64_t seed, base;
@@ -40,13 +42,22 @@ kbl_tensor *kbl_dropout_mask(int ndim, const int64_t *shape, double p, int dtype
     /* keep when the 32-bit word, as a fraction of 2^32, is at least p */
     uint32_t threshold = (uint32_t)fmin(ceil(p * 4294967296.0), 4294967295.0);
     double scale = 1.0 / (1.0 - p);
+    if (kbl_on_cuda(m)) {
+        if (n && kbl_backend_of(m)->dropout_mask(dtype, n, seed, base, threshold, scale, kbl_base(m)))
+            kbl_tensor_release(m), m = NULL;
+        return m;
+    }
     int nt = n >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1;
     KBL_FLOAT_CASES(dtype, MASK_FILL)
     return m;
 }
 
+kbl_tensor *kbl_dropout_mask(int ndim, const int64_t *shape, double p, int dtype) {
+    return mask_on(KBL_CPU, ndim, shape, p, dtype);
+}
+
 static kbl_tensor *dropout_impl(const char *op, kbl_tensor *x, double p, int training, bool channels) {
-    if (kbl_check_tensor(op, x, "input") || kbl_check_float(op, x)) return NULL;
+    if (kbl_check_dev(op, x, "input") || kbl_check_float(op, x)) return NULL;
     if (!(p >= 0 && p <= 1)) {
         kbl_fail("%s: p must be in [0, 1], got %g", op, p);
         return NULL;
@@ -60,7 +71,7 @@ static kbl_tensor *dropout_impl(const char *op, kbl_tensor *x, double p, int tra
     memcpy(shape, x->shape, sizeof shape);
     if (channels)
         for (int d = 2; d < x->ndim; d++) shape[d] = 1;
-    kbl_tensor *mask = kbl_dropout_mask(x->ndim, shape, p, x->dtype);
+    kbl_tensor *mask = mask_on(x->device, x->ndim, shape, p, x->dtype);
     kbl_tensor *y = mask ? kbl_mul(x, mask) : NULL;
     kbl_tensor_release(mask);
     return y;

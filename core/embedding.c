@@ -12,7 +12,7 @@ static int embedding_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
 
 /* indices as contiguous int64, each checked against [0, num) */
 static kbl_tensor *checked_indices(const char *op, kbl_tensor *indices, int64_t num) {
-    if (kbl_check_tensor(op, indices, "indices")) return NULL;
+    if (kbl_check_dev(op, indices, "indices")) return NULL;
     if (indices->dtype != KBL_INT64 && indices->dtype != KBL_INT32) {
         kbl_fail("%s: indices must be int64, got %s", op, KBL_DESC(indices));
         return NULL;
@@ -22,20 +22,31 @@ static kbl_tensor *checked_indices(const char *op, kbl_tensor *indices, int64_t 
     kbl_set_grad_enabled(prev);
     if (!ic) return NULL;
     const int64_t *ip = kbl_base(ic);
-    for (int64_t i = 0, n = kbl_numel(ic); i < n; i++)
-        if (ip[i] < 0 || ip[i] >= num) {
-            kbl_fail("%s: index %lld at position %lld is out of range for a table of %lld rows "
-                     "(indices count from 1 in Lua: 1..%lld)",
-                     op, (long long)ip[i] + 1, (long long)i + 1, (long long)num, (long long)num);
+    int64_t bad = -1, val = 0, n = kbl_numel(ic);
+    if (kbl_on_cuda(ic)) {
+        if (n && kbl_backend_of(ic)->index_check(ip, n, num, INT64_MIN, &bad, &val)) {
             kbl_tensor_release(ic);
             return NULL;
         }
+    } else {
+        for (int64_t i = 0; i < n && bad < 0; i++)
+            if (ip[i] < 0 || ip[i] >= num) bad = i, val = ip[i];
+    }
+    if (bad >= 0) {
+        kbl_fail("%s: index %lld at position %lld is out of range for a table of %lld rows "
+                 "(indices count from 1 in Lua: 1..%lld)",
+                 op, (long long)val + 1, (long long)bad + 1, (long long)num, (long long)num);
+        kbl_tensor_release(ic);
+        return NULL;
+    }
     return ic;
 }
 
 kbl_tensor *kbl_embedding(kbl_tensor *indices, kbl_tensor *weight, int64_t padding_idx) {
     const char *op = "embedding";
-    if (kbl_check_tensor(op, weight, "weight")) return NULL;
+    if (kbl_check_dev(op, weight, "weight") || kbl_check_dev(op, indices, "indices") ||
+        kbl_check_same_device(op, indices, weight))
+        return NULL;
     if (weight->ndim != 2 || !kbl_is_float(weight->dtype)) {
         kbl_fail("%s: weight must be a float table [num, dim], got %s", op, KBL_DESC(weight));
         return NULL;
@@ -58,8 +69,12 @@ kbl_tensor *kbl_embedding(kbl_tensor *indices, kbl_tensor *weight, int64_t paddi
     int64_t shape[KBL_MAX_DIMS];
     memcpy(shape, ic->shape, sizeof(int64_t) * (size_t)ic->ndim);
     shape[ic->ndim] = dim;
-    kbl_tensor *y = wc ? kbl_empty(ic->ndim + 1, shape, weight->dtype) : NULL;
-    if (y) {
+    kbl_tensor *y = wc ? kbl_empty_on(weight->device, ic->ndim + 1, shape, weight->dtype) : NULL;
+    if (y && kbl_on_cuda(y) && kbl_numel(y)) {
+        kbl_index_args a = {.kind = KBL_INDEX_SELECT, .dtype = weight->dtype, .outer = 1, .n = kbl_numel(ic),
+                            .size = num, .inner = dim, .idx = kbl_base(ic), .src = kbl_base(wc), .out = kbl_base(y)};
+        if (kbl_backend_of(y)->index(&a)) kbl_tensor_release(y), y = NULL;
+    } else if (y && !kbl_on_cuda(y)) {
         int64_t n = kbl_numel(ic);
         size_t row = (size_t)dim * kbl_dtype_size(weight->dtype);
         const int64_t *ip = kbl_base(ic);
@@ -68,6 +83,8 @@ kbl_tensor *kbl_embedding(kbl_tensor *indices, kbl_tensor *weight, int64_t paddi
         int nt = n * dim >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1;
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (int64_t i = 0; i < n; i++) memcpy(dst + (size_t)i * row, src + (size_t)ip[i] * row, row);
+    }
+    if (y) {
         kbl_node *node = kbl_record(op, embedding_backward, y, 2, (kbl_tensor *[]){indices, weight});
         if (node) {
             kbl_node_save(node, 0, ic);
@@ -97,7 +114,9 @@ kbl_tensor *kbl_embedding(kbl_tensor *indices, kbl_tensor *weight, int64_t paddi
 
 kbl_tensor *kbl_embedding_backward(kbl_tensor *grad, kbl_tensor *indices, int64_t num, int64_t padding_idx) {
     const char *op = "embedding_backward";
-    if (kbl_check_tensor(op, grad, "grad") || kbl_check_float(op, grad)) return NULL;
+    if (kbl_check_dev(op, grad, "grad") || kbl_check_float(op, grad) || kbl_check_dev(op, indices, "indices") ||
+        kbl_check_same_device(op, grad, indices))
+        return NULL;
     kbl_tensor *ic = checked_indices(op, indices, num);
     if (!ic) return NULL;
     int64_t n = kbl_numel(ic), dim = grad->ndim ? grad->shape[grad->ndim - 1] : 0;
@@ -111,8 +130,13 @@ kbl_tensor *kbl_embedding_backward(kbl_tensor *grad, kbl_tensor *indices, int64_
     int prev = kbl_set_grad_enabled(0);
     kbl_tensor *gc = kbl_contiguous(grad);
     kbl_set_grad_enabled(prev);
-    kbl_tensor *dw = gc ? kbl_zeros(2, (int64_t[]){num, dim}, grad->dtype) : NULL;
-    if (dw) {
+    kbl_tensor *dw = gc ? kbl_zeros_on(grad->device, 2, (int64_t[]){num, dim}, grad->dtype) : NULL;
+    if (dw && kbl_on_cuda(dw) && n * dim > 0) {
+        kbl_index_args a = {.kind = KBL_EMBEDDING_BACKWARD, .dtype = grad->dtype, .outer = 1, .n = n, .size = num,
+                            .inner = dim, .skip = padding_idx, .idx = kbl_base(ic), .src = kbl_base(gc),
+                            .out = kbl_base(dw)};
+        if (kbl_backend_of(dw)->index(&a)) kbl_tensor_release(dw), dw = NULL;
+    } else if (dw && !kbl_on_cuda(dw)) {
         const int64_t *ip = kbl_base(ic);
         int64_t nblk = (dim + 63) / 64;
         int nt = n * dim >= KBL_PARALLEL_GRAIN && nblk > 1 ? kbl_threads() : 1;

@@ -30,12 +30,19 @@ const char *kbl_describe(const kbl_tensor *t, char *buf, size_t n) {
     return buf;
 }
 
-int kbl_check_tensor_data(const char *op, const kbl_tensor *t, const char *arg) {
+int kbl_check_tensor_data(const char *op, const kbl_tensor *t, const char *arg, int any_device) {
     if (!t->storage)
         return kbl_fail("%s: %s was freed (its data was released by kbl.scope or free())", op, arg);
-    if (t->device != KBL_CPU)
-        return kbl_fail("%s: %s is on device %d, which this build cannot run", op, arg, t->device);
+    if (t->device == KBL_CUDA && !any_device)
+        return kbl_fail("%s: no CUDA kernel for %s: %s %s is on cuda (move it with to('cpu'))", op, op, arg,
+                        KBL_DESC(t));
+    if (t->device != KBL_CPU && t->device != KBL_CUDA)
+        return kbl_fail("%s: %s is on unknown device %d", op, arg, t->device);
     return 0;
+}
+
+const char *kbl_device_name(int device) {
+    return device == KBL_CPU ? "cpu" : device == KBL_CUDA ? "cuda" : "unknown device";
 }
 
 int kbl_check_float(const char *op, const kbl_tensor *t) {
@@ -46,8 +53,8 @@ int kbl_check_float(const char *op, const kbl_tensor *t) {
 
 int kbl_check_same_device(const char *op, const kbl_tensor *a, const kbl_tensor *b) {
     if (a->device != b->device)
-        return kbl_fail("%s: tensors on different devices (%s and %s)", op,
-                        a->device ? "cuda" : "cpu", b->device ? "cuda" : "cpu");
+        return kbl_fail("%s: tensors on different devices: %s on %s and %s on %s (move one with to())", op,
+                        KBL_DESC(a), kbl_device_name(a->device), KBL_DESC(b), kbl_device_name(b->device));
     return 0;
 }
 

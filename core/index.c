@@ -6,20 +6,31 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* Checks every index of idx (int64, contiguous) lies in [0, size). */
+/* Checks every index of idx (int64, contiguous) lies in [0, size); on CUDA the
+ * device finds the first bad one and the host reads only it. */
 static int check_indices(const char *op, const kbl_tensor *idx, int64_t size, int dim) {
     const int64_t *p = kbl_base(idx);
-    int64_t n = kbl_numel(idx);
-    for (int64_t i = 0; i < n; i++)
-        if (p[i] < 0 || p[i] >= size)
-            return kbl_fail("%s: index %lld at position %lld is out of range for dim %d of size %lld "
-                            "(indices count from 0 in C, from 1 in Lua)",
-                            op, (long long)p[i], (long long)i, dim, (long long)size);
+    int64_t n = kbl_numel(idx), bad = -1, val = 0;
+    if (kbl_on_cuda(idx)) {
+        if (n && kbl_backend_of(idx)->index_check(p, n, size, INT64_MIN, &bad, &val)) return -1;
+    } else {
+        for (int64_t i = 0; i < n && bad < 0; i++)
+            if (p[i] < 0 || p[i] >= size) bad = i, val = p[i];
+    }
+    if (bad >= 0)
+        return kbl_fail("%s: index %lld at position %lld is out of range for dim %d of size %lld "
+                        "(indices count from 0 in C, from 1 in Lua)",
+                        op, (long long)val, (long long)bad, dim, (long long)size);
     return 0;
 }
 
+/* Runs an indexing kernel on the device of a->out. */
+static int device_index(kbl_index_args a, const kbl_tensor *on) {
+    return kbl_backend_of(on)->index(&a);
+}
+
 static kbl_tensor *index_tensor(const char *op, kbl_tensor *index) {
-    if (kbl_check_tensor(op, index, "index")) return NULL;
+    if (kbl_check_dev(op, index, "index")) return NULL;
     if (index->dtype != KBL_INT64 && index->dtype != KBL_INT32) {
         kbl_fail("%s: index must be int64 (or int32), got %s", op, KBL_DESC(index));
         return NULL;
@@ -40,11 +51,15 @@ static kbl_tensor *contiguous_nograd(kbl_tensor *t) {
 /* ---- index_select, and index_add (its adjoint, used by the backward) --------- */
 
 /* dst[o, idx[j], i] += src[o, j, i]; dst contiguous, zero-initialised by caller */
-static void index_add_kernel(kbl_tensor *dst, const kbl_tensor *src, const kbl_tensor *idx, int d) {
+static int index_add_kernel(kbl_tensor *dst, const kbl_tensor *src, const kbl_tensor *idx, int d) {
     int64_t outer = 1, inner = 1, n = kbl_numel(idx), size = dst->shape[d];
     for (int e = 0; e < d; e++) outer *= dst->shape[e];
     for (int e = d + 1; e < dst->ndim; e++) inner *= dst->shape[e];
     const int64_t *ip = kbl_base(idx);
+    if (kbl_on_cuda(dst))
+        return device_index((kbl_index_args){.kind = KBL_INDEX_ADD, .dtype = dst->dtype, .outer = outer, .n = n,
+                                             .size = size, .inner = inner, .idx = ip, .src = kbl_base(src),
+                                             .out = kbl_base(dst)}, dst);
     for (int64_t o = 0; o < outer; o++)
         for (int64_t j = 0; j < n; j++) {
             if (dst->dtype == KBL_FLOAT32) {
@@ -57,24 +72,27 @@ static void index_add_kernel(kbl_tensor *dst, const kbl_tensor *src, const kbl_t
                 for (int64_t i = 0; i < inner; i++) out[i] += in[i];
             }
         }
+    return 0;
 }
 
 static int index_select_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     kbl_tensor *a = n->inputs[0], *idx = n->saved[0];
-    kbl_tensor *z = kbl_zeros(a->ndim, a->shape, g->dtype), *gc = kbl_contiguous(g);
-    if (!z || !gc) {
-        kbl_release_n(2, z, gc);
+    kbl_tensor *z = kbl_zeros_on(g->device, a->ndim, a->shape, g->dtype), *gc = kbl_contiguous(g);
+    int rc = z && gc ? index_add_kernel(z, gc, idx, (int)n->ip[0]) : -1;
+    kbl_tensor_release(gc);
+    if (rc) {
+        kbl_tensor_release(z);
         return -1;
     }
-    index_add_kernel(z, gc, idx, (int)n->ip[0]);
-    kbl_tensor_release(gc);
     gin[0] = z;
     return 0;
 }
 
 kbl_tensor *kbl_index_select(kbl_tensor *a, int dim, kbl_tensor *index) {
     const char *op = "index_select";
-    if (kbl_check_tensor(op, a, "input")) return NULL;
+    if (kbl_check_dev(op, a, "input") || (index && kbl_check_dev(op, index, "index")) ||
+        (index && kbl_check_same_device(op, a, index)))
+        return NULL;
     int d = kbl_wrap_dim(op, dim, a->ndim);
     if (d < 0) return NULL;
     if (index && index->ndim > 1) {
@@ -95,7 +113,7 @@ kbl_tensor *kbl_index_select(kbl_tensor *a, int dim, kbl_tensor *index) {
     int64_t shape[KBL_MAX_DIMS];
     memcpy(shape, a->shape, sizeof shape);
     shape[d] = kbl_numel(idx);
-    kbl_tensor *out = src ? kbl_empty(a->ndim, shape, a->dtype) : NULL;
+    kbl_tensor *out = src ? kbl_empty_on(a->device, a->ndim, shape, a->dtype) : NULL;
     if (out) {
         int64_t outer = 1, inner = 1, n = shape[d], size = a->shape[d];
         for (int e = 0; e < d; e++) outer *= a->shape[e];
@@ -105,10 +123,18 @@ kbl_tensor *kbl_index_select(kbl_tensor *a, int dim, kbl_tensor *index) {
         char *o = kbl_base(out);
         const int64_t *ip = kbl_base(idx);
         int nt = outer * n * inner >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1;
+        if (kbl_on_cuda(out)) {
+            if (device_index((kbl_index_args){.kind = KBL_INDEX_SELECT, .dtype = a->dtype, .outer = outer, .n = n,
+                                              .size = size, .inner = inner, .idx = ip, .src = s, .out = o}, out)) {
+                kbl_release_n(3, src, idx, out);
+                return NULL;
+            }
+        } else {
 #pragma omp parallel for collapse(2) num_threads(nt) schedule(static)
-        for (int64_t x = 0; x < outer; x++)
-            for (int64_t j = 0; j < n; j++)
-                memcpy(o + (size_t)(x * n + j) * row, s + (size_t)(x * size + ip[j]) * row, row);
+            for (int64_t x = 0; x < outer; x++)
+                for (int64_t j = 0; j < n; j++)
+                    memcpy(o + (size_t)(x * n + j) * row, s + (size_t)(x * size + ip[j]) * row, row);
+        }
         if (kbl_is_float(a->dtype)) {
             kbl_node *node = kbl_record(op, index_select_backward, out, 1, &a);
             if (node) {
@@ -155,7 +181,7 @@ static int check_gather_shape(const char *op, const kbl_tensor *a, const kbl_ten
 
 static int gather_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     kbl_tensor *a = n->inputs[0];
-    kbl_tensor *z = kbl_zeros(a->ndim, a->shape, g->dtype);
+    kbl_tensor *z = kbl_zeros_on(g->device, a->ndim, a->shape, g->dtype);
     gin[0] = z ? kbl_scatter_add(z, (int)n->ip[0], n->saved[0], g) : NULL;
     kbl_tensor_release(z);
     return gin[0] ? 0 : -1;
@@ -163,19 +189,31 @@ static int gather_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
 
 kbl_tensor *kbl_gather(kbl_tensor *a, int dim, kbl_tensor *index) {
     const char *op = "gather";
-    if (kbl_check_tensor(op, a, "input")) return NULL;
+    if (kbl_check_dev(op, a, "input")) return NULL;
     int d = kbl_wrap_dim(op, dim, a->ndim);
     kbl_tensor *idx = d >= 0 ? index_tensor(op, index) : NULL;
     if (!idx) return NULL;
+    if (kbl_check_same_device(op, a, idx)) {
+        kbl_tensor_release(idx);
+        return NULL;
+    }
     if (check_gather_shape(op, a, idx, d) || check_indices(op, idx, a->ndim ? a->shape[d] : 1, dim)) {
         kbl_tensor_release(idx);
         return NULL;
     }
-    kbl_tensor *out = kbl_empty(idx->ndim, idx->shape, a->dtype);
-    if (out) {
+    kbl_tensor *out = kbl_empty_on(a->device, idx->ndim, idx->shape, a->dtype);
+    if (out && kbl_on_cuda(out)) {
+        kbl_index_args ga = {.kind = KBL_GATHER, .dtype = a->dtype, .ndim = idx->ndim, .dim = d,
+                             .idx = kbl_base(idx), .src = kbl_base(a), .out = kbl_base(out)};
+        memcpy(ga.idx_shape, idx->shape, sizeof ga.idx_shape);
+        memcpy(ga.a_strides, a->strides, sizeof ga.a_strides);
+        if (kbl_numel(out) && device_index(ga, out)) kbl_tensor_release(out), out = NULL;
+    } else if (out) {
         char *src = kbl_base(a), *o = kbl_base(out);
         size_t es = kbl_dtype_size(a->dtype);
         FOR_INDEXED(a, idx, d, memcpy(o + (size_t)i * es, src + off * (int64_t)es, es));
+    }
+    if (out) {
         if (kbl_is_float(a->dtype)) {
             kbl_node *node = kbl_record(op, gather_backward, out, 1, &a);
             if (node) {
@@ -211,11 +249,13 @@ static int scatter_add_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
 
 kbl_tensor *kbl_scatter_add(kbl_tensor *a, int dim, kbl_tensor *index, kbl_tensor *src) {
     const char *op = "scatter_add";
-    if (kbl_check_tensor(op, a, "input") || kbl_check_tensor(op, src, "source")) return NULL;
+    if (kbl_check_dev(op, a, "input") || kbl_check_dev(op, src, "source") || kbl_check_same_device(op, a, src))
+        return NULL;
     int d = kbl_wrap_dim(op, dim, a->ndim);
     kbl_tensor *idx = d >= 0 ? index_tensor(op, index) : NULL;
     if (!idx) return NULL;
-    bool ok = check_gather_shape(op, a, idx, d) == 0 && check_indices(op, idx, a->ndim ? a->shape[d] : 1, dim) == 0;
+    bool ok = kbl_check_same_device(op, a, idx) == 0 && check_gather_shape(op, a, idx, d) == 0 &&
+              check_indices(op, idx, a->ndim ? a->shape[d] : 1, dim) == 0;
     if (ok && (src->ndim != idx->ndim || src->dtype != a->dtype)) {
         kbl_fail("%s: source %s must match the input's dtype and the index's dims", op, KBL_DESC(src));
         ok = false;
@@ -226,7 +266,15 @@ kbl_tensor *kbl_scatter_add(kbl_tensor *a, int dim, kbl_tensor *index, kbl_tenso
             ok = false;
         }
     kbl_tensor *out = ok ? kbl_empty_like(a, -1) : NULL;
-    if (out && kbl_copy_(out, a) == 0) {
+    if (out && kbl_copy_(out, a)) ok = false;
+    if (out && ok && kbl_on_cuda(out)) {
+        kbl_index_args sa = {.kind = KBL_SCATTER_ADD, .dtype = a->dtype, .ndim = idx->ndim, .dim = d,
+                             .idx = kbl_base(idx), .src = kbl_base(src), .out = kbl_base(out)};
+        memcpy(sa.idx_shape, idx->shape, sizeof sa.idx_shape);
+        memcpy(sa.a_strides, out->strides, sizeof sa.a_strides);
+        memcpy(sa.s_strides, src->strides, sizeof sa.s_strides);
+        ok = kbl_numel(idx) == 0 || device_index(sa, out) == 0;
+    } else if (out && ok) {
         char *o = kbl_base(out), *s = kbl_base(src);
         int dt = a->dtype;
         /* the source element matching index position i */
@@ -238,8 +286,10 @@ kbl_tensor *kbl_scatter_add(kbl_tensor *a, int dim, kbl_tensor *index, kbl_tenso
             }
             kbl_store_double(o, dt, off, kbl_load_double(o, dt, off) + kbl_load_double(s, dt, soff));
         });
+    }
+    if (out && ok) {
         kbl_tensor *in[2] = {a, src};
-        if (kbl_is_float(dt)) {
+        if (kbl_is_float(a->dtype)) {
             kbl_node *node = kbl_record(op, scatter_add_backward, out, 2, in);
             if (node) {
                 node->ip[0] = d;
@@ -255,8 +305,10 @@ kbl_tensor *kbl_scatter_add(kbl_tensor *a, int dim, kbl_tensor *index, kbl_tenso
 }
 
 kbl_tensor *kbl_masked_fill(kbl_tensor *a, kbl_tensor *mask, double value) {
-    if (kbl_check_tensor("masked_fill", a, "input") || kbl_check_tensor("masked_fill", mask, "mask")) return NULL;
-    kbl_tensor *v = kbl_full(0, NULL, value, a->dtype);
+    if (kbl_check_dev("masked_fill", a, "input") || kbl_check_dev("masked_fill", mask, "mask") ||
+        kbl_check_same_device("masked_fill", a, mask))
+        return NULL;
+    kbl_tensor *v = kbl_full_on(a->device, 0, NULL, value, a->dtype);
     kbl_tensor *r = v ? kbl_where(mask, v, a) : NULL;
     kbl_tensor_release(v);
     return r;
@@ -286,7 +338,7 @@ kbl_tensor *kbl_cat(int n, kbl_tensor **ts, int dim) {
         return NULL;
     }
     for (int i = 0; i < n; i++)
-        if (kbl_check_tensor(op, ts[i], "input")) return NULL;
+        if (kbl_check_dev(op, ts[i], "input") || kbl_check_same_device(op, ts[0], ts[i])) return NULL;
     kbl_tensor *first = ts[0];
     if (first->ndim == 0) {
         kbl_fail("cat: cannot concatenate 0-dim tensors (use stack)");
@@ -311,7 +363,7 @@ kbl_tensor *kbl_cat(int n, kbl_tensor **ts, int dim) {
         shape[d] += t->shape[d];
         dtype = kbl_promote(dtype, t->dtype);
     }
-    kbl_tensor *out = kbl_empty(first->ndim, shape, dtype);
+    kbl_tensor *out = kbl_empty_on(first->device, first->ndim, shape, dtype);
     if (!out) return NULL;
     int64_t start = 0;
     int prev = kbl_set_grad_enabled(0);
@@ -339,7 +391,7 @@ kbl_tensor *kbl_stack(int n, kbl_tensor **ts, int dim) {
         kbl_fail("stack: needs at least one tensor");
         return NULL;
     }
-    if (kbl_check_tensor("stack", ts[0], "input")) return NULL;
+    if (kbl_check_dev("stack", ts[0], "input")) return NULL;
     int d = kbl_wrap_dim("stack", dim, ts[0]->ndim + 1);
     if (d < 0) return NULL;
     kbl_tensor *small[16], **u = n <= 16 ? small : calloc((size_t)n, sizeof *u);
@@ -376,7 +428,7 @@ static int pad_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     }
     if (!cur) return -1;
     /* cropped regions (negative pads) get zero gradient */
-    kbl_tensor *z = kbl_zeros(a->ndim, a->shape, g->dtype), *dst = z ? kbl_alias(z) : NULL;
+    kbl_tensor *z = kbl_zeros_on(g->device, a->ndim, a->shape, g->dtype), *dst = z ? kbl_alias(z) : NULL;
     for (int k = 0; dst && k < n->nip; k++) {
         int d = a->ndim - 1 - k;
         int64_t cut0 = n->ip[k * 2] < 0 ? -n->ip[k * 2] : 0;
@@ -396,7 +448,7 @@ static int pad_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
 
 kbl_tensor *kbl_pad(kbl_tensor *a, int npairs, const int64_t *pads, double value) {
     const char *op = "pad";
-    if (kbl_check_tensor(op, a, "input")) return NULL;
+    if (kbl_check_dev(op, a, "input")) return NULL;
     if (npairs < 0 || npairs > a->ndim) {
         kbl_fail("pad: %d (before, after) pairs given for %s", npairs, KBL_DESC(a));
         return NULL;
@@ -412,7 +464,7 @@ kbl_tensor *kbl_pad(kbl_tensor *a, int npairs, const int64_t *pads, double value
             return NULL;
         }
     }
-    kbl_tensor *out = kbl_full(a->ndim, shape, value, a->dtype);
+    kbl_tensor *out = kbl_full_on(a->device, a->ndim, shape, value, a->dtype);
     if (!out) return NULL;
     int prev = kbl_set_grad_enabled(0);
     kbl_tensor *src = kbl_alias(a), *dst = kbl_alias(out);
@@ -460,8 +512,12 @@ kbl_tensor *kbl_one_hot(kbl_tensor *labels, int64_t num_classes) {
     }
     memcpy(shape, idx->shape, sizeof(int64_t) * (size_t)idx->ndim);
     shape[idx->ndim] = num_classes;
-    kbl_tensor *out = kbl_zeros(idx->ndim + 1, shape, KBL_INT64);
-    if (out) {
+    kbl_tensor *out = kbl_zeros_on(idx->device, idx->ndim + 1, shape, KBL_INT64);
+    if (out && kbl_on_cuda(out) && kbl_numel(idx)) {
+        if (device_index((kbl_index_args){.kind = KBL_ONE_HOT, .dtype = KBL_INT64, .n = kbl_numel(idx),
+                                          .size = num_classes, .idx = kbl_base(idx), .out = kbl_base(out)}, out))
+            kbl_tensor_release(out), out = NULL;
+    } else if (out && !kbl_on_cuda(out)) {
         const int64_t *ip = kbl_base(idx);
         int64_t *o = kbl_base(out), n = kbl_numel(idx);
         for (int64_t i = 0; i < n; i++) o[i * num_classes + ip[i]] = 1;
@@ -478,7 +534,7 @@ static int flip_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
 }
 
 kbl_tensor *kbl_flip(kbl_tensor *a, int ndims, const int *dims) {
-    if (kbl_check_tensor("flip", a, "input")) return NULL;
+    if (kbl_check_dev("flip", a, "input")) return NULL;
     kbl_tensor *v = kbl_alias(a);
     if (!v) return NULL;
     int wrapped[KBL_MAX_DIMS];

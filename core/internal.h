@@ -3,6 +3,7 @@
 #ifndef KBL_INTERNAL_H
 #define KBL_INTERNAL_H
 
+#include "backend.h"
 #include "kbl.h"
 
 #include <stdarg.h>
@@ -19,20 +20,30 @@ int kbl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Formats "[2, 3] float32" into buf, for messages. */
 const char *kbl_describe(const kbl_tensor *t, char *buf, size_t n);
 #define KBL_DESC(t) kbl_describe((t), (char[96]){0}, 96)
-/* Checks a tensor argument is usable (present, with data, on a device this build
- * runs); op names the op in the message. The NULL test is inline so that the
- * caller's compiler, and clang-tidy's analyzer, which sees one file at a time,
- * know that a tensor which passed is not NULL. */
-int kbl_check_tensor_data(const char *op, const kbl_tensor *t, const char *arg);
+/* Checks a tensor argument is usable (present, with data, on the CPU); a CUDA
+ * tensor fails with "no CUDA kernel for <op>", so an op without a device kernel
+ * never reads device memory. op names the op in the message. The NULL test is
+ * inline so that the caller's compiler, and clang-tidy's analyzer, which sees
+ * one file at a time, know that a tensor which passed is not NULL. */
+int kbl_check_tensor_data(const char *op, const kbl_tensor *t, const char *arg, int any_device);
 static inline int kbl_check_tensor(const char *op, const kbl_tensor *t, const char *arg) {
     if (!t) {
         kbl_fail("%s: %s is missing (NULL tensor)", op, arg);
         return -1;
     }
-    return kbl_check_tensor_data(op, t, arg);
+    return kbl_check_tensor_data(op, t, arg, 0);
+}
+/* The same check for ops that run on every device (CPU and CUDA). */
+static inline int kbl_check_dev(const char *op, const kbl_tensor *t, const char *arg) {
+    if (!t) {
+        kbl_fail("%s: %s is missing (NULL tensor)", op, arg);
+        return -1;
+    }
+    return kbl_check_tensor_data(op, t, arg, 1);
 }
 int kbl_check_float(const char *op, const kbl_tensor *t);
 int kbl_check_same_device(const char *op, const kbl_tensor *a, const kbl_tensor *b);
+const char *kbl_device_name(int device);
 /* Normalises a possibly negative dim against ndim; -1 (with a message) if out of range. */
 int kbl_wrap_dim(const char *op, int dim, int ndim);
 
@@ -50,8 +61,28 @@ void kbl_storage_release(kbl_storage *s);
 /* A tensor struct over s (retained), with the given geometry. */
 kbl_tensor *kbl_tensor_wrap(kbl_storage *s, int dtype, int ndim, const int64_t *shape,
                             const int64_t *strides, int64_t offset);
-/* Empty tensor with the same shape (and dtype unless dtype >= 0). */
+/* Empty tensor with the same shape and device (and dtype unless dtype >= 0). */
 kbl_tensor *kbl_empty_like(const kbl_tensor *t, int dtype);
+/* Creation on a device (KBL_CPU or KBL_CUDA): the outputs of ops. */
+kbl_tensor *kbl_empty_on(int device, int ndim, const int64_t *shape, int dtype);
+kbl_tensor *kbl_zeros_on(int device, int ndim, const int64_t *shape, int dtype);
+kbl_tensor *kbl_full_on(int device, int ndim, const int64_t *shape, double value, int dtype);
+
+/* ---- devices (backend.c) ---------------------------------------------------- */
+/* The CUDA backend's table, loading it on first use; NULL (with the reason as
+ * the message, naming op) when CUDA is not available. */
+const kbl_backend *kbl_cuda_table(const char *op);
+/* The backend of a CUDA tensor: loaded, since the tensor exists. */
+const kbl_backend *kbl_backend_of(const kbl_tensor *t);
+static inline bool kbl_on_cuda(const kbl_tensor *t) { return t->device == KBL_CUDA; }
+/* Copies n bytes between devices (kind KBL_COPY_*). */
+int kbl_device_memcpy(void *dst, const void *src, int64_t nbytes, int kind);
+/* A CPU copy of a (small) tensor of any device, contiguous: for host logic. */
+kbl_tensor *kbl_host_copy(kbl_tensor *t);
+/* t as an operand of an op running on device: t itself (retained) when there; a
+ * 0-dim CPU tensor is a scalar and moves (as in PyTorch); otherwise an error
+ * naming both devices. */
+kbl_tensor *kbl_operand_on(const char *op, kbl_tensor *t, int device);
 void kbl_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
 int64_t kbl_shape_numel(int ndim, const int64_t *shape);
 bool kbl_same_shape(const kbl_tensor *a, const kbl_tensor *b);
@@ -70,16 +101,9 @@ static inline bool kbl_is_float(int dtype) { return dtype == KBL_FLOAT32 || dtyp
 int kbl_promote(int a, int b);
 
 /* ---- strided iteration (iter.c) ------------------------------------------- */
-/* Up to 3 operands walked together over `shape`; dims coalesced where possible.
- * The visitor gets runs of `n` elements with per-operand element strides. */
-typedef struct kbl_iter {
-    int ndim;
-    int nops;
-    int64_t shape[KBL_MAX_DIMS];
-    int64_t strides[3][KBL_MAX_DIMS];
-    char *base[3];
-    size_t esize[3];
-} kbl_iter;
+/* Up to 3 operands walked together over `shape`; dims coalesced where possible
+ * (kbl_iter itself is in backend.h: the device kernels take it too). The
+ * visitor gets runs of `n` elements with per-operand element strides. */
 void kbl_iter_init(kbl_iter *it, int ndim, const int64_t *shape, int nops, char **base,
                    int64_t strides[][KBL_MAX_DIMS], const size_t *esize);
 typedef void (*kbl_run_fn)(char **ptrs, const int64_t *strides, int64_t n, void *ctx);
@@ -119,6 +143,31 @@ void kbl_node_release(kbl_node *n);
 /* Saves an alias of t (no grad_fn, so no reference cycle through an output). */
 void kbl_node_save(kbl_node *n, int slot, kbl_tensor *t);
 static inline bool kbl_needs_grad(const kbl_tensor *t) { return t && t->requires_grad; }
+
+/* ---- CUDA paths of the normalization ops (norm_cuda.c), called by norm.c ---- */
+kbl_tensor *kbl_batch_norm_cuda(kbl_tensor *x, kbl_tensor *rm, kbl_tensor *rv, kbl_tensor *w, kbl_tensor *b,
+                                int training, double momentum, double eps, kbl_tensor **mt, kbl_tensor **it);
+kbl_tensor *kbl_batch_norm_backward_cuda(kbl_tensor *grad, kbl_tensor *x, kbl_tensor *w, kbl_tensor *mean_t,
+                                         kbl_tensor *invstd_t, int training, kbl_tensor **grad_weight,
+                                         kbl_tensor **grad_bias);
+int kbl_norm_rows_cuda(kbl_tensor *xc, kbl_tensor *wc, kbl_tensor *bc, kbl_tensor *y, kbl_tensor *mt,
+                       kbl_tensor *rt, int64_t rows, int64_t d, int64_t groups, int64_t inner, double eps);
+kbl_tensor *kbl_norm_rows_backward_cuda(kbl_tensor *gc, kbl_tensor *xc, kbl_tensor *wc, kbl_tensor *mc,
+                                        kbl_tensor *rc, int64_t rows, int64_t d, int64_t groups, int64_t inner,
+                                        int pnd, const int64_t *pshape, kbl_tensor **grad_weight,
+                                        kbl_tensor **grad_bias);
+
+/* ---- convolution on CUDA through cuDNN (conv_cuda.c), called by conv.c ---- */
+/* stride (h, w), pads (top, bottom, left, right), dilation (h, w), groups */
+typedef struct kbl_conv_opts {
+    int64_t stride[2], pad[4], dil[2], groups;
+} kbl_conv_opts;
+/* y [n, o, oh, ow] = conv(x, w) + bias, for an output of at most the conv's size */
+kbl_tensor *kbl_conv_cuda_forward(kbl_tensor *x, kbl_tensor *w, kbl_tensor *bias, const kbl_conv_opts *o,
+                                  int64_t oh, int64_t ow);
+/* conv.c's conv_grads: dx of shape xs (needs w), dw [o, c/groups, kh, kw] (needs x) */
+int kbl_conv_cuda_grads(kbl_tensor *gy, kbl_tensor *x, const int64_t *xs, kbl_tensor *w, int64_t kh, int64_t kw,
+                        const kbl_conv_opts *o, kbl_tensor **dx, kbl_tensor **dw);
 
 /* Release helpers: release every non-NULL argument. */
 void kbl_release_n(int n, ...);

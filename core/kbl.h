@@ -246,7 +246,7 @@ void kbl_interrupt_restore(void);
 
 /* ---- optimizers (optim.c) ---- */
 /* Fused updates, one call per parameter: param and its state tensors change in
- * place in one pass, following torch.optim's arithmetic. Every tensor is CPU,
+ * place in one pass, following torch.optim's arithmetic. Every tensor is on one device,
  * contiguous, of the parameter's shape and float dtype; optional state is NULL. */
 int kbl_sgd_step(kbl_tensor *param, kbl_tensor *grad, kbl_tensor *momentum_buffer, double lr,
                  double momentum, double dampening, double weight_decay, int nesterov, int first_step);
@@ -416,6 +416,28 @@ kbl_tensor *kbl_dropout_mask(int ndim, const int64_t *shape, double p, int dtype
 kbl_tensor *kbl_embedding(kbl_tensor *indices, kbl_tensor *weight, int64_t padding_idx);
 kbl_tensor *kbl_embedding_backward(kbl_tensor *grad, kbl_tensor *indices, int64_t num,
                                    int64_t padding_idx);
+
+/* ---- cuda: the optional CUDA backend (backend.c; kernels in cuda/) ---- */
+/* libkbl_cuda.so is loaded on the first of these calls; without it, a driver or
+ * a device, is_available is 0 and the reason says why ("" when available).
+ * Ops take their device from their inputs: KBL_CUDA tensors run there, and
+ * mixing devices is an error naming both. Device 0 is the one CUDA device used. */
+int kbl_cuda_is_available(void);
+const char *kbl_cuda_unavailable_reason(void);
+int kbl_cuda_device_count(void);
+const char *kbl_cuda_device_name(void);
+int kbl_cuda_synchronize(void);
+/* live, peak and cached bytes, calls that reached cudaMalloc, the device's memory */
+void kbl_cuda_memory_stats(int64_t out[5]);
+void kbl_cuda_empty_cache(void);
+void kbl_cuda_reset_peak(void);
+/* Creation on a device (KBL_CPU or KBL_CUDA); the others make CPU tensors. */
+kbl_tensor *kbl_empty_on(int device, int ndim, const int64_t *shape, int dtype);
+kbl_tensor *kbl_zeros_on(int device, int ndim, const int64_t *shape, int dtype);
+kbl_tensor *kbl_full_on(int device, int ndim, const int64_t *shape, double value, int dtype);
+/* t's values on device (KBL_CPU or KBL_CUDA), or t itself (retained) when it is
+ * there already; differentiable (the gradient goes back to t's device). */
+kbl_tensor *kbl_to_device(kbl_tensor *t, int device);
 
 /* KBL_CDEF_END */
 

@@ -91,10 +91,22 @@ static int ce_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     double gscale = reduction == KBL_REDUCE_MEAN ? n->p[1] : 1.0; /* 1 / total weight */
     bool per_row = reduction == KBL_REDUCE_NONE;
     kbl_tensor *gc = kbl_contiguous(g);
-    kbl_tensor *out = gc ? kbl_empty(2, lg->shape, lg->dtype) : NULL;
+    kbl_tensor *out = gc ? kbl_empty_on(lg->device, 2, lg->shape, lg->dtype) : NULL;
     if (!out) {
         kbl_release_n(2, lg, gc);
         return -1;
+    }
+    if (kbl_on_cuda(lg)) {
+        kbl_ce_args ca = {lg->dtype, per_row, A.rows, A.cols, A.ignore, A.smoothing, gscale, kbl_base(lg),
+                          A.labels, wt ? kbl_base(wt) : NULL, kbl_base(gc), kbl_base(out), NULL, NULL};
+        int rc = A.rows * A.cols > 0 ? kbl_backend_of(lg)->cross_entropy(&ca) : 0;
+        kbl_release_n(2, lg, gc);
+        if (rc) {
+            kbl_tensor_release(out);
+            return -1;
+        }
+        gin[0] = out;
+        return 0;
     }
     int nt = A.rows * A.cols >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1;
     KBL_FLOAT_CASES(lg->dtype, CE_BACKWARD)
@@ -103,23 +115,26 @@ static int ce_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     return 0;
 }
 
+static kbl_tensor *bad_label(int64_t label, int64_t row, int64_t cols) {
+    kbl_fail("cross_entropy: label %lld at position %lld is out of range for %lld classes "
+             "(labels count from 0 in C, from 1 in Lua)",
+             (long long)label, (long long)row, (long long)cols);
+    return NULL;
+}
+
 /* [N, C] logits and [N] labels (0-based) */
 static kbl_tensor *ce_2d(kbl_tensor *logits, kbl_tensor *labels, kbl_tensor *weight, int64_t ignore,
                          double smoothing, int reduction) {
     int64_t rows = logits->shape[0], cols = logits->shape[1];
     const int64_t *lab = kbl_base(labels);
-    for (int64_t r = 0; r < rows; r++)
-        if (lab[r] != ignore && (lab[r] < 0 || lab[r] >= cols)) {
-            kbl_fail("cross_entropy: label %lld at position %lld is out of range for %lld classes "
-                     "(labels count from 0 in C, from 1 in Lua)",
-                     (long long)lab[r], (long long)r, (long long)cols);
-            return NULL;
-        }
+    bool dev = kbl_on_cuda(logits);
+    for (int64_t r = 0; !dev && r < rows; r++)
+        if (lab[r] != ignore && (lab[r] < 0 || lab[r] >= cols)) return bad_label(lab[r], r, cols);
     int prev = kbl_set_grad_enabled(0);
     kbl_tensor *lg = kbl_contiguous(logits);
     kbl_tensor *wt = weight ? kbl_contiguous(weight) : NULL;
     kbl_set_grad_enabled(prev);
-    kbl_tensor *out_rows = kbl_empty(1, &rows, logits->dtype);
+    kbl_tensor *out_rows = kbl_empty_on(logits->device, 1, &rows, logits->dtype);
     if (!lg || (weight && !wt) || !out_rows) {
         kbl_release_n(3, lg, wt, out_rows);
         return NULL;
@@ -127,10 +142,34 @@ static kbl_tensor *ce_2d(kbl_tensor *logits, kbl_tensor *labels, kbl_tensor *wei
     ce_args A = {rows, cols, ignore, smoothing, lab};
     double wsum = 0;
     int nt = rows * cols >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1;
-    if (cols > 0) KBL_FLOAT_CASES(logits->dtype, CE_FORWARD)
+    if (dev && rows == 0) {
+        /* nothing to compute: the losses of no rows */
+    } else if (dev) { /* the kernel checks the labels; the host needs wsum for the mean */
+        int64_t bad = -1;
+        kbl_ce_args ca = {logits->dtype, 0, rows, cols, ignore, smoothing, 1.0, kbl_base(lg), lab,
+                          wt ? kbl_base(wt) : NULL, NULL, kbl_base(out_rows), &wsum, &bad};
+        int rc = kbl_backend_of(lg)->cross_entropy(&ca);
+        if (rc == 0 && bad >= 0) {
+            int64_t v = 0;
+            rc = kbl_device_memcpy(&v, lab + bad, sizeof v, KBL_COPY_D2H);
+            if (rc == 0) bad_label(v, bad, cols);
+        }
+        if (rc || bad >= 0) {
+            kbl_release_n(3, lg, wt, out_rows);
+            return NULL;
+        }
+    } else if (cols > 0) {
+        KBL_FLOAT_CASES(logits->dtype, CE_FORWARD)
+    }
     kbl_tensor *out = NULL;
     if (reduction == KBL_REDUCE_NONE) {
         out = kbl_tensor_retain(out_rows);
+    } else if (dev) {
+        prev = kbl_set_grad_enabled(0);
+        kbl_tensor *s = kbl_sum(out_rows, 0, NULL, 0);
+        out = s && reduction == KBL_REDUCE_MEAN ? kbl_unary(KBL_AFFINE, s, 1.0 / wsum, 0) : kbl_tensor_retain(s);
+        kbl_tensor_release(s);
+        kbl_set_grad_enabled(prev);
     } else {
         out = kbl_sum(out_rows, 0, NULL, 0);
         if (out && reduction == KBL_REDUCE_MEAN) kbl_store_double(kbl_base(out), out->dtype, 0,
@@ -156,8 +195,9 @@ static kbl_tensor *ce_2d(kbl_tensor *logits, kbl_tensor *labels, kbl_tensor *wei
 kbl_tensor *kbl_cross_entropy(kbl_tensor *logits, kbl_tensor *labels, kbl_tensor *weight, int64_t ignore_index,
                               double label_smoothing, int reduction) {
     const char *op = "cross_entropy";
-    if (kbl_check_tensor(op, logits, "logits") || kbl_check_tensor(op, labels, "labels") ||
-        (weight && kbl_check_tensor(op, weight, "weight")) || kbl_check_float(op, logits))
+    if (kbl_check_dev(op, logits, "logits") || kbl_check_dev(op, labels, "labels") ||
+        (weight && kbl_check_dev(op, weight, "weight")) || kbl_check_float(op, logits) ||
+        kbl_check_same_device(op, logits, labels) || (weight && kbl_check_same_device(op, logits, weight)))
         return NULL;
     char s1[96], s2[96];
     if (logits->ndim < 2) {
@@ -222,7 +262,8 @@ kbl_tensor *kbl_cross_entropy(kbl_tensor *logits, kbl_tensor *labels, kbl_tensor
 kbl_tensor *kbl_binary_cross_entropy_with_logits(kbl_tensor *x, kbl_tensor *t, kbl_tensor *weight,
                                                  kbl_tensor *pos_weight, int reduction) {
     const char *op = "binary_cross_entropy_with_logits";
-    if (kbl_check_tensor(op, x, "logits") || kbl_check_tensor(op, t, "target") || kbl_check_float(op, x))
+    if (kbl_check_dev(op, x, "logits") || kbl_check_dev(op, t, "target") || kbl_check_float(op, x) ||
+        kbl_check_same_device(op, x, t))
         return NULL;
     if (!kbl_same_shape(x, t)) {
         char s1[96], s2[96];

@@ -24,14 +24,21 @@ static bool gemm_layout(const kbl_tensor *t, int d0, int d1, CBLAS_TRANSPOSE *tr
 }
 
 /* c[m,n] = alpha * a[m,k] · b[k,n] + beta * c, for one matrix of each (offsets in elements) */
-static void gemm(const kbl_tensor *a, int64_t aoff, const kbl_tensor *b, int64_t boff, kbl_tensor *c,
-                 int64_t coff, int64_t m, int64_t n, int64_t k, double beta) {
+static int gemm(const kbl_tensor *a, int64_t aoff, const kbl_tensor *b, int64_t boff, kbl_tensor *c,
+                int64_t coff, int64_t m, int64_t n, int64_t k, double beta) {
     CBLAS_TRANSPOSE ta = CblasNoTrans, tb = CblasNoTrans;
     int64_t lda = 1, ldb = 1;
     int ad = a->ndim, bd = b->ndim;
     gemm_layout(a, ad - 2, ad - 1, &ta, &lda);
     gemm_layout(b, bd - 2, bd - 1, &tb, &ldb);
     int64_t ldc = n > 0 ? n : 1;
+    if (kbl_on_cuda(c)) { /* cuBLAS, through the backend */
+        size_t es = kbl_dtype_size(c->dtype);
+        return kbl_backend_of(c)->gemm(c->dtype, ta == CblasTrans, tb == CblasTrans, m, n, k,
+                                       (const char *)kbl_base(a) + aoff * (int64_t)es, lda,
+                                       (const char *)kbl_base(b) + boff * (int64_t)es, ldb, beta,
+                                       (char *)kbl_base(c) + coff * (int64_t)es, ldc);
+    }
     if (c->dtype == KBL_FLOAT32)
         cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, 1.0f, (const float *)kbl_base(a) + aoff,
                     (int)lda, (const float *)kbl_base(b) + boff, (int)ldb, (float)beta,
@@ -40,6 +47,7 @@ static void gemm(const kbl_tensor *a, int64_t aoff, const kbl_tensor *b, int64_t
         cblas_dgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, 1.0, (const double *)kbl_base(a) + aoff,
                     (int)lda, (const double *)kbl_base(b) + boff, (int)ldb, beta,
                     (double *)kbl_base(c) + coff, (int)ldc);
+    return 0;
 }
 
 /* a copy of t (or t retained) whose last two dims GEMM can read */
@@ -97,20 +105,22 @@ static kbl_tensor *matmul_nd(kbl_tensor *a, kbl_tensor *b) {
     }
     memcpy(out_shape, batch_shape, sizeof(int64_t) * (size_t)nb);
     out_shape[nb] = m, out_shape[nb + 1] = n;
-    kbl_tensor *out = kbl_empty(nb + 2, out_shape, a->dtype);
+    kbl_tensor *out = kbl_empty_on(a->device, nb + 2, out_shape, a->dtype);
     kbl_tensor *ca = gemm_ready(a), *cb = gemm_ready(b);
     if (!out || !ca || !cb) goto fail;
     int64_t nbatch = kbl_shape_numel(nb, batch_shape);
-    if (k == 0) {
-        kbl_fill_(out, 0);
+    if (k == 0 || m == 0 || n == 0) {
+        if (kbl_fill_(out, 0)) goto fail;
     } else if (nbatch == 1) {
-        gemm(ca, 0, cb, 0, out, 0, m, n, k, 0);
+        if (gemm(ca, 0, cb, 0, out, 0, m, n, k, 0)) goto fail;
     } else if (cb->ndim == 2 && kbl_is_contiguous(ca) && a->ndim == nb + 2) {
         /* [..., m, k] · [k, n]: one GEMM over the flattened rows */
         kbl_tensor *a2 = kbl_alias(ca);
+        if (!a2) goto fail;
         a2->ndim = 2, a2->shape[0] = nbatch * m, a2->shape[1] = k, a2->strides[0] = k, a2->strides[1] = 1;
-        gemm(a2, 0, cb, 0, out, 0, nbatch * m, n, k, 0);
+        int rc = gemm(a2, 0, cb, 0, out, 0, nbatch * m, n, k, 0);
         kbl_tensor_release(a2);
+        if (rc) goto fail;
     } else {
         int64_t sa[KBL_MAX_DIMS], sb[KBL_MAX_DIMS];
         kbl_tensor bshape = {.ndim = nb};
@@ -126,7 +136,7 @@ static kbl_tensor *matmul_nd(kbl_tensor *a, kbl_tensor *b) {
                 rem /= batch_shape[d];
                 oa += j * sa[d], ob += j * sb[d];
             }
-            gemm(ca, oa, cb, ob, out, i * m * n, m, n, k, 0);
+            if (gemm(ca, oa, cb, ob, out, i * m * n, m, n, k, 0)) goto fail;
         }
     }
     kbl_tensor *in[2] = {a, b};
@@ -139,7 +149,7 @@ fail:
 }
 
 kbl_tensor *kbl_matmul(kbl_tensor *a, kbl_tensor *b) {
-    if (kbl_check_tensor("matmul", a, "first input") || kbl_check_tensor("matmul", b, "second input") ||
+    if (kbl_check_dev("matmul", a, "first input") || kbl_check_dev("matmul", b, "second input") ||
         kbl_check_same_device("matmul", a, b))
         return NULL;
     if (a->ndim == 0 || b->ndim == 0) {
@@ -207,8 +217,9 @@ static int linear_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
 }
 
 kbl_tensor *kbl_linear(kbl_tensor *x, kbl_tensor *w, kbl_tensor *b) {
-    if (kbl_check_tensor("linear", x, "input") || kbl_check_tensor("linear", w, "weight") ||
-        (b && kbl_check_tensor("linear", b, "bias")))
+    if (kbl_check_dev("linear", x, "input") || kbl_check_dev("linear", w, "weight") ||
+        (b && kbl_check_dev("linear", b, "bias")) || kbl_check_same_device("linear", x, w) ||
+        (b && kbl_check_same_device("linear", x, b)))
         return NULL;
     char s1[96], s2[96];
     if (w->ndim != 2 || x->ndim < 1 || x->shape[x->ndim - 1] != w->shape[1]) {
@@ -231,7 +242,7 @@ kbl_tensor *kbl_linear(kbl_tensor *x, kbl_tensor *w, kbl_tensor *b) {
     int64_t out_shape[KBL_MAX_DIMS];
     memcpy(out_shape, x->shape, sizeof out_shape);
     out_shape[x->ndim - 1] = out_f;
-    kbl_tensor *out = kbl_empty(x->ndim, out_shape, x->dtype);
+    kbl_tensor *out = kbl_empty_on(x->device, x->ndim, out_shape, x->dtype);
     int prev = kbl_set_grad_enabled(0);
     kbl_tensor *xc = kbl_contiguous(x), *wc = gemm_ready(w);
     kbl_set_grad_enabled(prev);
@@ -240,22 +251,31 @@ kbl_tensor *kbl_linear(kbl_tensor *x, kbl_tensor *w, kbl_tensor *b) {
         return NULL;
     }
     double beta = 0;
+    int rc = 0;
     if (b) { /* each row starts as the bias, then GEMM adds x·Wᵀ */
         kbl_tensor *o2 = kbl_alias(out);
-        o2->ndim = 2, o2->shape[0] = rows, o2->shape[1] = out_f, o2->strides[0] = out_f, o2->strides[1] = 1;
-        kbl_copy_(o2, b);
+        if (o2) {
+            o2->ndim = 2, o2->shape[0] = rows, o2->shape[1] = out_f, o2->strides[0] = out_f, o2->strides[1] = 1;
+            rc = kbl_copy_(o2, b);
+        }
+        rc = o2 ? rc : -1;
         kbl_tensor_release(o2);
         beta = 1;
     }
-    if (in_f == 0) {
-        if (!b) kbl_fill_(out, 0);
+    if (rc) {
+    } else if (in_f == 0) {
+        if (!b) rc = kbl_fill_(out, 0);
     } else if (rows > 0 && out_f > 0) {
         kbl_tensor x2 = *xc, wt = *wc;
         x2.ndim = 2, x2.shape[0] = rows, x2.shape[1] = in_f, x2.strides[0] = in_f, x2.strides[1] = 1;
         wt.shape[0] = in_f, wt.shape[1] = out_f, wt.strides[0] = wc->strides[1], wt.strides[1] = wc->strides[0];
-        gemm(&x2, 0, &wt, 0, out, 0, rows, out_f, in_f, beta);
+        rc = gemm(&x2, 0, &wt, 0, out, 0, rows, out_f, in_f, beta);
     }
     kbl_release_n(2, xc, wc);
+    if (rc) {
+        kbl_tensor_release(out);
+        return NULL;
+    }
     kbl_tensor *in[3] = {x, w, b};
     kbl_record("linear", linear_backward, out, b ? 3 : 2, in);
     return out;

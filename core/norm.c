@@ -20,7 +20,7 @@ static int nthreads(int64_t work) { return work >= KBL_PARALLEL_GRAIN ? kbl_thre
 /* A per-channel parameter: NULL, or 1-D [c] of dtype. */
 static int check_param(const char *op, const kbl_tensor *p, const char *what, int64_t c, const kbl_tensor *x) {
     if (!p) return 0;
-    if (kbl_check_tensor(op, p, what)) return -1;
+    if (kbl_check_dev(op, p, what) || kbl_check_same_device(op, x, p)) return -1;
     if (p->ndim != 1 || p->shape[0] != c || p->dtype != x->dtype) {
         char s1[96], s2[96];
         return kbl_fail("%s: %s %s must be [%lld] of the input's dtype (input %s)", op, what,
@@ -80,10 +80,24 @@ static int bn_backward(kbl_node *nd, kbl_tensor *g, kbl_tensor **gin) {
     return 0;
 }
 
+/* Records y's node, saving the statistics mt and it (whose references it takes). */
+static kbl_tensor *bn_record(kbl_tensor *x, kbl_tensor *w, kbl_tensor *b, kbl_tensor *y, kbl_tensor *mt,
+                             kbl_tensor *it, int training) {
+    kbl_tensor *in[3] = {x, w, b};
+    kbl_node *node = kbl_record("batch_norm", bn_backward, y, 3, in);
+    if (node) {
+        kbl_node_save(node, 0, mt);
+        kbl_node_save(node, 1, it);
+        node->ip[0] = training != 0;
+    }
+    kbl_release_n(2, mt, it);
+    return y;
+}
+
 kbl_tensor *kbl_batch_norm(kbl_tensor *x, kbl_tensor *rm, kbl_tensor *rv, kbl_tensor *w, kbl_tensor *b,
                            int training, double momentum, double eps) {
     const char *op = "batch_norm";
-    if (kbl_check_tensor(op, x, "input") || kbl_check_float(op, x)) return NULL;
+    if (kbl_check_dev(op, x, "input") || kbl_check_float(op, x)) return NULL;
     if (x->ndim < 2) {
         kbl_fail("%s: input must be [N, C] or [N, C, ...], got %s", op, KBL_DESC(x));
         return NULL;
@@ -103,6 +117,11 @@ kbl_tensor *kbl_batch_norm(kbl_tensor *x, kbl_tensor *rm, kbl_tensor *rv, kbl_te
     if ((rm && rm->requires_grad) || (rv && rv->requires_grad)) {
         kbl_fail("%s: running_mean and running_var are buffers updated in place; they must not require grad", op);
         return NULL;
+    }
+    if (kbl_on_cuda(x)) {
+        kbl_tensor *mc = NULL, *ic = NULL;
+        kbl_tensor *yc = kbl_batch_norm_cuda(x, rm, rv, w, b, training, momentum, eps, &mc, &ic);
+        return yc ? bn_record(x, w, b, yc, mc, ic, training) : NULL;
     }
     double *buf = malloc(sizeof(double) * (size_t)(4 * (c > 0 ? c : 1)));
     kbl_tensor *xc = contiguous_nograd(x);
@@ -138,15 +157,7 @@ kbl_tensor *kbl_batch_norm(kbl_tensor *x, kbl_tensor *rm, kbl_tensor *rv, kbl_te
     KBL_FLOAT_CASES(x->dtype, BN_APPLY)
     free(buf);
     kbl_tensor_release(xc);
-    kbl_tensor *in[3] = {x, w, b};
-    kbl_node *node = kbl_record(op, bn_backward, y, 3, in);
-    if (node) {
-        kbl_node_save(node, 0, mt);
-        kbl_node_save(node, 1, it);
-        node->ip[0] = training != 0;
-    }
-    kbl_release_n(2, mt, it);
-    return y;
+    return bn_record(x, w, b, y, mt, it, training);
 }
 
 /* per channel: sg = sum g, sgx = sum g (x - mean); then the input gradient */
@@ -185,8 +196,9 @@ kbl_tensor *kbl_batch_norm_backward(kbl_tensor *grad, kbl_tensor *x, kbl_tensor 
     const char *op = "batch_norm_backward";
     if (grad_weight) *grad_weight = NULL;
     if (grad_bias) *grad_bias = NULL;
-    if (kbl_check_tensor(op, grad, "grad") || kbl_check_tensor(op, x, "input") ||
-        kbl_check_tensor(op, mean_t, "mean") || kbl_check_tensor(op, invstd_t, "invstd") || kbl_check_float(op, x))
+    if (kbl_check_dev(op, grad, "grad") || kbl_check_dev(op, x, "input") ||
+        kbl_check_dev(op, mean_t, "mean") || kbl_check_dev(op, invstd_t, "invstd") || kbl_check_float(op, x) ||
+        kbl_check_same_device(op, x, grad))
         return NULL;
     if (x->ndim < 2 || !kbl_same_shape(grad, x) || grad->dtype != x->dtype) {
         char s1[96], s2[96];
@@ -198,6 +210,8 @@ kbl_tensor *kbl_batch_norm_backward(kbl_tensor *grad, kbl_tensor *x, kbl_tensor 
     if (check_param(op, mean_t, "mean", c, x) || check_param(op, invstd_t, "invstd", c, x) ||
         check_param(op, w, "weight", c, x))
         return NULL;
+    if (kbl_on_cuda(x))
+        return kbl_batch_norm_backward_cuda(grad, x, w, mean_t, invstd_t, training, grad_weight, grad_bias);
     double *buf = malloc(sizeof(double) * (size_t)(5 * (c > 0 ? c : 1)));
     kbl_tensor *gc = contiguous_nograd(grad), *xc = contiguous_nograd(x);
     kbl_tensor *dx = gc && xc && buf ? kbl_empty(x->ndim, x->shape, x->dtype) : NULL;
@@ -272,11 +286,16 @@ static kbl_tensor *rows_forward(const char *op, kbl_tensor *x, int64_t groups, i
                                 kbl_tensor *w, kbl_tensor *b, double eps) {
     int64_t rows = d ? kbl_numel(x) / d : 0;
     kbl_tensor *xc = contiguous_nograd(x), *wc = contiguous_nograd(w), *bc = contiguous_nograd(b);
-    kbl_tensor *y = xc && (wc || !w) && (bc || !b) ? kbl_empty(x->ndim, x->shape, x->dtype) : NULL;
-    kbl_tensor *mt = y ? kbl_empty(1, &rows, x->dtype) : NULL, *rt = mt ? kbl_empty(1, &rows, x->dtype) : NULL;
+    kbl_tensor *y = xc && (wc || !w) && (bc || !b) ? kbl_empty_like(x, -1) : NULL;
+    kbl_tensor *mt = y ? kbl_empty_on(x->device, 1, &rows, x->dtype) : NULL;
+    kbl_tensor *rt = mt ? kbl_empty_on(x->device, 1, &rows, x->dtype) : NULL;
+    if (rt && kbl_on_cuda(x) && kbl_norm_rows_cuda(xc, wc, bc, y, mt, rt, rows, d, groups, inner, eps)) {
+        kbl_tensor_release(rt);
+        rt = NULL;
+    }
     if (rt) {
         int nt = nthreads(rows * d);
-        KBL_FLOAT_CASES(x->dtype, ROWS_FWD)
+        if (!kbl_on_cuda(x)) KBL_FLOAT_CASES(x->dtype, ROWS_FWD)
         kbl_tensor *in[3] = {x, w, b};
         kbl_node *node = kbl_record(op, rows_backward, y, 3, in);
         if (node) {
@@ -295,7 +314,7 @@ static kbl_tensor *rows_forward(const char *op, kbl_tensor *x, int64_t groups, i
 
 kbl_tensor *kbl_layer_norm(kbl_tensor *x, int ndims, kbl_tensor *w, kbl_tensor *b, double eps) {
     const char *op = "layer_norm";
-    if (kbl_check_tensor(op, x, "input") || kbl_check_float(op, x)) return NULL;
+    if (kbl_check_dev(op, x, "input") || kbl_check_float(op, x)) return NULL;
     if (ndims < 1 || ndims > x->ndim) {
         kbl_fail("%s: cannot normalize over the last %d dims of input %s", op, ndims, KBL_DESC(x));
         return NULL;
@@ -306,7 +325,7 @@ kbl_tensor *kbl_layer_norm(kbl_tensor *x, int ndims, kbl_tensor *w, kbl_tensor *
     for (int k = 0; k < 2; k++) {
         const kbl_tensor *p = ps[k];
         if (!p) continue;
-        if (kbl_check_tensor(op, p, k ? "bias" : "weight")) return NULL;
+        if (kbl_check_dev(op, p, k ? "bias" : "weight") || kbl_check_same_device(op, x, p)) return NULL;
         if (p->ndim != ndims || memcmp(p->shape, tail, sizeof(int64_t) * (size_t)ndims) != 0 || p->dtype != x->dtype) {
             char s1[96], s2[96];
             kbl_fail("%s: %s %s must have the normalized shape (the last %d dims of input %s) and its dtype", op,
@@ -319,7 +338,7 @@ kbl_tensor *kbl_layer_norm(kbl_tensor *x, int ndims, kbl_tensor *w, kbl_tensor *
 
 kbl_tensor *kbl_group_norm(kbl_tensor *x, int64_t groups, kbl_tensor *w, kbl_tensor *b, double eps) {
     const char *op = "group_norm";
-    if (kbl_check_tensor(op, x, "input") || kbl_check_float(op, x)) return NULL;
+    if (kbl_check_dev(op, x, "input") || kbl_check_float(op, x)) return NULL;
     if (x->ndim < 2) {
         kbl_fail("%s: input must be [N, C, ...], got %s", op, KBL_DESC(x));
         return NULL;
@@ -384,8 +403,10 @@ kbl_tensor *kbl_norm_rows_backward(kbl_tensor *grad, kbl_tensor *x, kbl_tensor *
     const char *op = "norm_rows_backward";
     if (grad_weight) *grad_weight = NULL;
     if (grad_bias) *grad_bias = NULL;
-    if (kbl_check_tensor(op, grad, "grad") || kbl_check_tensor(op, x, "input") ||
-        kbl_check_tensor(op, mean, "mean") || kbl_check_tensor(op, rstd, "rstd") || kbl_check_float(op, x))
+    if (kbl_check_dev(op, grad, "grad") || kbl_check_dev(op, x, "input") || kbl_check_dev(op, mean, "mean") ||
+        kbl_check_dev(op, rstd, "rstd") || kbl_check_float(op, x) || kbl_check_same_device(op, x, grad) ||
+        kbl_check_same_device(op, x, mean) || kbl_check_same_device(op, x, rstd) ||
+        (w && (kbl_check_dev(op, w, "weight") || kbl_check_same_device(op, x, w))))
         return NULL;
     /* n samples of per elements: groups rows of d each */
     int64_t n = groups > 0 ? kbl_numel(mean) / groups : 0, per = n ? kbl_numel(x) / n : 0;
@@ -402,6 +423,19 @@ kbl_tensor *kbl_norm_rows_backward(kbl_tensor *grad, kbl_tensor *x, kbl_tensor *
     int64_t d = per / groups, rows = n * groups, nparam = per / inner;
     kbl_tensor *gc = contiguous_nograd(grad), *xc = contiguous_nograd(x), *wc = contiguous_nograd(w);
     kbl_tensor *mc = contiguous_nograd(mean), *rc = contiguous_nograd(rstd);
+    if (kbl_on_cuda(x)) {
+        kbl_tensor *dxc = gc && xc && mc && rc && (wc || !w)
+                              ? kbl_norm_rows_backward_cuda(gc, xc, wc, mc, rc, rows, d, groups, inner,
+                                                            w ? w->ndim : 1, w ? w->shape : &nparam, grad_weight,
+                                                            grad_bias)
+                              : NULL;
+        kbl_release_n(5, gc, xc, wc, mc, rc);
+        if (!dxc) {
+            if (grad_weight) kbl_tensor_release(*grad_weight), *grad_weight = NULL;
+            if (grad_bias) kbl_tensor_release(*grad_bias), *grad_bias = NULL;
+        }
+        return dxc;
+    }
     kbl_tensor *dx = gc && xc && mc && rc && (wc || !w) ? kbl_empty(x->ndim, x->shape, x->dtype) : NULL;
     double *gwp = dx && grad_weight ? calloc((size_t)nparam + 1, sizeof(double)) : NULL;
     double *gbp = dx && grad_bias ? calloc((size_t)nparam + 1, sizeof(double)) : NULL;

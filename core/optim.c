@@ -8,10 +8,12 @@
 #include <omp.h>
 #include <tgmath.h>
 
-/* param, grad and every given state tensor: CPU, contiguous, one float dtype and shape. */
+/* param, grad and every given state tensor: one device, contiguous, one float dtype and shape. */
 static int check_args(const char *op, const kbl_tensor *param, const kbl_tensor *grad, int nstate,
                       const kbl_tensor *const *state, const char *const *names) {
-    if (kbl_check_tensor(op, param, "parameter") || kbl_check_tensor(op, grad, "gradient")) return -1;
+    if (kbl_check_dev(op, param, "parameter") || kbl_check_dev(op, grad, "gradient") ||
+        kbl_check_same_device(op, param, grad))
+        return -1;
     if (kbl_check_float(op, param)) return -1;
     char a[96], b[96];
     if (grad->dtype != param->dtype || !kbl_same_shape(grad, param))
@@ -22,7 +24,7 @@ static int check_args(const char *op, const kbl_tensor *param, const kbl_tensor 
     for (int i = 0; i < nstate; i++) {
         const kbl_tensor *s = state[i];
         if (!s) continue;
-        if (kbl_check_tensor(op, s, names[i])) return -1;
+        if (kbl_check_dev(op, s, names[i]) || kbl_check_same_device(op, param, s)) return -1;
         if (s->dtype != param->dtype || !kbl_same_shape(s, param) || !kbl_is_contiguous(s))
             return kbl_fail("%s: state '%s' %s must be a contiguous tensor like the parameter %s", op,
                             names[i], kbl_describe(s, a, 96), kbl_describe(param, b, 96));
@@ -35,11 +37,7 @@ static int check_args(const char *op, const kbl_tensor *param, const kbl_tensor 
 /* One update: the data of the parameter, its gradient and up to three state
  * buffers, and the step's scalars as double (each kernel casts them to its
  * element type first, as PyTorch casts Python scalars to the tensor's dtype). */
-typedef struct {
-    void *p, *g, *s0, *s1, *s2;
-    double lr, c0, c1, c2, c3, eps, wd;
-    int mode;
-} update;
+typedef kbl_optim_update update;   /* backend.h: the CUDA kernels take the same */
 typedef void (*update_fn)(const update *u, int64_t begin, int64_t end);
 
 /* Runs fn over [0, n), split over threads when n is large. */
@@ -59,6 +57,14 @@ static void run(update_fn fn, const update *u, int64_t n) {
 }
 
 static update_fn pick(int dtype, update_fn f32, update_fn f64) { return dtype == KBL_FLOAT32 ? f32 : f64; }
+
+/* The update of param by kind: the fused CUDA kernel, or fn over threads. */
+static int apply(int kind, const kbl_tensor *param, update_fn fn, const update *u) {
+    if (kbl_on_cuda(param))
+        return kbl_numel(param) ? kbl_backend_of(param)->optim_step(kind, param->dtype, kbl_numel(param), u) : 0;
+    run(fn, u, kbl_numel(param));
+    return 0;
+}
 
 /* ---- SGD ----------------------------------------------------------------------
  * d = g + wd*p; with momentum: buf = d on the first step, else buf = m*buf + (1-damp)*d;
@@ -109,8 +115,7 @@ int kbl_sgd_step(kbl_tensor *param, kbl_tensor *grad, kbl_tensor *mbuf, double l
     int mode = momentum == 0 ? 0 : (nesterov ? 3 : 1) + (first_step ? 0 : 1);
     update u = {kbl_base(param), kbl_base(grad), mode ? kbl_base(mbuf) : NULL, NULL, NULL,
                 lr, momentum, dampening, 0, 0, 0, weight_decay, mode};
-    run(pick(param->dtype, sgd_f32, sgd_f64), &u, kbl_numel(param));
-    return 0;
+    return apply(KBL_OPTIM_SGD, param, pick(param->dtype, sgd_f32, sgd_f64), &u);
 }
 
 /* ---- Adam and AdamW ----------------------------------------------------------
@@ -164,8 +169,7 @@ int kbl_adam_step(kbl_tensor *param, kbl_tensor *grad, kbl_tensor *exp_avg, kbl_
                 max_exp_avg_sq ? kbl_base(max_exp_avg_sq) : NULL, lr, beta1, beta2,
                 sqrt(1 - pow(beta2, (double)step)), lr / (1 - pow(beta1, (double)step)), eps, weight_decay,
                 decoupled != 0};
-    run(pick(param->dtype, adam_f32, adam_f64), &u, kbl_numel(param));
-    return 0;
+    return apply(KBL_OPTIM_ADAM, param, pick(param->dtype, adam_f32, adam_f64), &u);
 }
 
 /* ---- RMSprop -----------------------------------------------------------------
@@ -224,8 +228,7 @@ int kbl_rmsprop_step(kbl_tensor *param, kbl_tensor *grad, kbl_tensor *square_avg
     if (momentum > 0 && !mbuf) return kbl_fail("rmsprop_step: momentum %g needs a momentum buffer", momentum);
     update u = {kbl_base(param), kbl_base(grad), kbl_base(square_avg), grad_avg ? kbl_base(grad_avg) : NULL,
                 momentum > 0 ? kbl_base(mbuf) : NULL, lr, alpha, momentum, 0, 0, eps, weight_decay, 0};
-    run(pick(param->dtype, rmsprop_f32, rmsprop_f64), &u, kbl_numel(param));
-    return 0;
+    return apply(KBL_OPTIM_RMSPROP, param, pick(param->dtype, rmsprop_f32, rmsprop_f64), &u);
 }
 
 /* ---- Adagrad -----------------------------------------------------------------
@@ -254,6 +257,5 @@ int kbl_adagrad_step(kbl_tensor *param, kbl_tensor *grad, kbl_tensor *sum, doubl
     if (!sum) return kbl_fail("adagrad_step: the sum state is required");
     update u = {kbl_base(param), kbl_base(grad), kbl_base(sum), NULL, NULL, clr, 0, 0, 0, 0, eps,
                 weight_decay, 0};
-    run(pick(param->dtype, adagrad_f32, adagrad_f64), &u, kbl_numel(param));
-    return 0;
+    return apply(KBL_OPTIM_ADAGRAD, param, pick(param->dtype, adagrad_f32, adagrad_f64), &u);
 }

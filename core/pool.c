@@ -15,7 +15,7 @@ static kbl_tensor *contiguous_nograd(kbl_tensor *t) {
 }
 
 static int check_input(const char *op, const kbl_tensor *x, const char *what) {
-    if (kbl_check_tensor(op, x, what)) return -1;
+    if (kbl_check_dev(op, x, what)) return -1;
     if (x->ndim != 4) return kbl_fail("%s: %s must be 4-D [N, C, H, W], got %s", op, what, KBL_DESC(x));
     if (!kbl_is_float(x->dtype)) return kbl_fail("%s: %s must be float32 or float64, got %s", op, what, KBL_DESC(x));
     return 0;
@@ -54,6 +54,16 @@ static void pool_save(kbl_node *n, const pool_geom *g, int64_t extra) {
 }
 
 static int nthreads(int64_t work) { return work >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1; }
+
+/* One pooling kernel on CUDA: in and out contiguous on the device; h, w are the
+ * input's (x's) plane and oh, ow the output's (y's), in either direction. */
+static int pool_device(int kind, int bwd, const pool_geom *g, int cip, const kbl_tensor *in, kbl_tensor *out,
+                       kbl_tensor *idx, double sh, double sw) {
+    kbl_pool_desc d = {in->dtype, kind, bwd, cip, g->planes, g->h, g->w, g->oh, g->ow, g->kh, g->kw, g->sh,
+                       g->sw, g->ph, g->pw, sh, sw, kbl_base(in), kbl_base(out), idx ? kbl_base(idx) : NULL};
+    if (kbl_numel(out) == 0) return 0;
+    return kbl_backend_of(out)->pool(&d);
+}
 
 /* The window of output o along one axis, clipped to the input: [*a, *b). */
 static inline void window(int64_t o, int64_t s, int64_t p, int64_t k, int64_t size, int64_t *a, int64_t *b) {
@@ -131,14 +141,14 @@ kbl_tensor *kbl_max_pool2d(kbl_tensor *x, const int64_t *kernel, const int64_t *
     if (check_input(op, x, "input") || pool_make(op, x, kernel, stride, padding, &g)) return NULL;
     int64_t shape[4] = {x->shape[0], x->shape[1], g.oh, g.ow};
     kbl_tensor *xc = contiguous_nograd(x);
-    kbl_tensor *y = xc ? kbl_empty(4, shape, x->dtype) : NULL;
-    kbl_tensor *idx = y ? kbl_empty(4, shape, KBL_INT64) : NULL;
-    if (!idx) {
+    kbl_tensor *y = xc ? kbl_empty_on(x->device, 4, shape, x->dtype) : NULL;
+    kbl_tensor *idx = y ? kbl_empty_on(x->device, 4, shape, KBL_INT64) : NULL;
+    if (!idx || (kbl_on_cuda(x) && pool_device(KBL_POOL_MAX, 0, &g, 0, xc, y, idx, 0, 0))) {
         kbl_release_n(3, xc, y, idx);
         return NULL;
     }
     int nt = nthreads(g.planes * g.oh * g.ow * g.kh * g.kw);
-    KBL_FLOAT_CASES(x->dtype, MAXPOOL)
+    if (!kbl_on_cuda(x)) KBL_FLOAT_CASES(x->dtype, MAXPOOL)
     kbl_tensor_release(xc);
     kbl_node *node = kbl_record(op, maxpool_backward, y, 1, &x);
     if (node) kbl_node_save(node, 0, idx);
@@ -177,7 +187,9 @@ static int maxpool_bwd_backward(kbl_node *n, kbl_tensor *gg, kbl_tensor **gin) {
 
 kbl_tensor *kbl_max_pool2d_backward(kbl_tensor *grad, kbl_tensor *indices, const int64_t *input_hw) {
     const char *op = "max_pool2d_backward";
-    if (check_input(op, grad, "grad") || kbl_check_tensor(op, indices, "indices")) return NULL;
+    if (check_input(op, grad, "grad") || kbl_check_dev(op, indices, "indices") ||
+        kbl_check_same_device(op, grad, indices))
+        return NULL;
     if (indices->dtype != KBL_INT64 || !kbl_same_shape(grad, indices)) {
         char s1[96], s2[96];
         kbl_fail("%s: indices %s must be int64 of grad's shape %s", op, kbl_describe(indices, s1, 96),
@@ -187,12 +199,18 @@ kbl_tensor *kbl_max_pool2d_backward(kbl_tensor *grad, kbl_tensor *indices, const
     int64_t planes = grad->shape[0] * grad->shape[1], hw = input_hw[0] * input_hw[1];
     int64_t ohw = grad->shape[2] * grad->shape[3];
     kbl_tensor *gc = contiguous_nograd(grad), *ic = contiguous_nograd(indices);
-    kbl_tensor *dx = gc && ic ? kbl_empty(4, (int64_t[]){grad->shape[0], grad->shape[1], input_hw[0], input_hw[1]},
-                                          grad->dtype)
+    kbl_tensor *dx = gc && ic ? kbl_empty_on(grad->device, 4,
+                                             (int64_t[]){grad->shape[0], grad->shape[1], input_hw[0], input_hw[1]},
+                                             grad->dtype)
                               : NULL;
-    if (dx) {
+    if (dx && kbl_on_cuda(dx)) {
+        pool_geom g = {planes, input_hw[0], input_hw[1], grad->shape[2], grad->shape[3], 0, 0, 0, 0, 0, 0};
+        if (pool_device(KBL_POOL_MAX, 1, &g, 0, gc, dx, ic, 0, 0)) kbl_tensor_release(dx), dx = NULL;
+    } else if (dx) {
         int nt = nthreads(planes * (hw + ohw));
         KBL_FLOAT_CASES(grad->dtype, MAXPOOL_BWD)
+    }
+    if (dx) {
         kbl_node *node = kbl_record(op, maxpool_bwd_backward, dx, 1, &grad);
         if (node) kbl_node_save(node, 0, ic);
     }
@@ -260,13 +278,14 @@ kbl_tensor *kbl_avg_pool2d(kbl_tensor *x, const int64_t *kernel, const int64_t *
     pool_geom g = {0};
     if (check_input(op, x, "input") || pool_make(op, x, kernel, stride, padding, &g)) return NULL;
     kbl_tensor *in = contiguous_nograd(x);
-    kbl_tensor *out = in ? kbl_empty(4, (int64_t[]){x->shape[0], x->shape[1], g.oh, g.ow}, x->dtype) : NULL;
-    if (!out) {
-        kbl_tensor_release(in);
+    kbl_tensor *out = in ? kbl_empty_on(x->device, 4, (int64_t[]){x->shape[0], x->shape[1], g.oh, g.ow}, x->dtype)
+                         : NULL;
+    int cip = count_include_pad != 0, nt = nthreads(g.planes * g.oh * g.ow * g.kh * g.kw);
+    if (!out || (kbl_on_cuda(x) && pool_device(KBL_POOL_AVG, 0, &g, cip, in, out, NULL, 0, 0))) {
+        kbl_release_n(2, in, out);
         return NULL;
     }
-    int cip = count_include_pad != 0, nt = nthreads(g.planes * g.oh * g.ow * g.kh * g.kw);
-    KBL_FLOAT_CASES(x->dtype, AVGPOOL_FWD)
+    if (!kbl_on_cuda(x)) KBL_FLOAT_CASES(x->dtype, AVGPOOL_FWD)
     kbl_tensor_release(in);
     pool_save(kbl_record(op, avgpool_backward, out, 1, &x), &g, cip);
     return out;
@@ -292,13 +311,13 @@ kbl_tensor *kbl_avg_pool2d_backward(kbl_tensor *grad, const int64_t *input_hw, c
         return NULL;
     }
     kbl_tensor *in = contiguous_nograd(grad);
-    kbl_tensor *out = in ? kbl_empty(4, shape_of_x.shape, grad->dtype) : NULL;
-    if (!out) {
-        kbl_tensor_release(in);
+    kbl_tensor *out = in ? kbl_empty_on(grad->device, 4, shape_of_x.shape, grad->dtype) : NULL;
+    int cip = count_include_pad != 0, nt = nthreads(g.planes * g.oh * g.ow * g.kh * g.kw);
+    if (!out || (kbl_on_cuda(grad) && pool_device(KBL_POOL_AVG, 1, &g, cip, in, out, NULL, 0, 0))) {
+        kbl_release_n(2, in, out);
         return NULL;
     }
-    int cip = count_include_pad != 0, nt = nthreads(g.planes * g.oh * g.ow * g.kh * g.kw);
-    KBL_FLOAT_CASES(grad->dtype, AVGPOOL_BWD)
+    if (!kbl_on_cuda(grad)) KBL_FLOAT_CASES(grad->dtype, AVGPOOL_BWD)
     kbl_tensor_release(in);
     pool_save(kbl_record(op, avgpool_bwd_backward, out, 1, &grad), &g, cip);
     return out;
@@ -341,8 +360,11 @@ kbl_tensor *kbl_avg_pool2d_backward(kbl_tensor *grad, const int64_t *input_hw, c
 static kbl_tensor *adaptive_run(kbl_tensor *t, int64_t h, int64_t w, int64_t oh, int64_t ow, int bwd) {
     kbl_tensor *in = contiguous_nograd(t);
     int64_t os[4] = {t->shape[0], t->shape[1], bwd ? h : oh, bwd ? w : ow};
-    kbl_tensor *out = in ? kbl_empty(4, os, t->dtype) : NULL;
-    if (out) {
+    kbl_tensor *out = in ? kbl_empty_on(t->device, 4, os, t->dtype) : NULL;
+    if (out && kbl_on_cuda(out)) {
+        pool_geom g = {t->shape[0] * t->shape[1], h, w, oh, ow, 0, 0, 0, 0, 0, 0};
+        if (pool_device(KBL_POOL_ADAPTIVE_AVG, bwd, &g, 0, in, out, NULL, 0, 0)) kbl_tensor_release(out), out = NULL;
+    } else if (out) {
         int64_t planes = t->shape[0] * t->shape[1];
         int nt = nthreads(planes * h * w);
         if (bwd) KBL_FLOAT_CASES(t->dtype, ADAPTIVE_BWD)
@@ -422,7 +444,14 @@ static kbl_tensor *upsample_run(kbl_tensor *t, int64_t h, int64_t w, int64_t oh,
                                 int bwd) {
     kbl_tensor *in = contiguous_nograd(t);
     int64_t os[4] = {t->shape[0], t->shape[1], bwd ? h : oh, bwd ? w : ow};
-    kbl_tensor *out = in ? kbl_empty(4, os, t->dtype) : NULL;
+    kbl_tensor *out = in ? kbl_empty_on(t->device, 4, os, t->dtype) : NULL;
+    if (out && kbl_on_cuda(out)) {
+        pool_geom g = {t->shape[0] * t->shape[1], h, w, oh, ow, 0, 0, 0, 0, 0, 0};
+        if (pool_device(KBL_POOL_UPSAMPLE_NEAREST, bwd, &g, 0, in, out, NULL, sh, sw))
+            kbl_tensor_release(out), out = NULL;
+        kbl_tensor_release(in);
+        return out;
+    }
     int64_t *cols = out ? malloc(sizeof(int64_t) * (size_t)(ow > 0 ? ow : 1)) : NULL;
     if (cols) {
         for (int64_t ox = 0; ox < ow; ox++) cols[ox] = nearest_src(ox, w, ow, sw);

@@ -2,6 +2,7 @@
  * Element i of a random tensor is a pure function of (seed, stream, offset + i),
  * so values do not depend on thread count, and the generator state is two numbers. */
 #include "internal.h"
+#include "philox.h"
 
 #include <math.h>
 
@@ -23,23 +24,7 @@ void kbl_generator_set_state(uint64_t seed, uint64_t offset) {
 }
 
 void kbl_philox(uint64_t seed, uint64_t stream, uint64_t counter, uint32_t out[4]) {
-    uint32_t c0 = (uint32_t)counter, c1 = (uint32_t)(counter >> 32);
-    uint32_t c2 = (uint32_t)stream, c3 = (uint32_t)(stream >> 32);
-    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-    for (int r = 0; r < 10; r++) {
-        uint64_t p0 = (uint64_t)0xD2511F53u * c0, p1 = (uint64_t)0xCD9E8D57u * c2;
-        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-        c1 = (uint32_t)p1;
-        c3 = (uint32_t)p0;
-        c0 = n0;
-        c2 = n2;
-        k0 += 0x9E3779B9u;
-        k1 += 0xBB67AE85u;
-    }
-    out[0] = c0;
-    out[1] = c1;
-    out[2] = c2;
-    out[3] = c3;
+    kbl_philox4x32(seed, stream, counter, out);
 }
 
 static inline double u01_53(const uint32_t w[4]) { /* [0, 1) */
@@ -57,7 +42,14 @@ enum { DIST_UNIFORM, DIST_NORMAL, DIST_INT };
 
 /* Fills t (any geometry) with the distribution, consuming numel counters. */
 static int fill_random(kbl_tensor *t, int dist, double a, double b) {
-    if (kbl_check_tensor("random", t, "tensor")) return -1;
+    if (kbl_check_dev("random", t, "tensor")) return -1;
+    if (kbl_on_cuda(t)) { /* drawn on the host: a seed gives the same values on every device */
+        kbl_tensor *h = kbl_empty(t->ndim, t->shape, t->dtype);
+        int rc = h ? fill_random(h, dist, a, b) : -1;
+        if (rc == 0) rc = kbl_copy_(t, h);
+        kbl_tensor_release(h);
+        return rc;
+    }
     int64_t n = kbl_numel(t);
     uint64_t seed = gen_seed, base = gen_offset;
     gen_offset += (uint64_t)n;

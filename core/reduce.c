@@ -48,7 +48,7 @@ static int sum_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
 }
 
 kbl_tensor *kbl_sum(kbl_tensor *a, int ndims, const int *dims, int keepdim) {
-    if (kbl_check_tensor("sum", a, "input")) return NULL;
+    if (kbl_check_dev("sum", a, "input")) return NULL;
     bool mask[KBL_MAX_DIMS];
     int64_t out_shape[KBL_MAX_DIMS];
     int out_nd = kbl_reduce_shape("sum", a, ndims, dims, keepdim, mask, out_shape);
@@ -69,16 +69,19 @@ kbl_tensor *kbl_sum(kbl_tensor *a, int ndims, const int *dims, int keepdim) {
             kept *= in->shape[d];
         }
     }
-    kbl_tensor *out = kbl_empty(out_nd, out_shape, in->dtype);
+    kbl_tensor *out = kbl_empty_on(in->device, out_nd, out_shape, in->dtype);
     kbl_tensor *src_t = NULL;
     if (!out) goto fail;
     int nt = kept * reduced >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1;
+    const kbl_backend *dev = kbl_on_cuda(in) ? kbl_backend_of(in) : NULL;
     if (prefix && nred > 0 && nred < nd && kbl_is_contiguous(in)) {
         src_t = kbl_tensor_retain(in);
         const void *src = kbl_base(src_t);
         void *dst = kbl_base(out);
         int64_t outer = reduced, cols = kept;
-        if (in->dtype == KBL_FLOAT32) COL_SUM(float);
+        if (dev) {
+            if (dev->sum_cols(in->dtype, outer, cols, src, dst)) goto fail;
+        } else if (in->dtype == KBL_FLOAT32) COL_SUM(float);
         else if (in->dtype == KBL_FLOAT64) COL_SUM(double);
         else COL_SUM(int64_t);
     } else {
@@ -97,7 +100,9 @@ kbl_tensor *kbl_sum(kbl_tensor *a, int ndims, const int *dims, int keepdim) {
         const void *src = kbl_base(src_t);
         void *dst = kbl_base(out);
         int64_t rows = kept, inner = reduced;
-        if (in->dtype == KBL_FLOAT32) ROW_SUM(float);
+        if (dev) {
+            if (dev->sum_rows(in->dtype, rows, inner, src, dst)) goto fail;
+        } else if (in->dtype == KBL_FLOAT32) ROW_SUM(float);
         else if (in->dtype == KBL_FLOAT64) ROW_SUM(double);
         else ROW_SUM(int64_t);
     }
@@ -114,7 +119,7 @@ kbl_tensor *kbl_sum(kbl_tensor *a, int ndims, const int *dims, int keepdim) {
     kbl_tensor_release(in);
     return out;
 fail:
-    kbl_release_n(2, in, out);
+    kbl_release_n(3, in, out, src_t);
     return NULL;
 }
 
@@ -129,7 +134,7 @@ static int64_t reduced_count(const kbl_tensor *a, int ndims, const int *dims) {
 }
 
 kbl_tensor *kbl_mean(kbl_tensor *a, int ndims, const int *dims, int keepdim) {
-    if (kbl_check_tensor("mean", a, "input")) return NULL;
+    if (kbl_check_dev("mean", a, "input")) return NULL;
     kbl_tensor *af = kbl_is_float(a->dtype) ? kbl_tensor_retain(a) : kbl_to_dtype(a, KBL_FLOAT32);
     kbl_tensor *s = af ? kbl_sum(af, ndims, dims, keepdim) : NULL;
     kbl_tensor_release(af);
@@ -141,7 +146,7 @@ kbl_tensor *kbl_mean(kbl_tensor *a, int ndims, const int *dims, int keepdim) {
 }
 
 kbl_tensor *kbl_var(kbl_tensor *a, int ndims, const int *dims, double correction, int keepdim) {
-    if (kbl_check_tensor("var", a, "input") || kbl_check_float("var", a)) return NULL;
+    if (kbl_check_dev("var", a, "input") || kbl_check_float("var", a)) return NULL;
     kbl_tensor *mu = kbl_mean(a, ndims, dims, 1);
     kbl_tensor *d = mu ? kbl_sub(a, mu) : NULL;
     kbl_tensor *d2 = d ? kbl_unary(KBL_SQUARE, d, 0, 0) : NULL;
@@ -158,7 +163,7 @@ kbl_tensor *kbl_var(kbl_tensor *a, int ndims, const int *dims, double correction
 
 /* num / den, and 0 where den is 0 */
 static kbl_tensor *div_or_zero(kbl_tensor *num, kbl_tensor *den) {
-    kbl_tensor *q = kbl_div(num, den), *z = kbl_zeros(0, NULL, den->dtype);
+    kbl_tensor *q = kbl_div(num, den), *z = kbl_zeros_on(den->device, 0, NULL, den->dtype);
     kbl_tensor *m = z ? kbl_binary(KBL_EQ, den, z) : NULL;
     kbl_tensor *r = q && m ? kbl_where(m, z, q) : NULL;
     kbl_release_n(3, q, z, m);
@@ -178,7 +183,7 @@ static int std_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
 }
 
 kbl_tensor *kbl_std(kbl_tensor *a, int ndims, const int *dims, double correction, int keepdim) {
-    if (kbl_check_tensor("std", a, "input") || kbl_check_float("std", a)) return NULL;
+    if (kbl_check_dev("std", a, "input") || kbl_check_float("std", a)) return NULL;
     bool mask[KBL_MAX_DIMS];
     int64_t shape[KBL_MAX_DIMS];
     int nd = kbl_reduce_shape("std", a, ndims, dims, keepdim, mask, shape);
@@ -245,14 +250,14 @@ static kbl_tensor *amax_detached(kbl_tensor *a, int ndims, const int *dims) {
 }
 
 kbl_tensor *kbl_logsumexp(kbl_tensor *a, int ndims, const int *dims, int keepdim) {
-    if (kbl_check_tensor("logsumexp", a, "input") || kbl_check_float("logsumexp", a)) return NULL;
+    if (kbl_check_dev("logsumexp", a, "input") || kbl_check_float("logsumexp", a)) return NULL;
     kbl_tensor *m = amax_detached(a, ndims, dims);
     if (!m) return NULL;
     /* an all -inf slice would give inf - inf; shift by 0 there instead */
     kbl_tensor *fin = kbl_unary(KBL_ABS, m, 0, 0);
-    kbl_tensor *inf = kbl_full(0, NULL, INFINITY, a->dtype);
+    kbl_tensor *inf = kbl_full_on(a->device, 0, NULL, INFINITY, a->dtype);
     kbl_tensor *isfin = fin && inf ? kbl_binary(KBL_LT, fin, inf) : NULL;
-    kbl_tensor *zero = kbl_zeros(0, NULL, a->dtype);
+    kbl_tensor *zero = kbl_zeros_on(a->device, 0, NULL, a->dtype);
     kbl_tensor *shift = isfin && zero ? kbl_where(isfin, m, zero) : NULL;
     kbl_tensor *d = shift ? kbl_sub(a, shift) : NULL;
     kbl_tensor *e = d ? kbl_unary(KBL_EXP, d, 0, 0) : NULL;
@@ -270,7 +275,7 @@ kbl_tensor *kbl_logsumexp(kbl_tensor *a, int ndims, const int *dims, int keepdim
 }
 
 kbl_tensor *kbl_norm(kbl_tensor *a, double p, int ndims, const int *dims, int keepdim) {
-    if (kbl_check_tensor("norm", a, "input") || kbl_check_float("norm", a)) return NULL;
+    if (kbl_check_dev("norm", a, "input") || kbl_check_float("norm", a)) return NULL;
     if (!(p > 0) && !isinf(p)) {
         kbl_fail("norm: p must be positive or infinite, got %g", p);
         return NULL;
@@ -321,7 +326,7 @@ kbl_tensor *kbl_norm(kbl_tensor *a, double p, int ndims, const int *dims, int ke
 static int extreme_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     kbl_tensor *in = n->inputs[0], *idx = n->saved[0];
     int dim = (int)n->ip[0], all = (int)n->ip[1];
-    kbl_tensor *z = kbl_zeros(all ? 1 : in->ndim, all ? (int64_t[]){kbl_numel(in)} : in->shape, g->dtype);
+    kbl_tensor *z = kbl_zeros_on(g->device, all ? 1 : in->ndim, all ? (int64_t[]){kbl_numel(in)} : in->shape, g->dtype);
     if (!z) return -1;
     kbl_tensor *gk = NULL, *ik = NULL, *r = NULL;
     if (all) {
@@ -363,7 +368,7 @@ static int extreme_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
 
 static kbl_tensor *extreme(const char *op, int is_max, kbl_tensor *a, int dim, int all, int keepdim,
                            kbl_tensor **indices, bool want_values) {
-    if (kbl_check_tensor(op, a, "input")) return NULL;
+    if (kbl_check_dev(op, a, "input")) return NULL;
     if (kbl_numel(a) == 0) {
         kbl_fail("%s: cannot reduce an empty tensor %s", op, KBL_DESC(a));
         return NULL;
@@ -398,14 +403,22 @@ static kbl_tensor *extreme(const char *op, int is_max, kbl_tensor *a, int dim, i
     }
     kbl_set_grad_enabled(prev);
     int64_t inner = all ? kbl_numel(a) : a->shape[d], rows = kbl_numel(a) / inner;
-    kbl_tensor *values = want_values ? kbl_empty(nd, shape, a->dtype) : NULL;
-    kbl_tensor *idx = kbl_empty(nd, shape, KBL_INT64);
+    kbl_tensor *values = want_values ? kbl_empty_on(a->device, nd, shape, a->dtype) : NULL;
+    kbl_tensor *idx = kbl_empty_on(a->device, nd, shape, KBL_INT64);
     if (!src || (want_values && !values) || !idx) {
         kbl_release_n(3, src, values, idx);
         return NULL;
     }
     int nt = rows * inner >= KBL_PARALLEL_GRAIN && rows > 1 ? kbl_threads() : 1;
-    KBL_ALL_CASES(a->dtype, EXTREME_ROWS)
+    if (kbl_on_cuda(a)) {
+        if (kbl_backend_of(a)->extreme_rows(a->dtype, is_max, rows, inner, kbl_base(src),
+                                            values ? kbl_base(values) : NULL, kbl_base(idx))) {
+            kbl_release_n(3, src, values, idx);
+            return NULL;
+        }
+    } else {
+        KBL_ALL_CASES(a->dtype, EXTREME_ROWS)
+    }
     kbl_tensor_release(src);
     if (values && kbl_is_float(a->dtype)) {
         kbl_node *node = kbl_record(op, extreme_backward, values, 1, &a);

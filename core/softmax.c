@@ -69,11 +69,11 @@ static int softmax_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
 }
 
 static kbl_tensor *softmax_impl(const char *op, kbl_tensor *a, int dim, int log_form) {
-    if (kbl_check_tensor(op, a, "input") || kbl_check_float(op, a)) return NULL;
+    if (kbl_check_dev(op, a, "input") || kbl_check_float(op, a)) return NULL;
     int d = kbl_wrap_dim(op, dim, a->ndim);
     if (d < 0) return NULL;
     if (a->ndim == 0) {
-        kbl_tensor *r = kbl_full(0, NULL, log_form ? 0.0 : 1.0, a->dtype);
+        kbl_tensor *r = kbl_full_on(a->device, 0, NULL, log_form ? 0.0 : 1.0, a->dtype);
         return r;
     }
     int perm[KBL_MAX_DIMS] = {0}, inv[KBL_MAX_DIMS] = {0};
@@ -85,7 +85,14 @@ static kbl_tensor *softmax_impl(const char *op, kbl_tensor *a, int dim, int log_
     }
     int64_t cols = a->shape[d], rows = cols ? kbl_numel(a) / cols : 0;
     int nt = rows * cols >= KBL_PARALLEL_GRAIN && rows > 1 ? kbl_threads() : 1;
-    if (cols > 0) KBL_FLOAT_CASES(a->dtype, SOFTMAX_ROWS)
+    if (cols > 0 && kbl_on_cuda(a)) {
+        if (kbl_backend_of(a)->softmax_rows(a->dtype, log_form, rows, cols, kbl_base(src), kbl_base(dst))) {
+            kbl_release_n(2, src, dst);
+            return NULL;
+        }
+    } else if (cols > 0) {
+        KBL_FLOAT_CASES(a->dtype, SOFTMAX_ROWS)
+    }
     kbl_tensor_release(src);
     for (int e = 0; e < a->ndim; e++) inv[perm[e]] = e;
     kbl_tensor *out = kbl_permute(dst, a->ndim, inv); /* a view back to a's dim order */

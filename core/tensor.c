@@ -19,12 +19,14 @@ int kbl_promote(int a, int b) {
 }
 
 kbl_storage *kbl_storage_new(int64_t nbytes, int device) {
+    const kbl_backend *b = NULL;
+    if (device == KBL_CUDA && !(b = kbl_cuda_table("empty"))) return NULL;
     kbl_storage *s = malloc(sizeof *s);
     if (!s) {
         kbl_fail("out of memory");
         return NULL;
     }
-    s->data = kbl_alloc(nbytes);
+    s->data = b ? b->alloc(nbytes) : kbl_alloc(nbytes);
     if (!s->data) {
         free(s);
         return NULL;
@@ -37,7 +39,8 @@ kbl_storage *kbl_storage_new(int64_t nbytes, int device) {
 
 void kbl_storage_release(kbl_storage *s) {
     if (!s || __atomic_sub_fetch(&s->refcount, 1, __ATOMIC_ACQ_REL) > 0) return;
-    kbl_free(s->data, s->nbytes);
+    if (s->device == KBL_CUDA) kbl_cuda_table(NULL)->free(s->data, s->nbytes);
+    else kbl_free(s->data, s->nbytes);
     free(s);
 }
 
@@ -91,21 +94,29 @@ static int check_shape(const char *op, int ndim, const int64_t *shape) {
     return 0;
 }
 
-kbl_tensor *kbl_empty(int ndim, const int64_t *shape, int dtype) {
+kbl_tensor *kbl_empty_on(int device, int ndim, const int64_t *shape, int dtype) {
     if (check_shape("empty", ndim, shape)) return NULL;
     if (dtype < 0 || dtype > KBL_UINT8) {
         kbl_fail("empty: unknown dtype %d", dtype);
         return NULL;
     }
+    if (device != KBL_CPU && device != KBL_CUDA) {
+        kbl_fail("empty: unknown device %d", device);
+        return NULL;
+    }
     int64_t strides[KBL_MAX_DIMS];
     kbl_contiguous_strides(ndim, shape, strides);
-    kbl_storage *s = kbl_storage_new(kbl_shape_numel(ndim, shape) * (int64_t)dtype_sizes[dtype], KBL_CPU);
+    kbl_storage *s = kbl_storage_new(kbl_shape_numel(ndim, shape) * (int64_t)dtype_sizes[dtype], device);
     if (!s) return NULL;
     return tensor_own(s, dtype, ndim, shape, strides, 0);
 }
 
+kbl_tensor *kbl_empty(int ndim, const int64_t *shape, int dtype) {
+    return kbl_empty_on(KBL_CPU, ndim, shape, dtype);
+}
+
 kbl_tensor *kbl_empty_like(const kbl_tensor *t, int dtype) {
-    return kbl_empty(t->ndim, t->shape, dtype >= 0 ? dtype : t->dtype);
+    return kbl_empty_on(t->device, t->ndim, t->shape, dtype >= 0 ? dtype : t->dtype);
 }
 
 kbl_tensor *kbl_tensor_retain(kbl_tensor *t) {
@@ -230,19 +241,26 @@ void kbl_store_double(void *base, int dtype, int64_t i, double v) {
 
 /* ---- creation ------------------------------------------------------------ */
 
-kbl_tensor *kbl_zeros(int ndim, const int64_t *shape, int dtype) {
-    kbl_tensor *t = kbl_empty(ndim, shape, dtype);
-    if (t) memset(t->storage->data, 0, (size_t)t->storage->nbytes);
-    return t;
-}
-
-kbl_tensor *kbl_full(int ndim, const int64_t *shape, double value, int dtype) {
-    kbl_tensor *t = kbl_empty(ndim, shape, dtype);
+kbl_tensor *kbl_full_on(int device, int ndim, const int64_t *shape, double value, int dtype) {
+    kbl_tensor *t = kbl_empty_on(device, ndim, shape, dtype);
     if (t && kbl_fill_(t, value)) {
         kbl_tensor_release(t);
         return NULL;
     }
     return t;
+}
+
+kbl_tensor *kbl_zeros_on(int device, int ndim, const int64_t *shape, int dtype) {
+    if (device != KBL_CPU) return kbl_full_on(device, ndim, shape, 0, dtype);
+    kbl_tensor *t = kbl_empty(ndim, shape, dtype);
+    if (t) memset(t->storage->data, 0, (size_t)t->storage->nbytes);
+    return t;
+}
+
+kbl_tensor *kbl_zeros(int ndim, const int64_t *shape, int dtype) { return kbl_zeros_on(KBL_CPU, ndim, shape, dtype); }
+
+kbl_tensor *kbl_full(int ndim, const int64_t *shape, double value, int dtype) {
+    return kbl_full_on(KBL_CPU, ndim, shape, value, dtype);
 }
 
 kbl_tensor *kbl_arange(double start, double end, double step, int dtype) {

@@ -136,13 +136,13 @@ kbl_tensor *kbl_unary(int op, kbl_tensor *a, double p0, double p1) {
         return NULL;
     }
     const char *name = unary_names[op];
-    if (kbl_check_tensor(name, a, "input")) return NULL;
+    if (kbl_check_dev(name, a, "input")) return NULL;
     kbl_tensor *in = NULL;
     if (kbl_is_float(a->dtype) || int_preserving(op, p0, p1)) in = kbl_tensor_retain(a);
     else in = kbl_to_dtype(a, KBL_FLOAT32);
     if (!in) return NULL;
     int out_dtype = op == KBL_LOGICAL_NOT ? KBL_UINT8 : in->dtype;
-    kbl_tensor *out = kbl_empty(in->ndim, in->shape, out_dtype);
+    kbl_tensor *out = kbl_empty_on(in->device, in->ndim, in->shape, out_dtype);
     if (!out) {
         kbl_tensor_release(in);
         return NULL;
@@ -156,7 +156,14 @@ kbl_tensor *kbl_unary(int op, kbl_tensor *a, double p0, double p1) {
     kbl_iter_init(&it, out->ndim, out->shape, 2, base, strides, es);
     unary_ctx c = {op, in->dtype, p0, p1};
     bool float_op = kbl_is_float(in->dtype) && op != KBL_LOGICAL_NOT;
-    kbl_iter_run(&it, !float_op ? run_int : in->dtype == KBL_FLOAT32 ? run_float32 : run_float64, &c);
+    if (kbl_on_cuda(in)) {
+        if (kbl_backend_of(in)->unary(&it, op, in->dtype, out_dtype, p0, p1)) {
+            kbl_release_n(2, in, out);
+            return NULL;
+        }
+    } else {
+        kbl_iter_run(&it, !float_op ? run_int : in->dtype == KBL_FLOAT32 ? run_float32 : run_float64, &c);
+    }
     if (float_op && op != KBL_SIGN) {
         kbl_node *node = kbl_record(name, unary_backward, out, 1, &in);
         if (node) {
@@ -221,7 +228,10 @@ kbl_tensor *kbl_unary_grad(int op, kbl_tensor *grad, kbl_tensor *x, kbl_tensor *
         kbl_fail("unary_grad: unknown op %d", op);
         return NULL;
     }
-    if (kbl_check_tensor("unary_grad", grad, "gradient") || kbl_check_float("unary_grad", grad)) return NULL;
+    if (kbl_check_dev("unary_grad", grad, "gradient") || kbl_check_float("unary_grad", grad) ||
+        (x && kbl_check_dev("unary_grad", x, "input")) || (out && kbl_check_dev("unary_grad", out, "output")) ||
+        (x && kbl_check_same_device("unary_grad", grad, x)) || (out && kbl_check_same_device("unary_grad", grad, out)))
+        return NULL;
     if ((x && !kbl_same_shape(x, grad)) || (out && !kbl_same_shape(out, grad))) {
         kbl_fail("unary_grad(%s): gradient %s does not match its input", unary_names[op], KBL_DESC(grad));
         return NULL;
@@ -230,7 +240,13 @@ kbl_tensor *kbl_unary_grad(int op, kbl_tensor *grad, kbl_tensor *x, kbl_tensor *
     kbl_tensor *cx = x ? contiguous_as(x, grad->dtype) : NULL;
     kbl_tensor *cy = out ? contiguous_as(out, grad->dtype) : NULL;
     kbl_tensor *r = cg ? kbl_empty_like(grad, -1) : NULL;
-    if (r && (!x || cx) && (!out || cy)) {
+    if (r && (!x || cx) && (!out || cy) && kbl_on_cuda(r)) {
+        if (kbl_backend_of(r)->unary_grad(op, grad->dtype, kbl_numel(r), kbl_base(r), kbl_base(cg),
+                                          cx ? kbl_base(cx) : NULL, cy ? kbl_base(cy) : NULL, p0d, p1d)) {
+            kbl_tensor_release(r);
+            r = NULL;
+        }
+    } else if (r && (!x || cx) && (!out || cy)) {
         int64_t n = kbl_numel(r);
         int nt = n >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1;
 #pragma omp parallel num_threads(nt)

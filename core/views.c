@@ -3,7 +3,7 @@
 #include "internal.h"
 
 kbl_tensor *kbl_alias(kbl_tensor *t) {
-    if (kbl_check_tensor("alias", t, "tensor")) return NULL;
+    if (kbl_check_dev("alias", t, "tensor")) return NULL;
     return kbl_tensor_wrap(t->storage, t->dtype, t->ndim, t->shape, t->strides, t->offset);
 }
 
@@ -82,7 +82,7 @@ static bool view_strides(const kbl_tensor *t, int ndim, const int64_t *shape, in
 }
 
 kbl_tensor *kbl_view(kbl_tensor *t, int ndim, const int64_t *shape) {
-    if (kbl_check_tensor("view", t, "input")) return NULL;
+    if (kbl_check_dev("view", t, "input")) return NULL;
     int64_t sh[KBL_MAX_DIMS] = {0}, st[KBL_MAX_DIMS] = {0};
     if (infer_shape("view", t, ndim, shape, sh)) return NULL;
     if (!view_strides(t, ndim, sh, st)) {
@@ -94,7 +94,7 @@ kbl_tensor *kbl_view(kbl_tensor *t, int ndim, const int64_t *shape) {
 }
 
 kbl_tensor *kbl_reshape(kbl_tensor *t, int ndim, const int64_t *shape) {
-    if (kbl_check_tensor("reshape", t, "input")) return NULL;
+    if (kbl_check_dev("reshape", t, "input")) return NULL;
     int64_t sh[KBL_MAX_DIMS] = {0}, st[KBL_MAX_DIMS] = {0};
     if (infer_shape("reshape", t, ndim, shape, sh)) return NULL;
     if (view_strides(t, ndim, sh, st)) return make_view("reshape", t, ndim, sh, st, t->offset, reshape_backward);
@@ -111,7 +111,7 @@ static int transpose_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
 }
 
 kbl_tensor *kbl_transpose(kbl_tensor *t, int d0, int d1) {
-    if (kbl_check_tensor("transpose", t, "input")) return NULL;
+    if (kbl_check_dev("transpose", t, "input")) return NULL;
     if (t->ndim == 0) return kbl_alias(t);
     int a = kbl_wrap_dim("transpose", d0, t->ndim), b = kbl_wrap_dim("transpose", d1, t->ndim);
     if (a < 0 || b < 0) return NULL;
@@ -133,7 +133,7 @@ static int permute_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
 }
 
 kbl_tensor *kbl_permute(kbl_tensor *t, int ndim, const int *dims) {
-    if (kbl_check_tensor("permute", t, "input")) return NULL;
+    if (kbl_check_dev("permute", t, "input")) return NULL;
     if (ndim != t->ndim) {
         kbl_fail("permute: %d dims given for %s", ndim, KBL_DESC(t));
         return NULL;
@@ -163,7 +163,7 @@ kbl_tensor *kbl_permute(kbl_tensor *t, int ndim, const int *dims) {
 /* backward of narrow and select: the gradient lands in a zero tensor of the input's shape */
 static int slice_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     kbl_tensor *in = n->inputs[0];
-    kbl_tensor *z = kbl_zeros(in->ndim, in->shape, g->dtype);
+    kbl_tensor *z = kbl_zeros_on(g->device, in->ndim, in->shape, g->dtype);
     if (!z) return -1;
     int dim = (int)n->ip[0];
     kbl_tensor *part = n->ip[2] ? kbl_select(z, dim, n->ip[1]) : kbl_narrow(z, dim, n->ip[1], g->shape[dim]);
@@ -178,7 +178,7 @@ static int slice_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
 }
 
 kbl_tensor *kbl_narrow(kbl_tensor *t, int dim, int64_t start, int64_t length) {
-    if (kbl_check_tensor("narrow", t, "input")) return NULL;
+    if (kbl_check_dev("narrow", t, "input")) return NULL;
     int d = kbl_wrap_dim("narrow", dim, t->ndim);
     if (d < 0) return NULL;
     if (t->ndim == 0) {
@@ -200,7 +200,7 @@ kbl_tensor *kbl_narrow(kbl_tensor *t, int dim, int64_t start, int64_t length) {
 }
 
 kbl_tensor *kbl_select(kbl_tensor *t, int dim, int64_t index) {
-    if (kbl_check_tensor("select", t, "input")) return NULL;
+    if (kbl_check_dev("select", t, "input")) return NULL;
     if (t->ndim == 0) {
         kbl_fail("select: cannot index a 0-dim tensor");
         return NULL;
@@ -230,7 +230,7 @@ static int expand_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
 }
 
 kbl_tensor *kbl_expand(kbl_tensor *t, int ndim, const int64_t *shape) {
-    if (kbl_check_tensor("expand", t, "input")) return NULL;
+    if (kbl_check_dev("expand", t, "input")) return NULL;
     if (ndim < t->ndim || ndim > KBL_MAX_DIMS) {
         kbl_fail("expand: cannot expand %s to %d dims", KBL_DESC(t), ndim);
         return NULL;
@@ -257,7 +257,7 @@ kbl_tensor *kbl_expand(kbl_tensor *t, int ndim, const int64_t *shape) {
 }
 
 kbl_tensor *kbl_squeeze(kbl_tensor *t, int dim, int all) {
-    if (kbl_check_tensor("squeeze", t, "input")) return NULL;
+    if (kbl_check_dev("squeeze", t, "input")) return NULL;
     int d = all ? -1 : kbl_wrap_dim("squeeze", dim, t->ndim);
     if (!all && d < 0) return NULL;
     int64_t sh[KBL_MAX_DIMS], st[KBL_MAX_DIMS];
@@ -270,7 +270,7 @@ kbl_tensor *kbl_squeeze(kbl_tensor *t, int dim, int all) {
 }
 
 kbl_tensor *kbl_unsqueeze(kbl_tensor *t, int dim) {
-    if (kbl_check_tensor("unsqueeze", t, "input")) return NULL;
+    if (kbl_check_dev("unsqueeze", t, "input")) return NULL;
     if (t->ndim >= KBL_MAX_DIMS) {
         kbl_fail("unsqueeze: %s already has the maximum of 8 dims", KBL_DESC(t));
         return NULL;

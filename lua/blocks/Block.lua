@@ -232,6 +232,7 @@ function Block:add(name, child, fixed_name)
    self._child[name] = child
    child._key = name
    child.training = self.training
+   if self._device and not child._device then child:to(self._device) end
    return child
 end
 
@@ -253,6 +254,7 @@ end
 
 -- A parameter from an initialized tensor: a kept, contiguous leaf that requires grad.
 function Block:add_parameter(name, t)
+   if self._device then t = t:to(self._device) end
    t = kbl.keep(t:detach():contiguous())
    if t.grad_fn then t = kbl.keep(t:clone():detach()) end
    t.requires_grad = true
@@ -264,6 +266,7 @@ end
 
 -- A buffer: state that is saved but not trained (running statistics).
 function Block:add_buffer(name, t)
+   if self._device then t = t:to(self._device) end
    t = kbl.keep(t:detach():contiguous())
    self._buffers[#self._buffers + 1] = {name = name, tensor = t}
    self._p[name] = t
@@ -463,8 +466,11 @@ function Block:eval() return self:train(false) end
 
 -- Converts parameters and buffers to a device ('cpu', 'cuda') or a float dtype
 -- ('float64', ...; integer buffers such as counts keep theirs, as in PyTorch).
+-- A device is remembered: parameters a lazy block makes later go there too.
 function Block:to(what)
+   if what == 'cuda:0' then what = 'cuda' end
    local device = what == 'cpu' or what == 'cuda'
+   if device then self:walk(function(b) b._device = what ~= 'cpu' and what or nil end) end
    for _, kind in ipairs{'_params', '_buffers'} do
       for _, r in ipairs(self:_entries(kind)) do
          local e, owner = r[2], r[3]

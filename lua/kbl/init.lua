@@ -32,10 +32,7 @@ function kbl.blas_info() return ffi.string(C.kbl_blas_info()) end
 function kbl.set_num_threads(n) C.kbl_set_num_threads(n) end
 function kbl.get_num_threads() return C.kbl_get_num_threads() end
 
--- kbl.cuda: present on every build; this one reports no device.
-kbl.cuda = {
-   is_available = function() return false end,
-   device_count = function() return 0 end,
-}
+-- kbl.cuda: the optional CUDA backend (is_available, memory_stats, ...).
+kbl.cuda = require 'kbl.cuda'
 
 return kbl

@@ -52,10 +52,10 @@ local function weight_of(self, key, pred)
    local w = self[key]
    if w == nil or kbl.is_tensor(w) then return w end
    self._cache = self._cache or {}
-   local c = self._cache[key .. pred.dtype]
+   local c = self._cache[key .. pred.dtype .. pred.device]
    if not c then
-      c = kbl.keep(kbl.tensor(w, {dtype = pred.dtype}))
-      self._cache[key .. pred.dtype] = c
+      c = kbl.keep(kbl.tensor(w, {dtype = pred.dtype, device = pred.device}))
+      self._cache[key .. pred.dtype .. pred.device] = c
    end
    return c
 end

@@ -13,8 +13,16 @@ local handle_ct = lib.handle_ct
 local M = {}
 
 local MIN_THRESHOLD = 64 * 1024 * 1024
-local threshold = MIN_THRESHOLD
+local threshold, cuda_threshold = MIN_THRESHOLD, MIN_THRESHOLD
 local scopes = {}
+local cuda_stats = ffi.new('int64_t[5]')
+
+-- Device memory counts the same way, once a CUDA tensor exists (before that the
+-- backend is not even loaded, and this costs one comparison).
+local function cuda_live()
+   C.kbl_cuda_memory_stats(cuda_stats)
+   return tonumber(cuda_stats[0])
+end
 
 -- Called for every tensor a kbl function makes.
 function M.track(h)
@@ -25,6 +33,10 @@ function M.track(h)
       collectgarbage('collect')
       live = tonumber(C.kbl_memory_live_bytes())
       threshold = math.max(MIN_THRESHOLD, 2 * live)
+   end
+   if h._p ~= nil and h._p.device ~= 0 and cuda_live() > cuda_threshold then
+      collectgarbage('collect')
+      cuda_threshold = math.max(MIN_THRESHOLD, 2 * cuda_live())
    end
 end
 

@@ -47,7 +47,8 @@ function M.format(t)
    local size = t:size()
    local dtype = t.dtype
    local is_int = dtype ~= 'float32' and dtype ~= 'float64'
-   local footer = string.format('[kbl.%s of size %s%s]', dtype, #size > 0 and table.concat(size, 'x') or 'scalar',
+   local footer = string.format('[kbl.%s of size %s%s%s]', dtype, #size > 0 and table.concat(size, 'x') or 'scalar',
+      t.device ~= 'cpu' and (' on ' .. t.device) or '',
       t.grad_fn and (', grad_fn=' .. t.grad_fn) or (t.requires_grad and ', requires_grad' or ''))
    local n = t:numel()
    if n == 0 then return '[empty]\n' .. footer end

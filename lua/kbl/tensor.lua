@@ -143,6 +143,9 @@ M.ptr_types = ptr_types
 
 -- Typed pointer to the first element of a CPU tensor.
 local function elem_ptr(p)
+   if p.device ~= 0 then
+      error("kbl: the tensor is on cuda; read it with tolist(), item() or to('cpu')", 3)
+   end
    return ffi.cast(ptr_types[p.dtype], C.kbl_data_ptr(p))
 end
 M.elem_ptr = elem_ptr
@@ -159,8 +162,18 @@ function methods.item(t)
    return v
 end
 
-function methods.tolist(t)
+-- A CUDA tensor's values are read from a host copy (which waits for the device).
+local function host(t)
    local p = live(t)
+   if p.device == 0 then return t, p end
+   local h = wrap(C.kbl_to_device(p, 0))
+   return h, live(h)
+end
+M.host = host
+
+function methods.tolist(t)
+   local p
+   t, p = host(t)
    local base = elem_ptr(p)
    local is64 = p.dtype == 3
    local function rec(d, off)
@@ -187,7 +200,10 @@ local function index(t, k)
       local p = live(t)
       if p.ndim == 0 then error('kbl: cannot index a 0-dim tensor; use item()', 2) end
       local i = cindex(k, tonumber(p.shape[0]))
-      if p.ndim == 1 then return read(p, i * tonumber(p.strides[0])) end
+      if p.ndim == 1 then
+         if p.device ~= 0 then return methods.item(wrap(C.kbl_select(p, 0, i))) end
+         return read(p, i * tonumber(p.strides[0]))
+      end
       return wrap(C.kbl_select(p, 0, i))
    end
    local g = getters[k]
@@ -202,6 +218,10 @@ local function newindex(t, k, v)
       local i = cindex(k, tonumber(p.shape[0]))
       if p.ndim == 1 then
          if type(v) ~= 'number' then error('kbl: t[i] = v needs a number v for a 1-dim tensor', 2) end
+         if p.device ~= 0 then
+            methods.fill_(wrap(C.kbl_select(p, 0, i)), v)
+            return
+         end
          elem_ptr(p)[i * tonumber(p.strides[0])] = v
          return
       end

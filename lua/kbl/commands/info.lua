@@ -1,4 +1,5 @@
--- kbl info: version, devices, BLAS in use and thread count.
+-- kbl info: version, devices (and why there is no CUDA device), BLAS in use and
+-- thread count.
 local M = {summary = 'Print version, devices, BLAS and threads.'}
 
 function M.describe(cmd)
@@ -7,16 +8,20 @@ end
 
 function M.run(args)
    local kbl = require 'kbl'
+   local cuda = kbl.cuda.is_available()
    local info = {
       version = kbl.version(),
       blas = kbl.blas_info(),
       threads = kbl.get_num_threads(),
-      cuda = kbl.cuda.is_available(),
+      cuda = cuda,
       cuda_devices = kbl.cuda.device_count(),
+      cuda_device = cuda and kbl.cuda.device_name() or nil,
+      cuda_unavailable = not cuda and kbl.cuda.unavailable_reason() or nil,
       luajit = jit.version,
    }
    if args.json then
-      local keyorder = {'version', 'blas', 'threads', 'cuda', 'cuda_devices', 'luajit'}
+      local keyorder = {'version', 'blas', 'threads', 'cuda', 'cuda_devices', 'cuda_device', 'cuda_unavailable',
+         'luajit'}
       print(require('dkjson').encode(info, {keyorder = keyorder}))
       return
    end
@@ -24,7 +29,11 @@ function M.run(args)
    print('LuaJIT: ' .. info.luajit)
    print('BLAS: ' .. info.blas)
    print('threads: ' .. info.threads)
-   print('devices: cpu' .. (info.cuda and (', cuda x' .. info.cuda_devices) or ' (no CUDA device)'))
+   if cuda then
+      print('devices: cpu, cuda x' .. info.cuda_devices .. ' (cuda:0 is ' .. info.cuda_device .. ')')
+   else
+      print('devices: cpu (no CUDA device: ' .. info.cuda_unavailable .. ')')
+   end
 end
 
 return M

@@ -27,8 +27,8 @@ function M.save(path, t)
    if type(path) ~= 'string' then error('npy save: path must be a string', 2) end
    if not T.is_tensor(t) then error(what .. ': expected a tensor, got ' .. type(t), 2) end
    local p = T.live(t)
-   if p.device ~= 0 then error(what .. ': the tensor is on cuda; move it to the cpu first', 2) end
-   local c = T.wrap(C.kbl_contiguous(p))
+   -- a CUDA tensor is written from a host copy
+   local c = p.device ~= 0 and T.wrap(C.kbl_to_device(p, 0)) or T.wrap(C.kbl_contiguous(p))
    local dims = {}
    for i = 0, p.ndim - 1 do dims[#dims + 1] = string.format('%d', tonumber(p.shape[i])) end
    local shape = #dims == 1 and '(' .. dims[1] .. ',)' or '(' .. table.concat(dims, ', ') .. ')'

@@ -61,8 +61,8 @@ function M.save(path, tensors, metadata)
       if name == '__metadata__' then error(what .. ": '__metadata__' is reserved, not a tensor name", 2) end
       if not T.is_tensor(t) then error(string.format("%s: '%s' is not a tensor (%s)", what, name, type(t)), 2) end
       local p = T.live(t)
-      if p.device ~= 0 then error(string.format("%s: '%s' is on cuda; move it to the cpu first", what, name), 2) end
-      local c = T.wrap(C.kbl_contiguous(p))
+      -- a CUDA tensor is written from a host copy
+      local c = p.device ~= 0 and T.wrap(C.kbl_to_device(p, 0)) or T.wrap(C.kbl_contiguous(p))
       entries[#entries + 1] = {name = name, t = c, dtype = from_kbl[p.dtype],
          nbytes = tonumber(C.kbl_numel(p)) * tonumber(C.kbl_dtype_size(p.dtype))}
    end

@@ -26,8 +26,8 @@ local function args(...)
 end
 
 local function finish(t, opts)
-   if opts.requires_grad then t:requires_grad_(true) end
    if opts.device and opts.device ~= 'cpu' then t = t:to(opts.device) end
+   if opts.requires_grad then t:requires_grad_(true) end
    return t
 end
 
@@ -88,25 +88,39 @@ function M.tensor(data, opts)
    return finish(wrap(C.kbl_from_doubles(n, s, buf, dtype_of(opts))), opts)
 end
 
+-- opts.device as the core's device number (made there directly, not moved)
+local function device_of(opts)
+   if opts.device == nil then return 0 end
+   local id = require('kbl.ops.views').device_id(opts.device)
+   if id == nil then
+      error(string.format("kbl: unknown device '%s' (use 'cpu' or 'cuda')", tostring(opts.device)), 3)
+   end
+   return id
+end
+local function made(t, opts)
+   if opts.requires_grad then t:requires_grad_(true) end
+   return t
+end
+
 function M.empty(...)
    local shape, o = args(...)
    local n, s = shape_arg(shape)
-   return finish(wrap(C.kbl_empty(n, s, dtype_of(o))), o)
+   return made(wrap(C.kbl_empty_on(device_of(o), n, s, dtype_of(o))), o)
 end
 function M.zeros(...)
    local shape, o = args(...)
    local n, s = shape_arg(shape)
-   return finish(wrap(C.kbl_zeros(n, s, dtype_of(o))), o)
+   return made(wrap(C.kbl_zeros_on(device_of(o), n, s, dtype_of(o))), o)
 end
 function M.ones(...)
    local shape, o = args(...)
    local n, s = shape_arg(shape)
-   return finish(wrap(C.kbl_full(n, s, 1, dtype_of(o))), o)
+   return made(wrap(C.kbl_full_on(device_of(o), n, s, 1, dtype_of(o))), o)
 end
 function M.full(shape, value, opts)
    opts = opts or {}
    local n, s = shape_arg(shape)
-   return finish(wrap(C.kbl_full(n, s, value, dtype_of(opts))), opts)
+   return made(wrap(C.kbl_full_on(device_of(opts), n, s, value, dtype_of(opts))), opts)
 end
 
 function M.rand(...)
@@ -165,11 +179,14 @@ function M.eye(n, m, opts)
    return finish(wrap(C.kbl_eye(n, m or n, dtype_of(opts))), opts)
 end
 
+-- zeros_like(t) and the rest: t's shape, dtype and device unless opts say otherwise
 local function like(fn)
    return function(t, opts)
       opts = opts or {}
-      local o = {dtype = opts.dtype or t.dtype, requires_grad = opts.requires_grad}
-      return fn(t:size(), o)
+      local o = {dtype = opts.dtype or t.dtype, device = opts.device or t.device}
+      local r = fn(t:size(), o)
+      if opts.requires_grad then r:requires_grad_(true) end
+      return r
    end
 end
 M.zeros_like = like(M.zeros)
@@ -179,7 +196,9 @@ M.randn_like = like(M.randn)
 M.empty_like = like(M.empty)
 function M.full_like(t, v, opts)
    opts = opts or {}
-   return M.full(t:size(), v, {dtype = opts.dtype or t.dtype, requires_grad = opts.requires_grad})
+   local r = M.full(t:size(), v, {dtype = opts.dtype or t.dtype, device = opts.device or t.device})
+   if opts.requires_grad then r:requires_grad_(true) end
+   return r
 end
 
 -- In-place random fills

@@ -24,9 +24,10 @@ for name, op in pairs(U) do
    M[name] = function(t) return unary(op, t) end
 end
 
--- A number as a 0-dim tensor of the other operand's dtype.
+-- A number as a 0-dim tensor of the other operand's dtype, on its device.
 local function scalar_like(x, t)
-   return wrap(C.kbl_full(0, nil, x, live(t).dtype))
+   local p = live(t)
+   return wrap(C.kbl_full_on(p.device, 0, nil, x, p.dtype))
 end
 M.scalar_like = scalar_like
 

@@ -12,12 +12,14 @@ local check_dim = R.check_dim
 local M = {}
 
 -- An index argument (tensor or Lua list, 1-based) as a 0-based int64 tensor.
-local function zero_based(idx, what)
+local function zero_based(idx, what, device)
    if type(idx) == 'table' then
       local n = #idx
       local buf = ffi.new('double[?]', math.max(n, 1))
       for i = 1, n do buf[i - 1] = idx[i] - 1 end
-      return wrap(C.kbl_from_doubles(1, ffi.new('int64_t[1]', n), buf, 3))
+      local t = wrap(C.kbl_from_doubles(1, ffi.new('int64_t[1]', n), buf, 3))
+      if device and device ~= 0 then t = wrap(C.kbl_to_device(live(t), device)) end
+      return t
    end
    if not is_tensor(idx) then error('kbl: ' .. (what or 'index') .. ' must be a tensor or a list', 3) end
    local p = live(idx)
@@ -65,14 +67,14 @@ end
 function M.index_select(t, dim, idx)
    local p = live(t)
    local d = check_dim('index_select', dim, p.ndim)
-   local r = C.kbl_index_select(p, d, live(zero_based(idx)))
+   local r = C.kbl_index_select(p, d, live(zero_based(idx, nil, p.device)))
    return result(r, 'index_select', idx, d + 1, p.ndim > 0 and tonumber(p.shape[d]) or 0)
 end
 
 function M.gather(t, dim, idx)
    local p = live(t)
    local d = check_dim('gather', dim, p.ndim)
-   local r = C.kbl_gather(p, d, live(zero_based(idx)))
+   local r = C.kbl_gather(p, d, live(zero_based(idx, nil, p.device)))
    return result(r, 'gather', idx, d + 1, p.ndim > 0 and tonumber(p.shape[d]) or 1)
 end
 
@@ -80,7 +82,7 @@ end
 function M.scatter_add(t, dim, idx, src)
    local p = live(t)
    local d = check_dim('scatter_add', dim, p.ndim)
-   local r = C.kbl_scatter_add(p, d, live(zero_based(idx)), live(src))
+   local r = C.kbl_scatter_add(p, d, live(zero_based(idx, nil, p.device)), live(src))
    return result(r, 'scatter_add', idx, d + 1, p.ndim > 0 and tonumber(p.shape[d]) or 1)
 end
 

@@ -156,16 +156,38 @@ function M.requires_grad_(t, flag)
    return t
 end
 
--- to(dtype) converts; to('cpu') is the identity on this build; to(other) matches
--- another tensor's dtype.
-function M.to(t, what)
-   if T.is_tensor(what) then what = what.dtype end
-   if what == 'cpu' then return t end
-   if what == 'cuda' then error("kbl: this build has no CUDA device; to('cuda') is unavailable", 2) end
+-- Device names: 'cpu', 'cuda' or 'cuda:0' (the one CUDA device kbl drives).
+local devices = {cpu = 0, cuda = 1, ['cuda:0'] = 1}
+local function device_id(what)
+   local id = devices[what]
+   if id == nil and type(what) == 'string' and what:match('^cuda:%d+$') then
+      error(string.format("kbl: device '%s': kbl drives one CUDA device, cuda:0 ('cuda')", what), 3)
+   end
+   return id
+end
+M.device_id = device_id
+
+-- to(dtype) converts; to('cpu'), to('cuda') move (a copy, differentiable; the
+-- tensor itself when it is there already); to(device, dtype) does both;
+-- to(other) matches another tensor's device and dtype.
+function M.to(t, what, dtype)
+   if T.is_tensor(what) then
+      t = M.to(t, what.device)
+      what = what.dtype
+   end
+   local dev = device_id(what)
+   if dev then
+      local p = live(t)
+      if p.device ~= dev then t = wrap(C.kbl_to_device(p, dev)) end
+      if dtype == nil then return t end
+      what = dtype
+   end
    local id = lib.dtype_id(what)
    if live(t).dtype == id then return t end
    return wrap(C.kbl_to_dtype(live(t), id))
 end
+function M.cuda(t) return M.to(t, 'cuda') end
+function M.cpu(t) return M.to(t, 'cpu') end
 function M.float(t) return M.to(t, 'float32') end
 function M.double(t) return M.to(t, 'float64') end
 function M.long(t) return M.to(t, 'int64') end
@@ -173,7 +195,7 @@ function M.int(t) return M.to(t, 'int32') end
 function M.byte(t) return M.to(t, 'uint8') end
 
 for name, fn in pairs(M) do
-   if name ~= 'dims_arg' then register(name, fn) end
+   if name ~= 'dims_arg' and name ~= 'device_id' then register(name, fn) end
 end
 
 return M

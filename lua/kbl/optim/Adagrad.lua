@@ -15,7 +15,8 @@ return Optimizer.define('Adagrad', {
       assert(h.initial_accumulator_value >= 0, 'initial_accumulator_value must be >= 0')
    end,
    init = function(p, h)
-      return {step = 0, sum = kbl.keep(kbl.full(p:size(), h.initial_accumulator_value, {dtype = p.dtype}))}
+      local sum = kbl.full(p:size(), h.initial_accumulator_value, {dtype = p.dtype, device = p.device})
+      return {step = 0, sum = kbl.keep(sum)}
    end,
    update = function(pp, gp, st, h)
       st.step = st.step + 1

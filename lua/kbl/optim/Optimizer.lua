@@ -33,7 +33,7 @@ end
 
 -- A zero tensor like p that outlives kbl.scope (optimizer state).
 function Optimizer.zeros_like(p)
-   return kbl.keep(kbl.zeros(p:size(), {dtype = p.dtype}))
+   return kbl.keep(kbl.zeros(p:size(), {dtype = p.dtype, device = p.device}))
 end
 
 -- Optimizer.define(name, {defaults =, validate = fn(h), init = fn(p, h) -> state,
