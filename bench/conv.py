@@ -8,24 +8,12 @@ and the process's peak RSS. Run by bench/conv.lua; not a runtime dependency of k
                 dense(3136->128)-relu-dense(128->10) at batch 128 on 28x28 inputs
 """
 import json
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
-
-def timeit(fn, warmup=3, trials=5, iters=10):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(trials):
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            fn()
-        times.append((time.perf_counter() - t0) / iters)
-    return statistics.median(times)
+from timing import timeit
 
 
 def peak_rss_mb():

@@ -6,25 +6,11 @@ Prints one JSON object of seconds per call, or {"skipped": reason} without a
 GPU. TF32 is off, as kbl's float32 on CUDA is full float32. Run by
 bench/cuda.lua; not a runtime dependency of kbl."""
 import json
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
-
-def timeit(fn, warmup=5, trials=5, iters=20):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(trials):
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            fn()
-        torch.cuda.synchronize()
-        times.append((time.perf_counter() - t0) / iters)
-    return statistics.median(times)
+from timing import timeit
 
 
 def param(*shape, fan_in=None, dev="cuda"):
@@ -87,9 +73,9 @@ def main():
     a = torch.randn(4096, 4096, device="cuda")
     b = torch.randn(4096, 4096, device="cuda")
     out = {
-        "sgemm_4096": timeit(lambda: torch.mm(a, b), iters=10),
-        "mlp_train_step": timeit(mlp_step()),
-        "cnn_train_step": timeit(cnn_step()),
+        "sgemm_4096": timeit(lambda: torch.mm(a, b), warmup=5, iters=10, sync=torch.cuda.synchronize),
+        "mlp_train_step": timeit(mlp_step(), warmup=5, iters=20, sync=torch.cuda.synchronize),
+        "cnn_train_step": timeit(cnn_step(), warmup=5, iters=20, sync=torch.cuda.synchronize),
         "device": torch.cuda.get_device_name(0),
     }
     print(json.dumps(out))

@@ -13,6 +13,7 @@ local data = require 'kbl.data'
 local clock = require 'kbl.clock'
 local json = require 'dkjson'
 
+local here = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/[^/]*$') or '.'
 local DIR = os.getenv('KBL_FASHION_MNIST') or '/usr/share/datasets/fashion-mnist'
 local WINDOW, WINDOWS = 50, 15
 
@@ -56,32 +57,11 @@ local function rate(p, free)
    return median(rates)
 end
 
--- Seconds per MLP training step: forward, cross entropy, backward, SGD update.
+-- Seconds per MLP training step (bench/mlp_step.lua) with an SGD update, at the
+-- faster of 1 and 2 threads, as bench/mlp.lua does.
 local function mlp_step_seconds()
    kbl.manual_seed(0)
-   local x = kbl.randn(128, 784)
-   local y = kbl.randint(1, 11, {128})
-   local params = {}
-   for _, s in ipairs{{784, 256}, {256, 256}, {256, 10}} do
-      params[#params + 1] = kbl.keep((kbl.randn(s[2], s[1]) * math.sqrt(2 / s[1])):detach():requires_grad_())
-      params[#params + 1] = kbl.keep(kbl.zeros({s[2]}, {requires_grad = true}))
-   end
-   local ok, optim = pcall(require, 'kbl.optim')
-   local opt = ok and optim.SGD and optim.SGD{lr = 0.01} or nil
-   local function step()
-      kbl.scope(function()
-         local h = x
-         for k = 0, 2 do
-            h = kbl.linear(h, params[2 * k + 1], params[2 * k + 2])
-            if k < 2 then h = h:relu() end
-         end
-         local loss = kbl.cross_entropy(h, y)
-         for _, p in ipairs(params) do p.grad = nil end
-         loss:backward()
-         if opt then opt:step(params) end
-      end)
-   end
-   -- at the faster of 1 and 2 threads, as bench/mlp.lua does
+   local step = dofile(here .. '/mlp_step.lua')(require('kbl.optim').SGD{lr = 0.01})
    local best
    local before = kbl.get_num_threads()
    for _, threads in ipairs{1, 2} do
@@ -90,7 +70,7 @@ local function mlp_step_seconds()
       if not best or t < best then best = t end
    end
    kbl.set_num_threads(before)
-   return best, opt ~= nil
+   return best
 end
 
 local rows = {}
@@ -103,7 +83,6 @@ local pf_med, pf_best = rate(pipeline():prefetch(4), false)
 add('kbl, prefetch(4)', pf_med, pf_best)
 add('kbl, prefetch(4, {threads = 2})', rate(pipeline():prefetch(4, {threads = 2}), false))
 
-local here = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/[^/]*$') or '.'
 local cmd = string.format('/usr/bin/python3 %s/data.py %s %d %d', here, DIR, WINDOW, WINDOWS)
 local p = io.popen(cmd)
 local out = p:read('*a')
@@ -117,14 +96,14 @@ for _, w in ipairs{0, 2} do
    torch_best_med = math.max(torch_best_med, r.median)
 end
 
-local step_s, with_sgd = mlp_step_seconds()
+local step_s = mlp_step_seconds()
 local step_rate = 1 / step_s
 
 print('Fashion-MNIST train (60000): shuffle, batch 128, normalize + random_crop{28, padding 4} + random_flip')
 print(string.format('%-40s %12s %12s', 'batches per second', 'median', 'best window'))
 for _, r in ipairs(rows) do print(string.format('%-40s %12.0f %12.0f', r[1], r[2], r[3])) end
-print(string.format('MLP 784-256-256-10 train step%s: %.3f ms, so %.0f batches/s consumed',
-   with_sgd and ' (with SGD update)' or '', step_s * 1e3, step_rate))
+print(string.format('MLP 784-256-256-10 train step (with SGD update): %.3f ms, so %.0f batches/s consumed',
+   step_s * 1e3, step_rate))
 print(string.format('ratio kbl prefetch(4) / best torch DataLoader: %.1fx (no prefetch: %.1fx)',
    pf_med / torch_best_med, sync_med / torch_best_med))
 print(string.format('ratio kbl prefetch(4) / MLP step rate: %.1fx (no prefetch: %.1fx; target >= 10)',

@@ -2,27 +2,14 @@
 as one JSON object of seconds per call, each at the faster of 1 and 2 threads.
 Run by bench/mlp.lua; not a runtime dependency of kbl."""
 import json
-import statistics
-import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
-
-def timeit(fn, warmup=3, trials=5, iters=10):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(trials):
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            fn()
-        times.append((time.perf_counter() - t0) / iters)
-    return statistics.median(times)
+from timing import timeit
 
 
-def workloads(with_adam):
+def workloads():
     torch.manual_seed(0)
     a = torch.randn(1024, 1024)
     b = torch.randn(1024, 1024)
@@ -51,18 +38,14 @@ def workloads(with_adam):
         forward_backward()
         opt.step()
 
-    out = {"sgemm_1024": lambda: torch.mm(a, b), "mlp_fwd_bwd": forward_backward}
-    if with_adam:
-        out["mlp_train_step"] = train_step
-    return out
+    return {"sgemm_1024": lambda: torch.mm(a, b), "mlp_fwd_bwd": forward_backward, "mlp_train_step": train_step}
 
 
 def main():
-    with_adam = "--adam" in sys.argv
     best = {}
     for threads in (1, 2):
         torch.set_num_threads(threads)
-        for name, fn in workloads(with_adam).items():
+        for name, fn in workloads().items():
             t = timeit(fn, iters=5 if name == "sgemm_1024" else 20)
             if name not in best or t < best[name][0]:
                 best[name] = (t, threads)
