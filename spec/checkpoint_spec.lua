@@ -2,38 +2,21 @@
 -- exactly; truncation, flipped bytes, a bad magic number and a newer version
 -- are each detected and named; latest_valid falls back past bad files and
 -- says why; a write killed by SIGKILL leaves the previous checkpoint intact.
+local H = require 'helper'
 local ffi = require 'ffi'
 local kbl = require 'kbl'
 local checkpoint = require 'kbl.records.checkpoint'
 
 local build = os.getenv('KBL_BUILD_DIR') or 'build'
-local tmp = os.tmpname()
-os.remove(tmp)
-os.execute('mkdir -p ' .. tmp)
+local tmp = H.tmpdir()
 
-local function bytes(t)
-   local c = t:contiguous()
-   return ffi.string(c:data_ptr(), c:numel() * tonumber(kbl.lib.C.kbl_dtype_size(kbl.lib.dtypes[t.dtype])))
-end
+local bytes = H.bytes
 
-local function slurp(path)
-   local f = assert(io.open(path, 'rb'))
-   local s = f:read('*a')
-   f:close()
-   return s
-end
+local slurp = H.read
 
-local function spit(path, s)
-   local f = assert(io.open(path, 'wb'))
-   f:write(s)
-   f:close()
-end
+local spit = H.write
 
-local function exists(path)
-   local f = io.open(path, 'rb')
-   if f then f:close() end
-   return f ~= nil
-end
+local exists = H.exists
 
 -- A small valid checkpoint at path; returns its bytes.
 local function small(path, step)

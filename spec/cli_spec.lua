@@ -6,37 +6,13 @@
 local json = require 'dkjson'
 local config = require 'kbl.config'
 
-local build = os.getenv('KBL_BUILD_DIR') or 'build'
-local KBL = 'env KBL_BUILD_DIR=' .. build .. ' bin/kbl'
+local H = require 'helper'
 
-local dir = os.tmpname()
-os.remove(dir)
-os.execute('mkdir -p ' .. dir)
-
-local function read(path)
-   local f = io.open(path, 'r')
-   if not f then return nil end
-   local s = f:read('*a')
-   f:close()
-   return s
-end
-
-local function write(name, text)
-   local path = dir .. '/' .. name
-   local f = assert(io.open(path, 'w'))
-   f:write(text)
-   f:close()
-   return path
-end
-
+local dir = H.tmpdir()
+local read = H.read
+local function write(name, text) return H.write(dir .. '/' .. name, text) end
 -- Runs `kbl ARGS`; returns the exit status, stdout and stderr.
-local function kbl(args)
-   local out, err = dir .. '/stdout', dir .. '/stderr'
-   local rc = os.execute(KBL .. ' ' .. args .. ' >' .. out .. ' 2>' .. err)
-   if type(rc) ~= 'number' then rc = rc and 0 or 1 end
-   if rc > 255 then rc = math.floor(rc / 256) end
-   return rc, read(out), read(err)
-end
+local function kbl(args) return H.kbl(args, dir) end
 
 local TINY = [[
 return {

@@ -126,4 +126,53 @@ function H.cuda_available()
    return kbl.cuda.is_available()
 end
 
+-- ---- files and the command, for the specs that run kbl end to end ----------
+
+-- A fresh temporary directory.
+function H.tmpdir()
+   local dir = os.tmpname()
+   os.remove(dir)
+   os.execute('mkdir -p ' .. dir)
+   return dir
+end
+
+-- The bytes of a file, or nil when it cannot be opened.
+function H.read(path)
+   local f = io.open(path, 'rb')
+   if not f then return nil end
+   local s = f:read('*a')
+   f:close()
+   return s
+end
+
+function H.write(path, text)
+   local f = assert(io.open(path, 'wb'))
+   f:write(text)
+   f:close()
+   return path
+end
+
+function H.exists(path)
+   local f = io.open(path, 'rb')
+   if f then f:close() end
+   return f ~= nil
+end
+
+-- The raw bytes of a tensor's elements, for bit-for-bit comparisons.
+function H.bytes(t)
+   local kbl = require 'kbl'
+   local c = t:contiguous()
+   return require('ffi').string(c:data_ptr(), c:numel() * tonumber(kbl.lib.C.kbl_dtype_size(kbl.lib.dtypes[t.dtype])))
+end
+
+-- Runs `bin/kbl ARGS` against this build, its output kept in files under dir;
+-- returns the exit status, stdout and stderr.
+function H.kbl(args, dir)
+   local out, err = dir .. '/stdout', dir .. '/stderr'
+   local rc = os.execute('env KBL_BUILD_DIR=' .. build .. ' bin/kbl ' .. args .. ' >' .. out .. ' 2>' .. err)
+   if type(rc) ~= 'number' then rc = rc and 0 or 1 end
+   if rc > 255 then rc = math.floor(rc / 256) end
+   return rc, H.read(out), H.read(err)
+end
+
 return H

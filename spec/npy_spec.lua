@@ -1,20 +1,14 @@
 -- npy: kbl.io.npy round trips for every dtype, files written by numpy (C and
 -- Fortran order, version 2.0 headers) and files of ours read by numpy.
-local ffi = require 'ffi'
 local json = require 'dkjson'
 local kbl = require 'kbl'
 local H = require 'helper'
 local npy = require 'kbl.io.npy'
 
 local PY = '/usr/bin/python3'
-local tmp = os.tmpname()
-os.remove(tmp)
-os.execute('mkdir -p ' .. tmp)
+local tmp = H.tmpdir()
 
-local function bytes(t)
-   local c = t:contiguous()
-   return ffi.string(c:data_ptr(), c:numel() * tonumber(kbl.lib.C.kbl_dtype_size(kbl.lib.dtypes[t.dtype])))
-end
+local bytes = H.bytes
 
 local function have_numpy() return H.run(PY .. ' -c "import numpy"') == 0 end
 

@@ -5,9 +5,7 @@
 local H = require 'helper'
 local report = require 'kbl.records.report'
 
-local tmp = os.tmpname()
-os.remove(tmp)
-os.execute('mkdir -p ' .. tmp)
+local tmp = H.tmpdir()
 
 local function history(n)
    local h = {}
@@ -18,12 +16,7 @@ local function history(n)
    return h
 end
 
-local function slurp(path)
-   local f = assert(io.open(path, 'rb'))
-   local s = f:read('*a')
-   f:close()
-   return s
-end
+local slurp = H.read
 
 -- {class -> number of points} for every <path class="series ..."> in html.
 local function series_points(html)

@@ -7,6 +7,7 @@
 -- that resumes it; `kbl verify-resume` passes a config whose callbacks all keep
 -- their state and reports the first difference for one that does not.
 local ffi = require 'ffi'
+local H = require 'helper'
 local json = require 'dkjson'
 local checkpoint = require 'kbl.records.checkpoint'
 local status = require 'kbl.records.status'
@@ -16,32 +17,9 @@ pcall(ffi.cdef, 'int usleep(unsigned int usec);')
 local build = os.getenv('KBL_BUILD_DIR') or 'build'
 local KBL = 'env KBL_BUILD_DIR=' .. build .. ' bin/kbl'
 
-local dir = os.tmpname()
-os.remove(dir)
-os.execute('mkdir -p ' .. dir)
-
-local function read(path)
-   local f = io.open(path, 'rb')
-   if not f then return nil end
-   local s = f:read('*a')
-   f:close()
-   return s
-end
-
-local function write(path, text)
-   local f = assert(io.open(path, 'wb'))
-   f:write(text)
-   f:close()
-   return path
-end
-
-local function kbl(args)
-   local out, err = dir .. '/stdout', dir .. '/stderr'
-   local rc = os.execute(KBL .. ' ' .. args .. ' >' .. out .. ' 2>' .. err)
-   if type(rc) ~= 'number' then rc = rc and 0 or 1 end
-   if rc > 255 then rc = math.floor(rc / 256) end
-   return rc, read(out), read(err)
-end
+local dir = H.tmpdir()
+local read, write = H.read, H.write
+local function kbl(args) return H.kbl(args, dir) end
 
 local function ls(path)
    local names = {}

@@ -12,41 +12,12 @@ local kbl = require 'kbl'
 local checkpoint = require 'kbl.records.checkpoint'
 local status = require 'kbl.records.status'
 
-local build = os.getenv('KBL_BUILD_DIR') or 'build'
-local KBL = 'env KBL_BUILD_DIR=' .. build .. ' bin/kbl run'
+local dir = H.tmpdir()
+local read = H.read
+local function write(name, text) return H.write(dir .. '/' .. name, text) end
+local function kbl_run(args) return H.kbl('run ' .. args, dir) end
 
-local dir = os.tmpname()
-os.remove(dir)
-os.execute('mkdir -p ' .. dir)
-
-local function read(path)
-   local f = io.open(path, 'rb')
-   if not f then return nil end
-   local s = f:read('*a')
-   f:close()
-   return s
-end
-
-local function write(name, text)
-   local path = dir .. '/' .. name
-   local f = assert(io.open(path, 'w'))
-   f:write(text)
-   f:close()
-   return path
-end
-
-local function kbl_run(args)
-   local out, err = dir .. '/stdout', dir .. '/stderr'
-   local rc = os.execute(KBL .. ' ' .. args .. ' >' .. out .. ' 2>' .. err)
-   if type(rc) ~= 'number' then rc = rc and 0 or 1 end
-   if rc > 255 then rc = math.floor(rc / 256) end
-   return rc, read(out), read(err)
-end
-
-local function bytes(t)
-   local c = t:contiguous()
-   return require('ffi').string(c:data_ptr(), c:numel() * tonumber(kbl.lib.C.kbl_dtype_size(kbl.lib.dtypes[t.dtype])))
-end
+local bytes = H.bytes
 
 local function lines(text)
    local l = {}

@@ -10,20 +10,11 @@ local records = require 'kbl.records.run'
 local checkpoint = require 'kbl.records.checkpoint'
 local status = require 'kbl.records.status'
 
-local tmp = os.tmpname()
-os.remove(tmp)
-os.execute('mkdir -p ' .. tmp)
+local tmp = H.tmpdir()
 
-local function bytes(t)
-   local c = t:contiguous()
-   return ffi.string(c:data_ptr(), c:numel() * tonumber(kbl.lib.C.kbl_dtype_size(kbl.lib.dtypes[t.dtype])))
-end
+local bytes = H.bytes
 
-local function exists(path)
-   local f = io.open(path, 'rb')
-   if f then f:close() end
-   return f ~= nil
-end
+local exists = H.exists
 
 -- A stand-in for kbl.fit.Trainer: a model with state_dict/load_state_dict, the
 -- counters, history and a state() holding optimizer tensors under number keys.

@@ -8,14 +8,9 @@ local H = require 'helper'
 local binfile = require 'kbl.io.binfile'
 
 local PY = '/usr/bin/python3'
-local tmp = os.tmpname()
-os.remove(tmp)
-os.execute('mkdir -p ' .. tmp)
+local tmp = H.tmpdir()
 
-local function bytes(t)
-   local c = t:contiguous()
-   return ffi.string(c:data_ptr(), c:numel() * tonumber(kbl.lib.C.kbl_dtype_size(kbl.lib.dtypes[t.dtype])))
-end
+local bytes = H.bytes
 
 local function have_numpy()
    return H.run(PY .. ' -c "import numpy"') == 0

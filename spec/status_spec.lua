@@ -5,16 +5,9 @@ local json = require 'dkjson'
 local H = require 'helper'
 local status = require 'kbl.records.status'
 
-local tmp = os.tmpname()
-os.remove(tmp)
-os.execute('mkdir -p ' .. tmp)
+local tmp = H.tmpdir()
 
-local function slurp(path)
-   local f = assert(io.open(path, 'rb'))
-   local s = f:read('*a')
-   f:close()
-   return s
-end
+local slurp = H.read
 
 local function write_status(dir, t)
    local f = assert(io.open(dir .. '/status.json', 'w'))

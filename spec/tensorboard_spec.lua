@@ -8,18 +8,11 @@ local H = require 'helper'
 local tensorboard = require 'kbl.records.tensorboard'
 
 local PY = '/usr/bin/python3'
-local tmp = os.tmpname()
-os.remove(tmp)
-os.execute('mkdir -p ' .. tmp)
+local tmp = H.tmpdir()
 
 local function f32(v) return tonumber(ffi.new('float', v)) end
 
-local function slurp(path)
-   local f = assert(io.open(path, 'rb'))
-   local s = f:read('*a')
-   f:close()
-   return s
-end
+local slurp = H.read
 
 describe('tensorboard', function()
    teardown(function() os.execute('rm -rf ' .. tmp) end)
