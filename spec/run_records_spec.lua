@@ -238,7 +238,7 @@ describe('run records', function()
 
       it('passes a trainer that resumes exactly and catches one that does not', function()
          local dir = tmp .. '/verify'
-         records.mkdir_p(dir)
+         require('kbl.io.fs').mkdir_p(dir)
          local res = vr.verify(function() return toy(false) end, 10, dir)
          assert.is_true(res.identical)
          assert.are.equal(2, res.tensors)

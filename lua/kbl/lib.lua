@@ -9,11 +9,7 @@ local function this_dir()
    return src:match('^(.*)/[^/]*$') or '.'
 end
 
-local function exists(path)
-   local f = io.open(path, 'rb')
-   if f then f:close() return true end
-   return false
-end
+local exists = require('kbl.io.fs').exists
 
 -- The ffi.cdef text: the generated module when on package.path, else the
 -- build tree's copy beside a source checkout.

@@ -73,18 +73,6 @@ function M.monitored(cb, logs)
    return v
 end
 
--- mkdir -p through the FFI (no shell, no lfs); raises naming the directory.
-local ffi = require 'ffi'
-ffi.cdef[[int kbl_cb_mkdir(const char *path, unsigned int mode) __asm__("mkdir");]]
-function M.mkdir_p(path)
-   local sofar = path:sub(1, 1) == '/' and '' or nil
-   for part in path:gmatch('[^/]+') do
-      sofar = sofar and (sofar .. '/' .. part) or part
-      if ffi.C.kbl_cb_mkdir(sofar, 493) ~= 0 and ffi.errno() ~= 17 then -- 0755; EEXIST is fine
-         error(string.format('cannot create the directory %s (errno %d)', sofar, ffi.errno()), 0)
-      end
-   end
-   return path
-end
+M.mkdir_p = require('kbl.io.fs').mkdir_p
 
 return M

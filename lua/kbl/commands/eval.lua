@@ -12,17 +12,9 @@ function M.describe(cmd)
    cmd:flag('--json', 'Print one JSON object of metric names and values.')
 end
 
-local function is_dir(path)
-   local f = io.open(path .. '/.', 'r')
-   if f then f:close() return true end
-   return false
-end
 
-local function exists(path)
-   local f = io.open(path, 'r')
-   if f then f:close() end
-   return f ~= nil
-end
+local fs = require 'kbl.io.fs'
+local exists, is_dir = fs.exists, fs.is_dir
 
 -- The config file and the weights (a safetensors file or a checkpoint) to use.
 local function locate(path)

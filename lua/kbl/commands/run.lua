@@ -8,6 +8,9 @@
 -- report.html, status.json and the final weights (model.safetensors); then
 -- evaluates on the test split. `--resume RUN_DIR` continues from the newest
 -- valid checkpoint, skipping damaged ones; SIGINT/SIGTERM checkpoint and stop.
+local fs = require 'kbl.io.fs'
+local exists, mkdir_p = fs.exists, fs.mkdir_p
+
 local M = {summary = 'Train an experiment from config files.'}
 
 function M.describe(cmd)
@@ -23,13 +26,7 @@ function M.describe(cmd)
    cmd:flag('--quiet', 'No progress bar or epoch lines.')
 end
 
-local function mkdir_p(path) return require('kbl.callbacks.base').mkdir_p(path) end
 
-local function exists(path)
-   local f = io.open(path, 'r')
-   if f then f:close() end
-   return f ~= nil
-end
 
 -- runs/<name>/<YYYYmmdd-HHMMSS>, with -2, -3... when taken.
 function M.new_run_dir(cfg)

@@ -136,7 +136,7 @@ function M.run(args)
       dir = os.tmpname()
       os.remove(dir)
    end
-   require('kbl.records.run').mkdir_p(dir)
+   require('kbl.io.fs').mkdir_p(dir)
    local res = M.verify(function()
       return run.build_trainer(args.config, {set = args.set, quiet = true})
    end, args.steps, dir)

@@ -21,11 +21,7 @@ local ORDER = {'train_x', 'train_y', 'test_x', 'test_y'}
 local CLASS_NAMES = {'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag',
    'Ankle boot'}
 
-local function exists(path)
-   local f = io.open(path, 'rb')
-   if f then f:close() return true end
-   return false
-end
+local exists = require('kbl.io.fs').exists
 
 -- The path of each file (plain or .gz), or an error listing what was looked for.
 local function find(dir)

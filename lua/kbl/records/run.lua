@@ -39,20 +39,7 @@ local SIGNALS = {[2] = 'SIGINT', [15] = 'SIGTERM'}
 
 function M.checkpoint_dir(run_dir) return run_dir .. '/checkpoints' end
 
-local function mkdir_p(dir)
-   local ok, lfs = pcall(require, 'lfs')
-   if ok then
-      local path = dir:sub(1, 1) == '/' and '' or nil
-      for part in dir:gmatch('[^/]+') do
-         path = path and (path .. '/' .. part) or part
-         if not lfs.attributes(path, 'mode') then lfs.mkdir(path) end
-      end
-      if lfs.attributes(dir, 'mode') ~= 'directory' then error('records: cannot make directory ' .. dir, 0) end
-   else
-      os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'")
-   end
-end
-M.mkdir_p = mkdir_p
+local mkdir_p = require('kbl.io.fs').mkdir_p
 
 -- ---- trainer state <-> checkpoint ---------------------------------------------
 
