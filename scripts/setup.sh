@@ -5,8 +5,9 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PACKAGES="build-essential cmake pkg-config luajit libluajit-5.1-dev lua-busted lua-argparse
-  lua-dkjson lua-check libopenblas-dev libopenblas0-openmp libzstd-dev zlib1g-dev libstb-dev
-  libreadline-dev luarocks dataset-fashion-mnist python3-torch python3-numpy chromium"
+  lua-dkjson lua-check libopenblas-dev libopenblas0-openmp libdnnl-dev libzstd-dev zlib1g-dev libstb-dev
+  libreadline-dev luarocks dataset-fashion-mnist python3-torch python3-numpy chromium
+  clang libclang-rt-14-dev"
 
 missing=""
 for p in $PACKAGES; do
