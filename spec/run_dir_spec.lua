@@ -6,6 +6,11 @@
 -- failed with the message, a live run's directory refused), the final weights
 -- as safetensors; the same config and seed give the same bytes twice; a NaN
 -- loss stops the run naming the step and leaves the last good checkpoint.
+-- The directory is locked: of two runs started together into one, one wins
+-- and the other writes nothing and names the winner's pid; a finished run is
+-- not overwritten without --overwrite (which clears its records first); the
+-- experiment name is one path component; a read-only file system is named.
+local ffi = require 'ffi'
 local json = require 'dkjson'
 local H = require 'helper'
 local kbl = require 'kbl'
@@ -16,6 +21,9 @@ local dir = H.tmpdir()
 local read = H.read
 local function write(name, text) return H.write(dir .. '/' .. name, text) end
 local function kbl_run(args) return H.kbl('run ' .. args, dir) end
+local KBL = 'env KBL_BUILD_DIR=' .. (os.getenv('KBL_BUILD_DIR') or 'build') .. ' bin/kbl'
+
+pcall(ffi.cdef, 'int getpid(void);')
 
 local bytes = H.bytes
 
@@ -176,15 +184,165 @@ describe('kbl run directory', function()
       assert.are.equal('finished', status.read(d).state)
    end)
 
-   it('refuses a directory whose recorded process is alive', function()
+   it('refuses a directory another process holds, naming it and the pid, writing nothing', function()
       local d = dir .. '/busy'
       os.execute('mkdir -p ' .. d)
-      status.write(d, {state = 'running', pid = status.pid(), host = status.read(run_dir).host})
-      local rc2, _, err2 = kbl_run(cfg .. ' --quiet --run-dir ' .. d)
+      local lock = require 'kbl.records.lock'
+      lock.acquire(d)   -- this process plays the live run
+      finally(function() lock.release(d) end)
+      local rc2, out2, err2 = kbl_run(cfg .. ' --run-dir ' .. d)
       assert.are.equal(1, rc2)
-      assert.matches('another run %(pid ' .. status.pid() .. '%) is still running in ' .. d, err2)
-      assert.is_nil(read(d .. '/config.lua'))
-      assert.are.equal(status.pid(), status.read(d).pid)
+      assert.are.equal('', out2)
+      assert.are.equal('kbl: the run directory ' .. d .. ' is in use by another run (pid ' .. status.pid()
+         .. ', holding ' .. d .. '/run.lock); wait for it to end or use another run directory\n', err2)
+      assert.are.same({'run.lock'}, ls(d))
+   end)
+
+   it('gives a directory to one of two runs started together; the other writes nothing', function()
+      -- the two differ in every record: width (parameters), epochs, file name
+      local a = write('race_a.lua', (TINY:gsub('n = 96', 'n = 1920'):gsub('CALLBACKS', '')))
+      local b = write('race_b.lua', (TINY:gsub('n = 96', 'n = 1920'):gsub('units = 16', 'units = 8')
+         :gsub('epochs = 3', 'epochs = 2'):gsub('CALLBACKS', '')))
+      local want = {
+         a = {file = a, params = '131', epochs = 3},
+         b = {file = b, params = '67', epochs = 2},
+      }
+      for i = 1, 4 do
+         local d, io_dir = dir .. '/race' .. i, dir .. '/race' .. i .. '.io'
+         os.execute('mkdir -p ' .. io_dir)
+         local script = string.format('%s run %s --quiet --run-dir %s >%s/a.out 2>%s/a.err & pa=$!; '
+            .. '%s run %s --quiet --run-dir %s >%s/b.out 2>%s/b.err & pb=$!; '
+            .. 'echo $pa $pb >%s/pids; wait $pa; echo $? >%s/a.rc; wait $pb; echo $? >%s/b.rc',
+            KBL, a, d, io_dir, io_dir, KBL, b, d, io_dir, io_dir, io_dir, io_dir, io_dir)
+         os.execute("sh -c '" .. script .. "'")
+         local pa, pb = read(io_dir .. '/pids'):match('(%d+) (%d+)')
+         local pid = {a = pa, b = pb}
+         local rcs = {a = tonumber(read(io_dir .. '/a.rc')), b = tonumber(read(io_dir .. '/b.rc'))}
+         local winner = rcs.a == 0 and 'a' or 'b'
+         local loser = winner == 'a' and 'b' or 'a'
+         assert.are.same({[winner] = 0, [loser] = 1}, rcs, 'round ' .. i .. ': ' .. (read(io_dir .. '/a.err') or '')
+            .. (read(io_dir .. '/b.err') or ''))
+         assert.are.equal('', read(io_dir .. '/' .. loser .. '.out'))
+         -- the loser found the lock held, or (started late on a busy machine) the finished run
+         local lost = read(io_dir .. '/' .. loser .. '.err')
+         if lost:find('in use', 1, true) then
+            assert.are.equal('kbl: the run directory ' .. d .. ' is in use by another run (pid ' .. pid[winner]
+               .. ', holding ' .. d .. '/run.lock); wait for it to end or use another run directory\n', lost)
+         else
+            assert.matches('^kbl: %-%-run%-dir ' .. d:gsub('%p', '%%%0') .. ' already holds a finished run', lost)
+         end
+         -- every record is the winner's
+         local w = want[winner]
+         assert.truthy(read(d .. '/config.lua'):find('kbl run ' .. w.file, 1, true), 'config.lua of the winner')
+         assert.falsy(read(d .. '/config.lua'):find(want[loser].file, 1, true), 'config.lua of the loser')
+         assert.matches('Total params: ' .. w.params .. '\n', read(d .. '/summary.txt'))
+         assert.are.equal(w.epochs, #metrics(d))
+         assert.are.equal(w.epochs, #lines(read(d .. '/metrics.csv')) - 1)
+         assert.are.equal('finished', status.read(d).state)
+         local events = 0
+         for _, n in ipairs(ls(d)) do if n:match('^events%.out%.tfevents%.') then events = events + 1 end end
+         assert.are.equal(1, events)
+      end
+   end)
+
+   it('gives two runs started together without --run-dir a directory each', function()
+      local runs, io_dir = dir .. '/auto_runs', dir .. '/auto.io'
+      os.execute('mkdir -p ' .. io_dir)
+      local one = string.format("%s run %s --quiet --set runs='\\''%s'\\''", KBL, cfg, runs)
+      os.execute(string.format("sh -c '%s 2>%s/a.err & pa=$!; %s 2>%s/b.err & pb=$!; "
+         .. "wait $pa; echo $? >%s/a.rc; wait $pb; echo $? >%s/b.rc'", one, io_dir, one, io_dir, io_dir, io_dir))
+      assert.are.equal(0, tonumber(read(io_dir .. '/a.rc')), read(io_dir .. '/a.err'))
+      assert.are.equal(0, tonumber(read(io_dir .. '/b.rc')), read(io_dir .. '/b.err'))
+      local made = ls(runs .. '/tiny')
+      assert.are.equal(2, #made)
+      for _, n in ipairs(made) do
+         assert.are.equal('finished', status.read(runs .. '/tiny/' .. n).state)
+         assert.are.equal(3, #metrics(runs .. '/tiny/' .. n))
+      end
+   end)
+
+   it('refuses --run-dir onto a finished run, naming --resume and --overwrite; --overwrite clears it', function()
+      local d = dir .. '/again_over'
+      local rc1, _, err1 = kbl_run(cfg .. ' --quiet --run-dir ' .. d)
+      assert.are.equal(0, rc1, err1)
+      local before = {}
+      for _, n in ipairs(ls(d)) do before[n] = read(d .. '/' .. n) or 'dir' end
+      local ckpts = ls(d .. '/checkpoints')
+      local rc2, out2, err2 = kbl_run(cfg .. ' --quiet --run-dir ' .. d)
+      assert.are.equal(1, rc2)
+      assert.are.equal('', out2)
+      assert.matches('^kbl: %-%-run%-dir ' .. d:gsub('%p', '%%%0') .. ' already holds a finished run %(', err2)
+      assert.truthy(err2:find('continue it with `kbl run --resume ' .. d .. '`', 1, true), err2)
+      assert.truthy(err2:find('or start afresh with --overwrite', 1, true), err2)
+      assert.are.equal(1, #lines(err2))
+      for _, n in ipairs(ls(d)) do
+         if n ~= 'run.lock' then assert.are.equal(before[n], read(d .. '/' .. n) or 'dir', n) end
+      end
+      assert.are.same(ckpts, ls(d .. '/checkpoints'))
+      -- --overwrite: a shorter run with no trace of the old one
+      local rc3, _, err3 = kbl_run(cfg .. ' --quiet --overwrite --set epochs=1 --run-dir ' .. d)
+      assert.are.equal(0, rc3, err3)
+      assert.are.equal(1, #metrics(d))
+      assert.are.equal(2, #lines(read(d .. '/metrics.csv')))
+      local events = {}
+      for _, n in ipairs(ls(d)) do if n:match('^events%.out%.tfevents%.') then events[#events + 1] = n end end
+      assert.are.equal(1, #events)
+      assert.are_not.equal(before[events[1]], read(d .. '/' .. events[1]), 'the old event file is gone')
+      assert.are.same({'best.ckpt', checkpoint.file_name(6)}, ls(d .. '/checkpoints'))
+      local s = status.read(d)
+      assert.are.equal('finished', s.state)
+      assert.are.equal(6, s.step)
+      assert.matches('epochs = 1', read(d .. '/config.lua'))
+      -- a user's own file in the directory is left alone
+      write('again_over/notes.txt', 'mine')
+      assert.are.equal(0, (kbl_run(cfg .. ' --quiet --overwrite --run-dir ' .. d)))
+      assert.are.equal('mine', read(d .. '/notes.txt'))
+      assert.are.equal(3, #metrics(d))
+      -- --resume and --overwrite together make no sense
+      local rc4, _, err4 = kbl_run('--quiet --overwrite --resume ' .. d)
+      assert.are.equal(1, rc4)
+      assert.matches('--overwrite and --resume contradict', err4, nil, true)
+   end)
+
+   it('takes the experiment name as one path component only', function()
+      local runs = dir .. '/named_runs'
+      for _, bad in ipairs{'../../x', '..', '.', 'a/b', ''} do
+         local c = write('named.lua', (TINY:gsub("name = 'tiny'", 'name = ' .. string.format('%q', bad))
+            :gsub('CALLBACKS', '')))
+         local rc2, _, err2 = kbl_run(c .. " --quiet --set runs='" .. runs .. "'")
+         assert.are.equal(1, rc2, bad)
+         assert.are.equal('kbl: ' .. c .. ":3: config key 'name' must be one path component (it names the "
+            .. "directory runs/<name>/), got " .. string.format('%q', bad) .. ": no '/', not '.' or '..'\n", err2)
+      end
+      assert.are.same({}, ls(runs))
+      -- a good name makes runs/<name>/<time>
+      local c = write('named.lua', (TINY:gsub("name = 'tiny'", "name = 'ok-name_1.2'"):gsub('CALLBACKS', '')))
+      local rc2, _, err2 = kbl_run(c .. " --quiet --set runs='" .. runs .. "'")
+      assert.are.equal(0, rc2, err2)
+      assert.are.same({'ok-name_1.2'}, ls(runs))
+      assert.matches('^%d+%-%d+$', ls(runs .. '/ok-name_1.2')[1])
+   end)
+
+   it('names a read-only file system in words', function()
+      local ro = dir .. '/ro'
+      os.execute('mkdir -p ' .. ro)
+      if H.run('mount -t tmpfs tmpfs ' .. ro) ~= 0 then
+         pending('mounting a tmpfs needs root and mount(8); the read-only case is not checked here')
+         return
+      end
+      finally(function() os.execute('umount ' .. ro .. ' 2>/dev/null') end)
+      os.execute('mkdir ' .. ro .. '/old')
+      assert.are.equal(0, (H.run('mount -o remount,ro ' .. ro)))
+      local rc2, _, err2 = kbl_run(cfg .. ' --quiet --run-dir ' .. ro .. '/new')
+      assert.are.equal(1, rc2)
+      assert.are.equal('kbl: cannot create the directory ' .. ro .. '/new: Read-only file system (errno 30)\n', err2)
+      rc2, _, err2 = kbl_run(cfg .. ' --quiet --run-dir ' .. ro .. '/old')
+      assert.are.equal(1, rc2)
+      assert.are.equal('kbl: cannot create the lock file ' .. ro .. '/old/run.lock: Read-only file system (errno 30)\n',
+         err2)
+      rc2, _, err2 = kbl_run(cfg .. " --quiet --set runs='" .. ro .. "/runs'")
+      assert.are.equal(1, rc2)
+      assert.are.equal('kbl: cannot create the directory ' .. ro .. '/runs: Read-only file system (errno 30)\n', err2)
    end)
 
    it('gives the same weights and metrics twice from one config and seed', function()

@@ -1,6 +1,8 @@
 -- status: status.json moves through not_started, running (with pid),
 -- interrupted, failed (with the message) and finished, and a run refuses a
--- directory whose recorded process is still alive.
+-- directory whose recorded process is still alive; a running status whose run
+-- is gone (process dead, or its pid reused while the run lock is free) reads
+-- as stopped, saying how to resume.
 local json = require 'dkjson'
 local H = require 'helper'
 local status = require 'kbl.records.status'
@@ -78,6 +80,58 @@ describe('status', function()
       local _, old = status.start(dir)
       assert.are.equal(dead, old.pid)
       status.start(dir)   -- the same process again
+      assert.are.equal('running', status.read(dir).state)
+   end)
+
+   it('reads a running status whose run is gone as stopped, saying how to resume', function()
+      local dir = tmp .. '/e'
+      os.execute('mkdir -p ' .. dir)
+      local _, out = H.run('sh -c "echo \\$\\$"')
+      local dead = assert(tonumber(out:match('%d+')))
+      write_status(dir, {state = 'running', pid = dead, step = 7})
+      local s = status.read(dir)
+      assert.are.equal('stopped', s.state)
+      assert.are.equal('running', s.recorded_state)
+      assert.are.equal(7, s.step)
+      assert.are.equal('the run stopped without recording why (its process, pid ' .. dead .. ', is gone); '
+         .. 'continue it with: kbl run --resume ' .. dir, s.message)
+      assert.are.equal('running', status.read(dir, {raw = true}).state)   -- the file is untouched
+   end)
+
+   it('reads a running status by the run lock when there is one, else by the pid', function()
+      if H.run('command -v flock') ~= 0 then
+         pending('flock(1) from util-linux is not installed')
+         return
+      end
+      local dir = tmp .. '/f'
+      os.execute('mkdir -p ' .. dir)
+      local _, out = H.run('sh -c "echo \\$\\$"')
+      local dead = assert(tonumber(out:match('%d+')))
+      -- a live process that holds the run lock: running; once it is gone, stopped
+      local lock = dir .. '/run.lock'
+      local rc, o = H.run("sh -c 'exec 9<>" .. lock .. " && flock -n 9 && exec sleep 30' >/dev/null 2>&1 & echo $!")
+      assert.are.equal(0, rc)
+      local holder = assert(tonumber(o:match('%d+')))
+      finally(function() os.execute('kill -9 ' .. holder .. ' 2>/dev/null') end)
+      local held = false
+      for _ = 1, 500 do
+         held = require('kbl.records.lock').state(dir) == 'held'
+         if held then break end
+         os.execute('sleep 0.01')
+      end
+      assert.is_true(held)
+      write_status(dir, {state = 'running', pid = holder, host = status.host()})
+      assert.are.equal('running', status.read(dir).state)
+      os.execute('kill -9 ' .. holder .. '; sleep 0.2')
+      assert.are.equal('stopped', status.read(dir).state)
+      -- the pid alive (1, init) but the lock free: the pid is another process's by now
+      write_status(dir, {state = 'running', pid = 1, host = status.host()})
+      assert.are.equal('stopped', status.read(dir).state)
+      -- without a lock file (an older kbl) the pid decides; another host is not judged
+      os.remove(lock)
+      write_status(dir, {state = 'running', pid = 1, host = status.host()})
+      assert.are.equal('running', status.read(dir).state)
+      write_status(dir, {state = 'running', pid = dead, host = 'elsewhere.example'})
       assert.are.equal('running', status.read(dir).state)
    end)
 

@@ -8,36 +8,83 @@
 -- report.html, status.json and the final weights (model.safetensors); then
 -- evaluates on the test split. `--resume RUN_DIR` continues from the newest
 -- valid checkpoint, skipping damaged ones; SIGINT/SIGTERM checkpoint and stop.
+--
+-- The run takes the run directory's lock (kbl.records.lock) before it writes
+-- anything there and holds it while the run lasts: of two runs started into one
+-- directory, the second writes nothing and fails naming the first's pid. A
+-- directory that holds a run's records is not started afresh: --resume
+-- continues it, --overwrite deletes the records first.
 local fs = require 'kbl.io.fs'
-local exists, mkdir_p = fs.exists, fs.mkdir_p
+local mkdir_p = fs.mkdir_p
 
 local M = {summary = 'Train an experiment from config files.'}
 
 function M.describe(cmd)
    cmd:argument('files', 'Config files or names (found in lua/configs, then here); later ones override. '
       .. 'With --resume, the run directory\'s config.lua by default.'):args('*')
-   cmd:option('--set', 'Override a value: key=value, the value a Lua literal (repeatable).')
+   cmd:option('--set', 'Override a value: key=value, the value a Lua value in the config scope (repeatable).')
       :count('*'):argname('<key=value>')
    cmd:flag('--print-config', 'Print the resolved config as Lua and exit.')
-   cmd:option('--run-dir', 'The run directory (default runs/<name>/<time>).')
+   cmd:option('--run-dir', 'The run directory (default runs/<name>/<time>). One that holds a run is refused: '
+      .. 'use --resume, or --overwrite.')
    cmd:option('--resume', 'Continue the run in this directory from its newest valid checkpoint.')
       :argname('<run_dir>')
+   cmd:flag('--overwrite', 'Start afresh in a --run-dir that holds a run: first delete its config, summary, '
+      .. 'metrics, event files, checkpoints, report, status and weights.')
    cmd:option('--device', 'cpu or cuda (overrides the config).')
    cmd:flag('--quiet', 'No progress bar or epoch lines.')
 end
 
 
 
--- runs/<name>/<YYYYmmdd-HHMMSS>, with -2, -3... when taken.
-function M.new_run_dir(cfg)
+-- Raises unless cfg.name can name a directory under runs/: one path
+-- component, not '.' or '..'. origins (from kbl.config.load) give file:line.
+function M.check_name(cfg, origins)
+   local name = cfg.name
+   if name == nil then return end
+   local s = tostring(name)
+   if s == '' or s == '.' or s == '..' or s:find('[/%z]') then
+      local where = origins and (origins.name or origins[''])
+      error(string.format("%sconfig key 'name' must be one path component (it names the directory "
+         .. "runs/<name>/), got %q: no '/', not '.' or '..'", where and (where .. ': ') or '', s), 0)
+   end
+end
+
+-- Makes and returns runs/<name>/<YYYYmmdd-HHMMSS>, with -2, -3... when taken;
+-- made with mkdir, so two runs started in the same second get one each.
+function M.new_run_dir(cfg, origins)
+   M.check_name(cfg, origins)
    local root = (cfg.runs or 'runs') .. '/' .. tostring(cfg.name or 'run'):gsub('[^%w_%-%.]', '_')
+   mkdir_p(root)
    local stamp = os.date('%Y%m%d-%H%M%S')
    local dir, k = root .. '/' .. stamp, 1
-   while exists(dir) do
+   while true do
+      local ok, e = fs.mkdir(dir)
+      if ok then return dir end
+      if e ~= 17 then   -- EEXIST: taken, try the next
+         error(string.format('cannot create the directory %s: %s (errno %d)', dir, fs.strerror(e), e), 0)
+      end
       k = k + 1
       dir = root .. '/' .. stamp .. '-' .. k
    end
-   return dir
+end
+
+-- Refuses to start afresh over a run's records unless --overwrite, which
+-- deletes them. Runs with the lock held.
+local function claim(run_dir, overwrite)
+   local records = require 'kbl.records.run'
+   local found = records.existing(run_dir)
+   if #found == 0 then return end
+   if overwrite then
+      records.clear(run_dir)
+      return
+   end
+   local ok, s = pcall(require('kbl.records.status').read, run_dir)
+   local what = ok and s and s.state and (s.state:gsub('_', ' ') .. ' run') or 'run'
+   local article = what:match('^[aeiou]') and 'an' or 'a'
+   error(string.format('--run-dir %s already holds %s %s (%s); continue it with `kbl run --resume %s`, '
+      .. 'or start afresh with --overwrite, which deletes those records first', run_dir, article, what,
+      table.concat(found, ', '), run_dir), 0)
 end
 
 local function write_file(path, text)
@@ -120,10 +167,26 @@ function M.run(args)
    end
    local status = require 'kbl.records.status'
    local records = require 'kbl.records.run'
+   if resume_dir and args.overwrite then error('--overwrite and --resume contradict each other', 0) end
+   if resume_dir and not fs.is_dir(resume_dir) then error('--resume ' .. resume_dir .. ': no such run directory', 0) end
    local run_dir = resume_dir or args.run_dir
-   if not run_dir then run_dir = M.new_run_dir(require('kbl.config').load(files, {set = sets})) end
-   mkdir_p(run_dir)
-   status.start(run_dir)   -- refuses a directory that a live run holds, before anything is written
+   if run_dir then
+      mkdir_p(run_dir)
+   else
+      run_dir = M.new_run_dir(require('kbl.config').load(files, {set = sets}))
+   end
+   -- nothing is written before the lock: the run that loses it stops here;
+   -- it is held until the run ends (or the process does, however it ends)
+   local lock = require 'kbl.records.lock'
+   lock.acquire(run_dir)
+   local claimed, why = pcall(function()
+      if not resume_dir then claim(run_dir, args.overwrite) end
+      status.start(run_dir)   -- refuses a directory whose status names a live run (of an older kbl)
+   end)
+   if not claimed then
+      lock.release(run_dir)
+      error(why, 0)
+   end
    local trainer, rec
    local ok, err = pcall(function()
       local t, _, _, text = M.build_trainer(files, {set = sets, quiet = args.quiet, run_dir = run_dir,
@@ -159,8 +222,10 @@ function M.run(args)
       -- failures before fit (a bad config, a damaged run directory) are recorded too
       local s = status.read(run_dir)
       if s and s.state == 'running' and s.pid == status.pid() then pcall(status.failed, run_dir, err) end
+      lock.release(run_dir)
       error(err, 0)
    end
+   lock.release(run_dir)
    return trainer
 end
 

@@ -1,6 +1,7 @@
 -- kbl.records.run: what a training run writes into its run directory, as one
 -- callback for kbl.fit's Trainer, and the resume that reads it back.
 --
+--   run_dir/run.lock                        kbl.records.lock: held while a run writes here
 --   run_dir/status.json                     kbl.records.status
 --   run_dir/events.out.tfevents.<t>.<host>  kbl.records.tensorboard: every logged
 --                                           metric (loss/train, loss/validation...) and lr
@@ -26,11 +27,16 @@
 -- SIGINT or SIGTERM during fit: the recorder writes a checkpoint at the current
 -- step (mid-epoch too), marks the status interrupted and raises a message that
 -- says how to resume. A checkpoint holds plain data and named tensors only.
+--
+-- records.existing(run_dir) lists the records a run left in a directory (kbl
+-- run refuses to start afresh over them), records.clear(run_dir) deletes them
+-- (kbl run --overwrite); both leave other files and the lock alone.
 local ffi = require 'ffi'
 local lib = require 'kbl.lib'
 local T = require 'kbl.tensor'
 local checkpoint = require 'kbl.records.checkpoint'
 local status = require 'kbl.records.status'
+local lock = require 'kbl.records.lock'
 local C = lib.C
 
 local M = {}
@@ -127,7 +133,7 @@ function M.resume(trainer, run_dir, opts)
    end
    trainer:build()
    trainer.model:load_state_dict(r.model)
-   trainer:set_state(r.state)
+   trainer:set_state(r.state, path)
    if not opts.quiet then
       out:write(string.format('kbl: resuming from %s (step %d, epoch %d)\n', path, r.meta.step or 0,
          r.meta.epoch or 0))
@@ -217,23 +223,74 @@ function Recorder:write_report(ctx, state)
       history = history, updated = os.date('!%Y-%m-%d %H:%M:%S UTC')})
 end
 
+-- The names in a directory (none when it cannot be listed).
+local function list_dir(dir)
+   local names = {}
+   local p = io.popen("ls -1A '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+   for name in p:lines() do names[#names + 1] = name end
+   p:close()
+   return names
+end
+
 -- Removes the temporary files (<name>.tmp.<pid>) of checkpoint writes that a
 -- killed process left behind; a live writer's are kept.
 function M.remove_stale_temporaries(dir)
    local removed = {}
-   local p = io.popen("ls -1 '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
-   for name in p:lines() do
+   for _, name in ipairs(list_dir(dir)) do
       local pid = tonumber(name:match('%.tmp%.(%d+)$'))
       if pid and not status.is_alive(pid) then
          os.remove(dir .. '/' .. name)
          removed[#removed + 1] = name
       end
    end
-   p:close()
    return removed
 end
 
+-- What a run writes at the top of its directory, besides the event files
+-- (events.out.tfevents.*) and checkpoints/.
+M.RECORD_FILES = {'config.lua', 'summary.txt', 'metrics.jsonl', 'metrics.csv', 'report.html', 'status.json',
+   'model.safetensors', 'weights.safetensors'}
+
+local function is_record(name)
+   for _, f in ipairs(M.RECORD_FILES) do if name == f then return true end end
+   return name == 'checkpoints' or name:match('^events%.out%.tfevents%.') ~= nil
+end
+
+-- The run records in dir (names, sorted), {} for a fresh or missing directory.
+function M.existing(dir)
+   local found = {}
+   for _, name in ipairs(list_dir(dir)) do
+      if is_record(name) then found[#found + 1] = name end
+   end
+   table.sort(found)
+   return found
+end
+
+-- Deletes the run records of dir: checkpoints/ with everything in it, the
+-- event files, config, summary, metrics, report, status and weights. Raises
+-- naming the first file it cannot delete. Returns the names deleted.
+function M.clear(dir)
+   local names = M.existing(dir)
+   local function remove(path)
+      local ok, err = os.remove(path)
+      if not ok then error('cannot delete ' .. tostring(err), 0) end
+   end
+   for _, name in ipairs(names) do
+      local path = dir .. '/' .. name
+      if name == 'checkpoints' then
+         for _, f in ipairs(list_dir(path)) do remove(path .. '/' .. f) end
+      end
+      remove(path)
+   end
+   return names
+end
+
 function Recorder:on_train_begin(ctx)
+   mkdir_p(self.run_dir)
+   if not self.locked then
+      lock.acquire(self.run_dir)   -- kbl run holds it already; this only counts
+      self.locked = true
+   end
    mkdir_p(M.checkpoint_dir(self.run_dir))
    M.remove_stale_temporaries(M.checkpoint_dir(self.run_dir))
    status.start(self.run_dir, {step = ctx.step, epoch = ctx.epochs_done, resume = self.resumed_from})
@@ -253,6 +310,7 @@ function Recorder:interrupt(ctx, sig)
       .. 'Resume with: %s', name, ctx.step, ctx.epoch or 0, path, how)
    status.interrupted(self.run_dir, {message = msg, step = ctx.step, epoch = ctx.epoch, checkpoint = path})
    self:close()
+   self:unlock()
    error(msg, 0)
 end
 
@@ -279,8 +337,8 @@ function Recorder:on_epoch_end(ctx, epoch, logs)
       self:save(ctx, M.checkpoint_dir(self.run_dir) .. '/best.ckpt')
       self.last_checkpoint, ctx.last_checkpoint = last, last
    end
-   status.write(self.run_dir, {state = 'running', pid = status.pid(), step = ctx.step, epoch = epoch,
-      checkpoint = ctx.last_checkpoint})
+   status.write(self.run_dir, {state = 'running', pid = status.pid(), host = status.host(), step = ctx.step,
+      epoch = epoch, checkpoint = ctx.last_checkpoint})
    self:write_report(ctx, 'running')
    -- a signal during the epoch's last step or its validation: stop here, the
    -- epoch finished (the check after each step comes first otherwise)
@@ -296,6 +354,11 @@ function Recorder:close()
    end
 end
 
+-- Gives back the run directory's lock, once the status is final.
+function Recorder:unlock()
+   if self.locked then lock.release(self.run_dir); self.locked = false end
+end
+
 function Recorder:on_train_end(ctx)
    if self.interrupted or self.closed then return end
    self.closed = true
@@ -303,6 +366,7 @@ function Recorder:on_train_end(ctx)
       self:close()
       status.failed(self.run_dir, ctx.failed, {step = ctx.step, checkpoint = ctx.last_checkpoint})
       self:write_report(ctx, 'failed: ' .. ctx.failed)
+      self:unlock()
       return
    end
    if self.final_weights then
@@ -312,6 +376,7 @@ function Recorder:on_train_end(ctx)
    self:close()
    status.finished(self.run_dir, {step = ctx.step, epoch = ctx.epoch, checkpoint = ctx.last_checkpoint})
    self:write_report(ctx, 'finished')
+   self:unlock()
 end
 
 -- Runs trainer:fit(); on an error that is not an interrupt, marks the run failed
@@ -326,6 +391,7 @@ function M.fit(trainer, recorder)
       pcall(status.failed, recorder.run_dir, tostring(res.msg), {step = trainer.step,
          checkpoint = trainer.last_checkpoint})
    end
+   if recorder then recorder:unlock() end
    error(res.msg, 0)
 end
 
