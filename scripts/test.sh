@@ -27,7 +27,7 @@ fi
 # busted specs (one process per spec file keeps a crash local to its file)
 for spec in ${KBL_SPECS:-spec/*_spec.lua}; do
   out=$(KBL_BUILD_DIR="$build" busted -o utfTerminal "$spec" 2>&1)
-  summary=$(echo "$out" | grep -E '[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors?' | tail -n 1)
+  summary=$(echo "$out" | grep -E '[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors?' | tail -n 1)
   if [ -z "$summary" ]; then
     echo "$out" | tail -n 30
     echo "FAILED: $spec did not complete"

@@ -4,6 +4,7 @@ local json = require 'dkjson'
 local kbl = require 'kbl'
 local H = require 'helper'
 local npy = require 'kbl.io.npy'
+local mutate = require 'mutate'
 
 local PY = '/usr/bin/python3'
 local tmp = H.tmpdir()
@@ -100,6 +101,49 @@ describe('npy', function()
       end
    end)
 
+   it('refuses a malformed header, naming the file, the byte and the key', function()
+      local path = tmp .. '/h.npy'
+      local function err_of(dict, data)
+         local f = assert(io.open(path, 'wb'))
+         f:write(mutate.npy_file(1, dict, data or string.rep('\0', 24)))
+         f:close()
+         local ok, err = pcall(npy.load, path)
+         assert.is_false(ok, dict)
+         return err
+      end
+      local function head(shape) return "{'descr': '<f4', 'fortran_order': False, 'shape': " .. shape .. ', }' end
+      -- byte 10 is the header's first; 'shape': ( is at byte 60
+      assert.matches("h.npy: bad header at byte 63 ('shape'): expected ',' or ')' after a size", err_of(head('(1 2)')),
+         1, true)
+      assert.matches("h.npy: bad header at byte 61 ('shape'): expected a size or ')'", err_of(head('(,)')), 1, true)
+      assert.matches("bad header at byte 60 ('shape'): (3) is a number, not a tuple (write (3,))", err_of(head('(3)')),
+         1, true)
+      assert.matches("bad header at byte 63 ('shape'): expected a size or ')'", err_of(head('(1,,2)')), 1, true)
+      -- a size no tensor can have once gave "empty: negative size", naming nothing
+      assert.matches("h.npy: bad header at byte 60 ('shape'): (0, 99999999999999999999) is too large",
+         err_of(head('(0, 99999999999999999999)')), 1, true)
+      assert.matches("bad header at byte 66 ('x'): unknown key", err_of("{'descr': '<f4', 'fortran_order': False, "
+         .. "'shape': (2,), 'x': 1}"), 1, true)
+      assert.matches("bad header at byte 51 ('descr'): the key is given twice", err_of("{'descr': '<f4', "
+         .. "'fortran_order': False, 'descr': '<f4', 'shape': (2,)}"), 1, true)
+      assert.matches("('fortran_order'): expected a string, True, False or a tuple",
+         err_of("{'descr': '<f4', 'fortran_order': false, 'shape': (2,)}"), 1, true)
+      assert.matches("no 'shape' key", err_of("{'descr': '<f4', 'fortran_order': False}"), 1, true)
+      assert.matches("bad header at byte 66: text after the closing '}'",
+         err_of("{'descr': '<f4', 'fortran_order': False, 'shape': (2,)} junk"), 1, true)
+      assert.matches("bad header at byte 20 ('descr'): structured dtypes are not supported",
+         err_of("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,)}"), 1, true)
+      -- what numpy writes, trailing commas and Python 2's 3L included, still loads
+      local f = assert(io.open(path, 'wb'))
+      f:write(mutate.npy_file(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,3,), }", string.rep('\0', 24)))
+      f:close()
+      assert.are.same({2, 3}, npy.load(path):size())
+      f = assert(io.open(path, 'wb'))
+      f:write(mutate.npy_file(1, '{"descr":"<f4","fortran_order":False,"shape":(3L,)}', string.rep('\0', 12)))
+      f:close()
+      assert.are.same({3}, npy.load(path):size())
+   end)
+
    it('reports a file that is not .npy or is truncated, naming it', function()
       local path = tmp .. '/bad.npy'
       local f = assert(io.open(path, 'wb'))
@@ -117,6 +161,6 @@ describe('npy', function()
       f:close()
       ok, err = pcall(npy.load, path)
       assert.is_false(ok)
-      assert.matches('truncated: shape (100) needs 400 bytes of data, the file has 390', err, nil, true)
+      assert.matches('truncated: shape (100) needs 400 bytes of data from byte 128, the file has 390', err, nil, true)
    end)
 end)

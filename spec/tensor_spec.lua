@@ -190,6 +190,18 @@ describe('tensor metadata', function()
       assert.are.equal(1, s:numel())
       assert.are.equal(0, kbl.zeros(3, 0):numel())
    end)
+
+   it('prints a size as Lua writes it, and it stays a plain list', function()
+      assert.are.equal('{2, 3, 4}', tostring(kbl.zeros(2, 3, 4):size()))
+      assert.are.equal('{0, 2}', tostring(kbl.zeros(0, 2).shape))
+      assert.are.equal('{}', tostring(kbl.tensor(1):size()))
+      assert.are.equal('{0, 1099511627776}', tostring(kbl.zeros(0, 2 ^ 40):size()))
+      local s = kbl.zeros(2, 3):size()
+      s[#s + 1] = 5
+      assert.are.same({2, 3, 5}, s)
+      assert.are.equal('{2, 3, 5}', tostring(s))
+      assert.are.same({2, 3, 5}, kbl.zeros(s):size())
+   end)
 end)
 
 describe('tensor element access', function()

@@ -89,12 +89,19 @@ methods.ndimension = methods.dim
 function methods.numel(t) return tonumber(C.kbl_numel(live(t))) end
 methods.nElement = methods.numel
 
+-- A size is a plain list of numbers that prints as Lua writes it: {2, 2}.
+local size_mt = {__tostring = function(s)
+   local parts = {}
+   for i, v in ipairs(s) do parts[i] = type(v) == 'number' and v % 1 == 0 and string.format('%d', v) or tostring(v) end
+   return '{' .. table.concat(parts, ', ') .. '}'
+end}
+
 function methods.size(t, d)
    local p = live(t)
    if d then return tonumber(p.shape[cindex(d, p.ndim, 'dimension')]) end
    local s = {}
    for i = 0, p.ndim - 1 do s[i + 1] = tonumber(p.shape[i]) end
-   return s
+   return setmetatable(s, size_mt)
 end
 
 function methods.stride(t, d)

@@ -27,12 +27,15 @@ local unsupported = {F16 = true, BF16 = true, I8 = true, I16 = true, U16 = true,
    F6_E3M2 = true, C64 = true}
 -- The reference implementation refuses headers past 100 MB.
 local MAX_HEADER = 100000000
+-- The largest byte count a tensor may have (its sizes and strides fit in int64),
+-- counting every dim of 0 as 1.
+local MAX_BYTES = 2 ^ 62
 
 M.dtype_of = from_kbl
 
 local function shape_text(shape)
    local s = {}
-   for i, v in ipairs(shape) do s[i] = tostring(v) end
+   for i, v in ipairs(shape) do s[i] = string.format('%.0f', v) end
    return '[' .. table.concat(s, ', ') .. ']'
 end
 
@@ -117,10 +120,14 @@ local function read_header(r)
    end
    if n > MAX_HEADER then r:fail('header length %.0f is over the 100 MB limit', n) end
    local text = r:read(8, n)
-   if text:sub(1, 1) ~= '{' then r:fail('bad JSON header: it does not start with "{"') end
+   if text:sub(1, 1) ~= '{' then r:fail('bad JSON header at byte 8: it does not start with "{"') end
    local ok, obj, pos, err = pcall(json.decode, text, 1, nil)
-   if not ok or type(obj) ~= 'table' then r:fail('bad JSON header: %s', ok and (err or 'not an object') or obj) end
-   if pos and text:sub(pos):match('[^ \t\r\n]') then r:fail('bad JSON header: text after the JSON object') end
+   if not ok or type(obj) ~= 'table' then
+      r:fail('bad JSON header%s: %s', ok and pos and string.format(' at byte %d', 8 + pos - 1) or '',
+         ok and (err or 'not an object') or obj)
+   end
+   local junk = pos and text:find('[^ \t\r\n]', pos)
+   if junk then r:fail('bad JSON header at byte %d: text after the JSON object', 8 + junk - 1) end
    local metadata = {}
    if obj.__metadata__ ~= nil then
       if type(obj.__metadata__) ~= 'table' then r:fail('__metadata__ must be a map of strings') end
@@ -142,12 +149,14 @@ local function read_header(r)
          end
          if not to_kbl[dt] then bad("unknown dtype '%s'", dt) end
          if type(e.shape) ~= 'table' then bad('no shape') end
-         local numel = 1
+         local numel, bytes = 1, elem_size[dt]
          for i = 1, #e.shape do
             if not is_count(e.shape[i]) then bad('shape entry %d is not a size: %s', i, tostring(e.shape[i])) end
             numel = numel * e.shape[i]
+            bytes = bytes * math.max(e.shape[i], 1)
          end
          if #e.shape > 8 then bad('%d dims; kbl tensors have at most 8', #e.shape) end
+         if bytes > MAX_BYTES then bad('shape %s %s is too large: over 2^62 bytes', shape_text(e.shape), dt) end
          local off = e.data_offsets
          if type(off) ~= 'table' or #off ~= 2 or not is_count(off[1]) or not is_count(off[2]) then
             bad('data_offsets must be two non-negative integers')
@@ -200,7 +209,12 @@ function M.load(path)
    local shape_buf = ffi.new('int64_t[8]')
    for _, e in ipairs(entries) do
       for i, v in ipairs(e.shape) do shape_buf[i - 1] = v end
-      local t = T.wrap(C.kbl_empty(#e.shape, shape_buf, to_kbl[e.dtype]))
+      local p = C.kbl_empty(#e.shape, shape_buf, to_kbl[e.dtype])
+      if p == nil then
+         r:close()
+         r:fail("tensor '%s': %s", e.name, ffi.string(C.kbl_last_error()))
+      end
+      local t = T.wrap(p)
       r:read(base + e.b, e.e - e.b, C.kbl_data_ptr(T.live(t)))
       out[e.name] = t
    end
