@@ -210,6 +210,68 @@ describe('kbl with a bad config', function()
       assert.equal("kbl: --set optimiser.lr=3e-4: unknown config key 'optimiser' (did you mean 'optimizer'?)\n", err)
    end)
 
+   it('a --set value cannot run code: os.exit and io.open are refused, naming the --set', function()
+      local rc, out, err = kbl('check ' .. tiny .. " --set 'epochs=os.exit(3)'")
+      assert.equal(1, rc)
+      assert.equal('', out)
+      assert.equal("kbl: --set epochs=os.exit(3): 'os' is not available to a --set value (it sees kbl, blocks, "
+         .. 'optim, losses, metrics, data, callbacks, ref, math, string and table; config files are trusted Lua)\n',
+         err)
+      local pwned = dir .. '/pwned'
+      rc = kbl('check ' .. tiny .. " --set 'epochs=io.open(\"" .. pwned .. "\", \"w\")'")
+      assert.equal(1, rc)
+      assert.is_nil(read(pwned))
+   end)
+
+   it('a bad --set value is blamed on the --set', function()
+      local rc, _, err = kbl('check ' .. tiny .. ' --set optimizer.lr=abc')
+      assert.equal(1, rc)
+      assert.matches("^kbl: %-%-set optimizer.lr=abc: building optim.Adam for 'optimizer': ", err)
+      rc, _, err = kbl('check ' .. tiny .. " --set 'model.2.units=\"x\"'")
+      assert.equal(1, rc)
+      assert.equal("kbl: --set model.2.units=\"x\": building blocks.Dense for 'model.2': blocks.Dense: units must be "
+         .. 'a positive whole number, got x\n', err)
+   end)
+
+   it('kbl check runs a batch through the model and the loss, naming a wrong class count', function()
+      local path = write('fewclasses.lua', TINY:gsub('blocks.Dense{3}', 'blocks.Dense{2}'))
+      local rc, out, err = kbl('check ' .. path)
+      assert.equal(1, rc)
+      assert.equal('', out)
+      assert.equal('kbl: ' .. path .. ":7: labels go up to 3 but the model's output has 2 classes (model.2.units)\n",
+         err)
+      path = write('badshape.lua', TINY:gsub('blocks.Dense{3}}', 'blocks.Dense{3}, blocks.Reshape{{3, 1}}}'))
+      rc, out, err = kbl('check ' .. path)
+      assert.equal(1, rc)
+      assert.equal('', out)
+      assert.matches('^kbl: one training batch through the model and the loss: cross_entropy: labels %[16%] int64 '
+         .. 'do not match logits %[16, 3, 1%] float32', err)
+   end)
+
+   it('a failure inside kbl shows the problem, not kbl\'s own source lines', function()
+      local path = write('fewclasses2.lua', TINY:gsub('blocks.Dense{3}', 'blocks.Dense{2}'))
+      local rc, _, err = kbl('run ' .. path .. ' --quiet --run-dir ' .. dir .. '/fewrun')
+      assert.equal(1, rc)
+      assert.matches('^kbl: cross_entropy: label %d at position %d+ is out of range for 2 classes', err)
+      assert.is_nil(err:find('.lua:', 1, true), err)
+      assert.equal(1, #lines(err))
+      local script = write('broadcast.lua', "local kbl = require 'kbl'\nlocal z = kbl.zeros(2, 3) + kbl.zeros(2, 4)\n")
+      rc, _, err = kbl(script)
+      assert.equal(1, rc)
+      assert.equal('kbl: ' .. script .. ':2: add: shapes [2, 3] float32 and [2, 4] float32 do not broadcast '
+         .. '(dim 2: 3 vs 4)\n', err)
+   end)
+
+   it('KBL_DEBUG=1, documented in --help, shows the traceback', function()
+      local _, help = kbl('--help')
+      assert.matches('KBL_DEBUG=1', help, 1, true)
+      local out, err = dir .. '/dbg.out', dir .. '/dbg.err'
+      local rc = os.execute('env KBL_DEBUG=1 KBL_BUILD_DIR=' .. (os.getenv('KBL_BUILD_DIR') or 'build')
+         .. ' bin/kbl run ' .. tiny .. ' --set optimiser.lr=3e-4 >' .. out .. ' 2>' .. err)
+      assert.is_not.equal(0, rc)
+      assert.matches('stack traceback', read(err), 1, true)
+   end)
+
    it('--debug adds the traceback', function()
       local rc, _, err = kbl('--debug run ' .. tiny .. ' --set optimiser.lr=3e-4')
       assert.equal(1, rc)

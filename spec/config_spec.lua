@@ -18,6 +18,12 @@ local function write(name, text)
    return path
 end
 
+local function H_exists(path)
+   local f = io.open(path, 'rb')
+   if f then f:close() end
+   return f ~= nil
+end
+
 local function load_err(files, opts)
    local ok, err = pcall(config.load, files, opts)
    assert.is_false(ok, 'expected an error')
@@ -309,8 +315,8 @@ describe('config errors', function()
       assert.equal("cannot find config 'no_such_config' (looked for lua/configs/no_such_config.lua, "
          .. "no_such_config.lua)", load_err({'no_such_config'}))
       local path = write('badbase.lua', "return {extends = 'nope'}")
-      assert.equal("cannot find config 'nope' (looked for lua/configs/nope.lua, " .. dir .. "/nope.lua, nope.lua)",
-         load_err({path}))
+      assert.equal(path .. ":1: cannot find config 'nope' (looked for lua/configs/nope.lua, " .. dir .. "/nope.lua, "
+         .. "nope.lua)", load_err({path}))
    end)
 
    it('a syntax error names the file and line', function()
@@ -330,7 +336,7 @@ describe('config errors', function()
       local base = dir .. '/base.lua'
       assert.equal("--set optimiser.lr=1: unknown config key 'optimiser' (did you mean 'optimizer'?)",
          load_err({base}, {set = {'optimiser.lr=1'}}))
-      assert.equal('--set epochs=}: the value is not a Lua literal (unexpected symbol near \'}\')',
+      assert.equal('--set epochs=}: the value is not a Lua value (unexpected symbol near \'}\')',
          load_err({base}, {set = {'epochs=}'}}))
       assert.equal("--set epochs.x=1: cannot set 'epochs.x': 'epochs' holds number 3, not a table",
          load_err({base}, {set = {'epochs.x=1'}}))
@@ -351,17 +357,203 @@ describe('config errors', function()
       assert.matches("^%-%-set optimizer.lrr=0.1: building optim.Adam for 'optimizer': .*'lrr'.*did you mean 'lr'", err)
    end)
 
-   it('an unknown type names the closest', function()
+   it('an unknown type names the file, the line and the closest', function()
       local path = write('wrongtype4.lua', 'return {\n   model = blocks.Dence{units = 3},\n}\n')
       local cfg = config.load({path})
       local ok, err = pcall(config.build, cfg.model, cfg, 'model')
       assert.is_false(ok)
-      assert.equal("unknown type 'blocks.Dence': blocks has no 'Dence' (did you mean 'blocks.Dense'?)", err)
+      assert.equal(path .. ":2: unknown type 'blocks.Dence': blocks has no 'Dence' (did you mean 'blocks.Dense'?)", err)
+      path = write('sequense.lua', 'return {\n   model = blocks.Sequense{blocks.Dense{3}},\n}\n')
+      cfg = config.load({path})
+      ok, err = pcall(config.build, cfg.model, cfg, 'model')
+      assert.is_false(ok)
+      assert.equal(path .. ":2: unknown type 'blocks.Sequense': blocks has no 'Sequense' "
+         .. "(did you mean 'blocks.Sequential'?)", err)
+   end)
+
+   it('an unknown base config names the file, the line and the closest name', function()
+      local path = write('fitt_user.lua', "return {\n   epochs = 1,\n   extends = 'fitt',\n}\n")
+      local err = load_err({path})
+      assert.matches('^' .. path:gsub('%p', '%%%0') .. ":3: cannot find config 'fitt' %(looked for .*%) "
+         .. "%(did you mean 'fit'%?%)$", err)
+   end)
+
+   it('a typo in the options of a data source or a schedule is an error naming the closest', function()
+      local path = write('datatypo.lua', "return {\n   data = data.generated{n = 8,\n      validaton = 5},\n}\n")
+      local cfg, origins = config.load({path})
+      local ok, err = pcall(config.build, cfg.data, cfg, 'data', nil, origins)
+      assert.is_false(ok)
+      assert.matches('^' .. path:gsub('%p', '%%%0') .. ":3: building data.generated for 'data': data.generated: "
+         .. "unknown option 'validaton' %(did you mean 'validation'%?%)", err)
+      local ok2, err2 = pcall(require('kbl.data').fashion_mnist, {validaton = 5, dir = dir})
+      assert.is_false(ok2)
+      assert.matches("data.fashion_mnist: unknown option 'validaton' (did you mean 'validation'?)", err2, 1, true)
+      local ok3, err3 = pcall(require('kbl.data').csv, {path = 'x.csv', lable = 1})
+      assert.is_false(ok3)
+      assert.matches("data.csv: unknown option 'lable' (did you mean 'label'?)", err3, 1, true)
+      local ok4, err4 = pcall(require('kbl.optim').schedules.cosine, {total = 10, warmpu = 2})
+      assert.is_false(ok4)
+      assert.matches("schedules.cosine: unknown option 'warmpu' (did you mean 'warmup'?)", err4, 1, true)
    end)
 
    it('a config cannot assign into a namespace', function()
       local path = write('assign.lua', "blocks.defaults.Dense = {}\nreturn {}\n")
       assert.matches(path:gsub('%p', '%%%0') .. ":1: error in config: a config cannot set blocks.defaults.Dense",
          load_err({path}))
+   end)
+end)
+
+describe('config nesting', function()
+   it('a table that contains itself names the file and the key path', function()
+      local path = write('cycle.lua', 'local t = {}\nt.x = {t}\nreturn {\n   vars = t,\n}\n')
+      assert.equal(path .. ":4: config key 'vars.x.1' refers back to 'vars', which holds it (a config is a tree "
+         .. "of values; a table cannot contain itself)", load_err({path}))
+      path = write('cycle2.lua', 'local c = {epochs = 1}\nc.vars = {c}\nreturn c\n')
+      assert.equal(path .. ":2: config key 'vars.1' refers back to the whole config, which holds it (a config is "
+         .. "a tree of values; a table cannot contain itself)", load_err({path}))
+   end)
+
+   it('tables nested too deep name the file and the key path', function()
+      local path = write('deep.lua', 'local t = {}\nlocal r = t\nfor i = 1, 100000 do t.x = {} t = t.x end\n'
+         .. 'return {\n   vars = r,\n}\n')
+      assert.equal(path .. ":5: config key 'vars' nests tables more than 100 deep (at vars.x.x.x.x.x.x.x...)",
+         load_err({path}))
+   end)
+
+   it('a --set value that contains itself names the --set', function()
+      local a = 'vars=(function() local t = {} t.a = {t} return t end)()'
+      assert.equal('--set ' .. a .. ": config key 'vars.a.1' refers back to 'vars', which holds it (a config is "
+         .. "a tree of values; a table cannot contain itself)", load_err({dir .. '/base.lua'}, {set = {a}}))
+   end)
+end)
+
+describe('config --set values', function()
+   local base = dir .. '/base.lua'
+
+   it('see the config scope and pure Lua', function()
+      local cfg = config.load({base}, {set = {'vars={a = math.pi, b = ("x"):rep(3), c = #table.concat({"a", "b"})}',
+         'eval_batch_size=ref "batch_size"', 'optimizer=optim.SGD{lr = 0.1, momentum = tonumber("0.5")}',
+         'device=cpu', 'name=debug'}})
+      assert.same({a = math.pi, b = 'xxx', c = 2}, cfg.vars)
+      assert.is_true(S.is_ref(cfg.eval_batch_size))
+      assert.same({lr = 0.1, momentum = 0.5}, cfg.optimizer.args[1])
+      assert.equal('cpu', cfg.device)
+      assert.equal('debug', cfg.name)   -- a bare word is a string, even one that names a library
+   end)
+
+   it('cannot reach the system, naming the --set', function()
+      local pwned = dir .. '/pwned'
+      local refused = {
+         {'epochs=io.open("' .. pwned .. '", "w")', 'io'},
+         {'epochs=os.execute("touch ' .. pwned .. '")', 'os'},
+         {'epochs=require("os").time()', 'require'},
+         {'epochs=load("return 1")()', 'load'},
+         {'epochs=loadstring("return 1")()', 'loadstring'},
+         {'epochs=dofile("' .. base .. '")', 'dofile'},
+         {'epochs=loadfile("' .. base .. '")', 'loadfile'},
+         {'epochs=package.loaded.os', 'package'},
+         {'epochs=debug.getinfo(1).short_src', 'debug'},
+         {'epochs=setfenv(1, {})', 'setfenv'},
+         {'epochs=getfenv(1).os', 'getfenv'},
+         {'epochs=rawset(_G, "x", 1)', 'rawset'},
+         {'epochs=_G.os', '_G'},
+         {'epochs=collectgarbage("count")', 'collectgarbage'},
+         {'epochs=getmetatable("").__index.dump', 'getmetatable'},
+         {'epochs=jit.version', 'jit'},
+         {'model=kbl.lib.C.kbl_version{}', 'kbl.lib'},
+         {'model=kbl.lib', 'kbl.lib'},
+         {'model=kbl.ffi', 'kbl.ffi'},
+         {'model=blocks.Dense{activation = kbl._G}', 'kbl._G'},
+         {'model=kbl.save(kbl.tensor{1}, "' .. pwned .. '")', 'kbl.save'},
+         {'model=data.idx.write(kbl.tensor{1}, "' .. pwned .. '")', 'data.idx.write'},
+      }
+      for _, c in ipairs(refused) do
+         local err = load_err({base}, {set = {c[1]}})
+         assert.equal('--set ' .. c[1] .. ": '" .. c[2] .. "' is not available to a --set value (it sees kbl, "
+            .. 'blocks, optim, losses, metrics, data, callbacks, ref, math, string and table; config files are '
+            .. 'trusted Lua)', err)
+      end
+      assert.is_false(H_exists(pwned))
+   end)
+
+   it('get no string.dump, through the string table or a string\'s metatable', function()
+      assert.matches("^%-%-set epochs=string.dump%(function%(%) end%): .*dump", load_err({base},
+         {set = {'epochs=string.dump(function() end)'}}))
+      assert.equal('--set epochs=("").dump: the value is not a Lua value (it is nil)',
+         load_err({base}, {set = {'epochs=("").dump'}}))
+      assert.is_function(('').dump)   -- the string metatable is kbl's own again afterwards
+   end)
+
+   it('a value that fails to evaluate is explained, not shown as a raw Lua error', function()
+      local cases = {
+         {'optimizer.lr=e-4', "'e' is not defined in the config scope"},
+         {"batch_size=rgf 'epochs'", "'rgf' is not defined in the config scope"},
+         {'batch_size=ref /ep', "cannot perform arithmetic on 'ref', which is a function"},
+         {"optimizer.lr=1e-2 * 'x'", 'cannot perform arithmetic on a string'},
+         {'vars={512<x}', 'cannot compare number with nothing (nil)'},
+         {'vars=math.floor()', 'argument #1 of a function is wrong (number expected, got no value)'},
+         {'vars=("x"):rep()', 'argument #2 of a function is wrong (number expected, got no value)'},
+         {'vars=error("mine")', 'mine'},
+      }
+      for _, c in ipairs(cases) do
+         assert.equal('--set ' .. c[1] .. ': ' .. c[2], load_err({base}, {set = {c[1]}}))
+      end
+   end)
+
+   it('cannot change the libraries kbl uses or set globals', function()
+      local cfg = config.load({base},
+         {set = {'epochs=(function() math.floor = nil; string.rep = nil; return 2 end)()'}})
+      assert.equal(2, cfg.epochs)
+      assert.is_function(math.floor)
+      assert.is_function(string.rep)
+      assert.equal("--set epochs=(function() x = 1 return 1 end)(): a --set value cannot set the global 'x'",
+         load_err({base}, {set = {'epochs=(function() x = 1 return 1 end)()'}}))
+   end)
+
+   it('a config file cannot call into kbl.lib through a spec either', function()
+      local path = write('cspec.lua', 'return {\n   model = kbl.lib.C.kbl_version{},\n}\n')
+      local cfg = config.load({path})
+      local ok, err = pcall(config.build, cfg.model, cfg, 'model')
+      assert.is_false(ok)
+      assert.equal(path .. ":2: unknown type 'kbl.lib.C.kbl_version': kbl.lib.C is not a table of types", err)
+   end)
+
+   it('errors about a value set by --set name the --set, not the base config', function()
+      local function build_err(sets, key)
+         local cfg, origins = config.load({base}, {set = sets})
+         local ok, err = pcall(config.build, cfg[key], cfg, key, nil, origins)
+         assert.is_false(ok)
+         return err
+      end
+      assert.matches("^%-%-set optimizer.lr=abc: building optim.Adam for 'optimizer': .*lr", build_err(
+         {'optimizer.lr=abc'}, 'optimizer'))
+      assert.matches("^%-%-set model=blocks.Dense{unit = 3}: building blocks.Dense for 'model': "
+         .. ".*unknown option 'unit' "
+         .. "%(did you mean 'units'%?%)", build_err({'model=blocks.Dense{unit = 3}'}, 'model'))
+      assert.equal("--set vars={a = ref 'nope'}: ref 'nope' names no value in the config (at vars.a)",
+         build_err({"vars={a = ref 'nope'}"}, 'vars'))
+      assert.equal("--set model=blocks.Dens{}: unknown type 'blocks.Dens': blocks has no 'Dens' "
+         .. "(did you mean 'blocks.Dense'?)", build_err({'model=blocks.Dens{}'}, 'model'))
+   end)
+
+   it('a named option replaces a positional one set earlier', function()
+      local path = write('positional.lua',
+         'return {\n   model = blocks.Sequential{blocks.Flatten{}, blocks.Dense{3}},\n}\n')
+      local cfg, origins = config.load({path}, {set = {'model.2.units="x"'}})
+      local ok, err = pcall(config.build, cfg.model, cfg, 'model', nil, origins)
+      assert.is_false(ok)
+      assert.equal("--set model.2.units=\"x\": building blocks.Dense for 'model.2': blocks.Dense: units must be a "
+         .. 'positive whole number, got x', err)
+      cfg = config.load({path}, {set = {'model.2.units=5'}})
+      assert.same({units = 5}, cfg.model.args[1][2].args[1])
+      local over = write('positional2.lua',
+         "return {\n   extends = 'positional',\n   model = {[2] = {units = 4}},\n}\n")
+      cfg = config.load({over})
+      assert.same({units = 4}, cfg.model.args[1][2].args[1])
+      local both = write('positional3.lua', 'return {\n   model = blocks.Dense{3, units = 4},\n}\n')
+      cfg, origins = config.load({both})
+      ok, err = pcall(config.build, cfg.model, cfg, 'model', nil, origins)
+      assert.is_false(ok)
+      assert.matches("option 'units' given twice", err, 1, true)   -- in one spec, still a mistake
    end)
 end)

@@ -171,10 +171,10 @@ describe('expand', function()
 
    it('refuses to expand a dim that is not 1, naming it', function()
       local x = kbl.zeros(3, 2)
-      assert.matches('expand: dim 1 of %[3, 2%] float32 has size 2 and cannot expand to 4',
+      assert.matches('expand: dim 2 of %[3, 2%] float32 has size 2 and cannot expand to 4',   -- dims count from 1
          err_of(function() return x:expand(3, 4) end))
       assert.matches('cannot expand %[3, 2%] float32 to 1 dims', err_of(function() return x:expand(6) end))
-      assert.matches('%-1 is not allowed for the new leading dim', err_of(function() return x:expand(-1, 3, 2) end))
+      assert.matches('%-1 is not allowed for the new leading dim 1', err_of(function() return x:expand(-1, 3, 2) end))
    end)
 
    it('sums the gradient over the expanded dims', function()

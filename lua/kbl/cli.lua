@@ -1,7 +1,9 @@
 -- kbl.cli: the `kbl` command. `kbl FILE.lua [args]` runs a script with kbl
 -- available (as Torch7's `th`); the subcommands live in kbl/commands/, one file
 -- each, exposing `describe(parser)` and `run(args)`. Failures print one line
--- on stderr and exit non-zero; --debug adds the traceback.
+-- on stderr, the problem and the user's file:line or the command, without
+-- kbl's own source locations (kbl.message), and exit non-zero; --debug or
+-- KBL_DEBUG=1 prints the message as raised and the traceback.
 local argparse = require 'argparse'
 
 local COMMANDS = {'run', 'check', 'eval', 'repl', 'info', 'bench', 'verify-resume'}
@@ -15,10 +17,26 @@ local function load_command(name)
    return nil
 end
 
-local function fail(msg, debug)
-   io.stderr:write('kbl: ', tostring(msg):gsub('^kbl: ', ''), '\n')
-   if debug then io.stderr:write(debug, '\n') end
+local function debug_on() return (os.getenv('KBL_DEBUG') or '') ~= '' and os.getenv('KBL_DEBUG') ~= '0' end
+
+-- Prints the error and exits 1; trace (debug mode) keeps the message raw,
+-- else where (the user's file:line) goes in front of a message without one.
+local function fail(msg, trace, where)
+   if trace then
+      io.stderr:write('kbl: ', tostring(msg), '\n', trace, '\n')
+   else
+      io.stderr:write('kbl: ', require('kbl.message').clean(msg, where), '\n')
+   end
    os.exit(1)
+end
+
+-- The error handler of a script or a command: the message, where the user's
+-- code was, and in debug mode the traceback.
+local function handler(debug_mode)
+   return function(e)
+      return {msg = e, where = require('kbl.message').user_where(2),
+         trace = debug_mode and debug.traceback('', 2) or nil}
+   end
 end
 
 -- Runs a Lua script with arg set as `lua script.lua ...` would.
@@ -27,11 +45,9 @@ local function run_script(path, argv)
    if not chunk then fail(err) end
    _G.arg = {[0] = path}
    for i = 1, #argv do _G.arg[i] = argv[i] end
-   local debug_mode = os.getenv('KBL_DEBUG')
-   local ok, e = xpcall(function() return chunk(unpack(argv)) end, function(e)
-      return debug_mode and debug.traceback(e, 2) or e
-   end)
-   if not ok then fail(e) end
+   local debug_mode = debug_on()
+   local ok, e = xpcall(function() return chunk(unpack(argv)) end, handler(debug_mode))
+   if not ok then fail(e.msg, e.trace, e.where) end
 end
 
 function M.main(argv)
@@ -50,12 +66,13 @@ function M.main(argv)
    local ok_lib, kbl = pcall(require, 'kbl')
    if ok_lib then kbl_version = kbl.version() end
    local parser = argparse('kbl', 'kbl: a deep learning toolkit in C with a LuaJIT front end.')
-      :epilog('Run `kbl FILE.lua [args]` to run a script with kbl available.')
+      :epilog('Run `kbl FILE.lua [args]` to run a script with kbl available.\n'
+         .. 'Set KBL_DEBUG=1 (or give --debug) to see where an error was raised, with the traceback.')
    parser:flag('--version', 'Print the version and exit.'):action(function()
       print('kbl ' .. kbl_version)
       os.exit(0)
    end)
-   parser:flag('--debug', 'Show tracebacks on errors.')
+   parser:flag('--debug', 'Show tracebacks on errors (as KBL_DEBUG=1 does).')
    parser:command_target('command')
    local handlers = {}
    for _, name in ipairs(COMMANDS) do
@@ -76,14 +93,9 @@ function M.main(argv)
       os.exit(0)
    end
    if not ok_lib then fail(kbl) end
-   local debug_mode = args.debug or os.getenv('KBL_DEBUG')
-   local okr, err = xpcall(function() return handlers[args.command].run(args) end, function(e)
-      return {msg = e, trace = debug_mode and debug.traceback('', 2) or nil}
-   end)
-   if not okr then
-      local msg = type(err) == 'table' and err.msg or err
-      fail(msg, type(err) == 'table' and err.trace or nil)
-   end
+   local debug_mode = args.debug or debug_on()
+   local okr, err = xpcall(function() return handlers[args.command].run(args) end, handler(debug_mode))
+   if not okr then fail(err.msg, err.trace, err.where) end
 end
 
 -- bin/kbl runs this file directly.

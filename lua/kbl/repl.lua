@@ -292,7 +292,7 @@ end
 function M.show(fn, env, out)
    local ok, res = M.eval(fn)
    if not ok then
-      out:write('error: ', tostring(res[2]), '\n')
+      out:write('error: ', require('kbl.message').clean(res[2]), '\n')
       return false
    end
    if res.n > 1 then

@@ -2,9 +2,12 @@
 -- table; it runs with kbl, blocks, optim, losses, metrics, data, callbacks and
 -- ref in scope, where every constructor makes a spec (kbl.config.spec). Files
 -- compose: `extends = {'fit'}` inside a file, several files on the command line
--- and `--set key=value` (a Lua literal) override what came before, tables
--- merging deeply (kbl.config.merge). Bare names are looked up in lua/configs,
--- beside the file that names them, and in the current directory.
+-- and `--set key=value` override what came before, tables merging deeply
+-- (kbl.config.merge). Bare names are looked up in lua/configs, beside the file
+-- that names them, and in the current directory. Config files are trusted Lua,
+-- like a Makefile; a --set value is a Lua value evaluated in a sandbox (the
+-- config scope without os, io, ffi, require, load...: spec.eval_set). A config
+-- whose tables contain themselves or nest too deep is refused, naming the key.
 --
 --   local config = require 'kbl.config'
 --   local cfg, origins = config.load({'fit', 'fashion_mnist_mlp'}, {set = {'optimizer.lr=3e-4'}})
@@ -65,7 +68,57 @@ function M.find(name, from_dir)
       if cwd and p:sub(1, #cwd + 1) == cwd .. '/' then p = p:sub(#cwd + 2) end
       shown[i] = p
    end
-   error(string.format("cannot find config '%s' (looked for %s)", name, table.concat(shown, ', ')), 0)
+   local hint = M.closest_config(name, from_dir)
+   error(string.format("cannot find config '%s' (looked for %s)%s", name, table.concat(shown, ', '),
+      hint and string.format(" (did you mean '%s'?)", hint) or ''), 0)
+end
+
+-- The config name nearest to name among lua/configs and the naming file's
+-- directory, when one is near enough to be a typo; else nil.
+function M.closest_config(name, from_dir)
+   local base = name:match('([^/]+)$'):gsub('%.lua$', '')
+   local names = {}
+   for _, d in ipairs{M.configs_dir, from_dir or '.'} do
+      local p = io.popen("ls -1 '" .. d:gsub("'", "'\\''") .. "' 2>/dev/null")
+      if p then
+         for f in p:lines() do
+            local n = f:match('^(.+)%.lua$')
+            if n and n ~= base then names[#names + 1] = n end
+         end
+         p:close()
+      end
+   end
+   local best = schema.closest(base, names)
+   if best and schema.distance(base:lower(), best:lower()) <= math.max(1, math.floor(#base / 3)) then
+      return best
+   end
+   return nil
+end
+
+-- How deep a config's tables may nest (a real one is a few levels deep).
+local MAX_DEPTH = 100
+
+-- The message for a table that contains itself or nests too deep; paths are
+-- full key paths ('' is the whole config).
+local function nesting_message(kind, at, back)
+   if kind == 'cycle' then
+      return string.format("config key '%s' refers back to %s, which holds it (a config is a tree of values; "
+         .. "a table cannot contain itself)", at, back == '' and 'the whole config' or "'" .. back .. "'")
+   end
+   local parts = {}
+   for p in at:gmatch('[^%.]+') do parts[#parts + 1] = p end
+   local shown = table.concat(parts, '.', 1, math.min(#parts, 8)) .. (#parts > 8 and '...' or '')
+   return string.format("config key '%s' nests tables more than %d deep (at %s)", parts[1] or '', MAX_DEPTH, shown)
+end
+
+-- file:line of the longest prefix of path that keylines knows, else file.
+local function line_of(file, keylines, path)
+   local p = path
+   while p and p ~= '' do
+      if keylines[p] then return file .. ':' .. keylines[p] end
+      p = p:match('^(.*)%.[^%.]*$')
+   end
+   return file
 end
 
 -- Runs one config file; returns its table (not yet merged with what it extends).
@@ -109,6 +162,8 @@ local function load_into(path, acc, origins, seen)
    if seen[path] then error(string.format('%s: config extends itself (through %s)', path, seen[path]), 0) end
    seen[path] = path
    local tbl, keylines = run_file(path)
+   local kind, at, back = merge.check_nesting(tbl, MAX_DEPTH)
+   if kind then error(line_of(path, keylines, at) .. ': ' .. nesting_message(kind, at, back), 0) end
    local bases = tbl.extends
    if bases ~= nil then
       if type(bases) == 'string' then bases = {bases} end
@@ -116,8 +171,12 @@ local function load_into(path, acc, origins, seen)
          error(string.format("%s:%d: config key 'extends' must be a config name or a list of them, got %s",
             path, keylines.extends or 1, schema.describe(bases)), 0)
       end
-      for _, b in ipairs(bases) do
-         acc = load_into(M.find(b, dirname(path)), acc, origins, seen)
+      for i, b in ipairs(bases) do
+         local ok, found = pcall(M.find, b, dirname(path))
+         if not ok then
+            error(string.format('%s:%d: %s', path, keylines['extends.' .. i] or keylines.extends or 1, found), 0)
+         end
+         acc = load_into(found, acc, origins, seen)
       end
       tbl.extends = nil
    end
@@ -129,30 +188,45 @@ local function load_into(path, acc, origins, seen)
    return merge.merge(acc, tbl)
 end
 
--- Parses 'key=value' (value: a Lua literal, or a spec, or a bare word taken
--- as a string) and sets it in cfg.
+-- Parses 'key=value' and sets it in cfg. The value is a Lua expression in
+-- the config scope (a literal, a table, a spec such as optim.SGD{lr = 0.1},
+-- ref 'x'), evaluated without os, io, ffi, require, load and the other ways
+-- out of the sandbox (kbl.config.spec.eval_set); a bare word that is no name
+-- there (--set device=cpu) is taken as a string.
 function M.apply_set(cfg, origins, assignment)
    local key, text = assignment:match('^%s*([%w_%.]+)%s*=(.*)$')
    local where = '--set ' .. assignment
    if not key then
-      error(string.format("%s: expected key=value (a Lua literal: --set optimizer.lr=3e-4, "
+      error(string.format("%s: expected key=value (a Lua value: --set optimizer.lr=3e-4, "
          .. "--set 'model.units={512,512}', --set device='cuda')", where), 0)
    end
-   local chunk, err = loadstring('return ' .. text, '=(--set)')
-   local value
-   if chunk then
-      setfenv(chunk, S.env())
-      local ok, v = pcall(chunk)
-      if not ok then error(string.format('%s: %s', where, tostring(v):gsub('^%(%-%-set%):%d+: ', '')), 0) end
-      value = v
+   local function fail(msg)
+      error(string.format('%s: %s', where, (tostring(msg):gsub('^%(%-%-set%):%d+: ', ''))), 0)
    end
-   if value == nil then
-      local word = text:match('^%s*([%w_%-%./:]+)%s*$')
-      if not word or word == 'nil' then
-         error(string.format('%s: the value is not a Lua literal (%s)', where,
-            err and err:gsub('^%(%-%-set%):%d+: ', '') or 'it is nil'), 0)
-      end
+   local word = text:match('^%s*([%a_][%w_]*)%s*$')
+   local value
+   if word and not S.set_knows(word) and word ~= 'nil' and word ~= 'true' and word ~= 'false' then
       value = word
+   else
+      local chunk, err = loadstring('return ' .. text, '=(--set)')
+      if chunk then
+         local ok, v = S.eval_set(chunk, where)
+         if not ok then fail(v) end
+         value = v
+      end
+      if value == nil then
+         word = text:match('^%s*([%w_%-%./:]+)%s*$')
+         if not word or word == 'nil' then
+            fail(string.format('the value is not a Lua value (%s)',
+               err and err:gsub('^%(%-%-set%):%d+: ', '') or 'it is nil'))
+         end
+         value = word
+      end
+   end
+   local kind, at, back = merge.check_nesting(value, MAX_DEPTH)
+   if kind then
+      local function full(p) return p == '' and key or key .. '.' .. p end
+      fail(nesting_message(kind, full(at), back and full(back)))
    end
    local parts = merge.split(key)
    local first = parts[1]

@@ -35,12 +35,36 @@ local function merge_maps(a, b)
    return out
 end
 
+-- A block's positional arguments stand for options (blocks.Dense{10} is
+-- units = 10). When a later file or a --set names such an option (named[key]
+-- given), the positional arguments of args become named ones, so the later
+-- value replaces the earlier instead of clashing with it. Changes args.
+local function name_positionals(type_name, args, named)
+   if args[1] == nil then return end
+   local ok, ctor = pcall(S.resolve_type, type_name)
+   local pos = ok and type(ctor) == 'table' and ctor.positional
+   if type(pos) ~= 'table' or #args > #pos then return end
+   local clash = false
+   for i, key in ipairs(pos) do
+      if args[i] ~= nil and named[key] ~= nil and named[i] == nil then clash = true end
+   end
+   if not clash then return end
+   for i, key in ipairs(pos) do
+      if args[i] ~= nil then
+         if args[key] == nil then args[key] = args[i] end
+         args[i] = nil
+      end
+   end
+end
+
 -- The merge of b over a (new tables; a and b are not changed).
 function M.merge(a, b)
    if b == nil then return M.copy(a) end
    if S.is_spec(b) then
       if S.is_spec(a) and a.type == b.type and a:table_arg() and b:table_arg() then
-         local merged = M.merge(a:table_arg(), b:table_arg())
+         local base = M.copy(a:table_arg())
+         name_positionals(a.type, base, b:table_arg())
+         local merged = M.merge(base, b:table_arg())
          -- positional items of b replace a's (a Sequential's list of blocks)
          if b:table_arg()[1] ~= nil then
             for k in pairs(merged) do
@@ -54,10 +78,42 @@ function M.merge(a, b)
    if is_plain(b) and not M.is_list(b) then
       if is_plain(a) and not M.is_list(a) then return merge_maps(a, b) end
       if S.is_spec(a) and a:table_arg() then
-         return S.new(a.type, {merge_maps(a:table_arg(), b)}, 1, a.where)
+         local base = M.copy(a:table_arg())
+         name_positionals(a.type, base, b)
+         return S.new(a.type, {merge_maps(base, b)}, 1, a.where)
       end
    end
    return M.copy(b)
+end
+
+-- Finds what would make a deep merge recurse forever or overflow the stack: a
+-- table that contains itself, or tables nested more than max_depth deep.
+-- Returns nil; or 'cycle', the key path of the field that refers back and the
+-- path of the table it refers to; or 'deep' and the path where max_depth is
+-- passed. Paths go through a spec into its arguments, as config paths do.
+function M.check_nesting(v, max_depth)
+   local path, on_path = {}, {}
+   local function fields(node)
+      if S.is_spec(node) then return node:table_arg() or node.args end
+      if is_plain(node) then return node end
+      return nil
+   end
+   local function walk(node, depth)
+      local f = fields(node)
+      if not f then return nil end
+      if on_path[f] then return 'cycle', table.concat(path, '.'), on_path[f] end
+      if depth > max_depth then return 'deep', table.concat(path, '.') end
+      on_path[f] = table.concat(path, '.')
+      for k, x in pairs(f) do
+         path[#path + 1] = tostring(k)
+         local kind, at, back = walk(x, depth + 1)
+         path[#path] = nil
+         if kind then return kind, at, back end
+      end
+      on_path[f] = nil
+      return nil
+   end
+   return walk(v, 0)
 end
 
 -- 'a.b.2' -> {'a', 'b', 2}
@@ -102,7 +158,9 @@ function M.set(root, path, value)
       end
       node = nxt
    end
-   fields_of(node)[parts[#parts]] = value
+   local last = parts[#parts]
+   if S.is_spec(node) then name_positionals(node.type, fields_of(node), {[last] = value}) end
+   fields_of(node)[last] = value
    return nil
 end
 

@@ -26,16 +26,26 @@ local function distance(a, b)
 end
 M.distance = distance
 
--- The name in names nearest to key (edit distance, ties by order), or nil.
+local function common_prefix(a, b)
+   local i = 0
+   while i < #a and i < #b and a:sub(i + 1, i + 1) == b:sub(i + 1, i + 1) do i = i + 1 end
+   return i
+end
+
+-- The name in names nearest to key (edit distance; ties go to the longer
+-- common prefix, then by order), or nil.
 function M.closest(key, names)
-   local best, bd
+   local best, bd, bp
    local sorted = {}
    for _, n in ipairs(names) do sorted[#sorted + 1] = n end
    table.sort(sorted)
+   local k = key:lower()
    for _, n in ipairs(sorted) do
-      local d = distance(key:lower(), n:lower())
-      if n:lower():sub(1, #key) == key:lower() then d = d - 0.5 end -- a prefix is closer
-      if not bd or d < bd then best, bd = n, d end
+      local l = n:lower()
+      local d = distance(k, l)
+      if l:sub(1, #key) == k then d = d - 0.5 end -- a prefix is closer
+      local p = common_prefix(k, l)
+      if not bd or d < bd or (d == bd and p > bp) then best, bd, bp = n, d, p end
    end
    return best
 end

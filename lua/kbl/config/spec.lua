@@ -51,18 +51,21 @@ local function caller_where(level)
 end
 
 -- A namespace proxy: indexing goes deeper (optim.schedules.cosine), calling
--- makes a spec of that type.
+-- makes a spec of that type. guard(path, k), when given, may refuse a step
+-- (the --set sandbox); where, when given, is where every spec made through it
+-- was written.
 local Namespace = {}
 local namespace_paths = setmetatable({}, {__mode = 'k'})
-local function namespace(path)
+local function namespace(path, guard, where)
    local proxy = setmetatable({}, {
       __index = function(_, k)
          if type(k) ~= 'string' then return nil end
-         return namespace(path .. '.' .. k)
+         if guard then guard(path, k) end
+         return namespace(path .. '.' .. k, guard, where)
       end,
       __call = function(_, ...)
          local n = select('#', ...)
-         return M.new(path, {...}, n, caller_where(2))
+         return M.new(path, {...}, n, where or caller_where(2))
       end,
       __newindex = function(_, k)
          error(string.format("a config cannot set %s.%s; change defaults by type with "
@@ -82,12 +85,107 @@ function M.is_namespace(v) return type(v) == 'table' and getmetatable(v) == Name
 function M.namespace_path(v) return namespace_paths[v] end
 
 -- The environment a config file runs in: the namespaces, ref, and the plain
--- Lua library (math, string, table, os.getenv...).
+-- Lua library (math, string, table, os.getenv...). Config files are trusted
+-- code, like a Makefile.
 function M.env()
    local env = {}
    for _, name in ipairs(M.NAMESPACES) do env[name] = namespace(name) end
    env.ref = function(path) return M.ref(path, caller_where(2)) end
    return setmetatable(env, {__index = _G})
+end
+
+-- ---- the --set sandbox --------------------------------------------------------
+
+-- What a --set value sees besides the namespaces and ref: copies of the pure
+-- parts of the Lua library (copies, so that a value cannot change kbl's own).
+local function copy_of(t, except)
+   local c = {}
+   for k, v in pairs(t) do if k ~= except then c[k] = v end end
+   return c
+end
+local SAFE_STRING = copy_of(string, 'dump')
+local SAFE = {
+   math = copy_of(math), string = SAFE_STRING, table = copy_of(table), tostring = tostring,
+   tonumber = tonumber, type = type, pairs = pairs, ipairs = ipairs, next = next, select = select,
+   unpack = unpack, assert = assert, error = error, pcall = pcall,
+}
+-- Names a --set value may not reach, at the top or as a step of a type path
+-- (kbl.lib holds the FFI and the raw C functions; kbl.save and
+-- data.idx.write would write files from a spec built with the run).
+M.FORBIDDEN = {}
+for w in ([[os io ffi jit require load loadstring loadfile dofile package debug setfenv getfenv rawset rawget
+   rawequal setmetatable getmetatable collectgarbage module newproxy coroutine print _G dump lib C cdef
+   save write remove rename execute popen exit]]):gmatch('%S+') do M.FORBIDDEN[w] = true end
+
+local function refuse(name, level)
+   error(string.format("'%s' is not available to a --set value (it sees kbl, blocks, optim, losses, "
+      .. "metrics, data, callbacks, ref, math, string and table; config files are trusted Lua)", name), level)
+end
+
+-- What a raw Lua runtime error in a --set value means, said for a user
+-- ("attempt to call global 'rgf' (a nil value)" -> "'rgf' is not defined in
+-- the config scope"); other messages (the value's own error()) unchanged.
+local LUA_ERRORS = {
+   {'^table index is (%a+)$', 'a table key is %1'},
+   {'^stack overflow', 'it recurses too deep'},
+   {'^not enough memory', 'it needs too much memory'},
+   {'^string length overflow', 'it makes a string too long'},
+   {"^invalid key to 'next'", 'it changes a table while walking it'},
+   {'^error in error handling', 'it fails while handling an error'},
+   {"^bad argument (#%d+) to '([^']+)' %((.*)%)$", "argument %1 of '%2' is wrong (%3)"},
+   {"^bad argument (#%d+) to '([^']+)'$", "argument %1 of '%2' is wrong"},
+}
+function M.explain_lua_error(msg)
+   msg = tostring(msg):gsub('^%(%-%-set%):%d+: ', '')
+   local what, name, vtype = msg:match("^attempt to (.-) %a+ '([^']+)' %(a (%a+) value%)$")
+   if what then
+      if vtype == 'nil' then return string.format("'%s' is not defined in the config scope", name) end
+      return string.format("cannot %s '%s', which is a %s", what, name, vtype)
+   end
+   local rest = msg:match('^attempt to (.*)$')
+   if rest then
+      return 'cannot ' .. rest:gsub('a (%a+) value', 'a %1'):gsub('with nil$', 'with nothing (nil)')
+   end
+   for _, r in ipairs(LUA_ERRORS) do
+      local out, n = msg:gsub(r[1], r[2])
+      if n > 0 then return (out:gsub(" of '%?'", ' of a function')) end
+   end
+   return msg
+end
+
+-- Whether a --set value knows this name (else a bare word is taken as a string).
+function M.set_knows(name) return SAFE[name] ~= nil or M.MODULES[name] ~= nil or name == 'ref' end
+
+-- Evaluates a --set value: the text of a Lua expression, in the config
+-- scope without the parts of Lua that reach the system (os, io, ffi,
+-- require, load, dofile, debug, getmetatable...; the string metatable gives
+-- no string.dump while it runs, and a function the value defines that reaches
+-- it later finds nothing that loads bytecode). Specs and refs it makes are
+-- marked as written at `where`. Returns ok, value or the message.
+function M.eval_set(chunk, where)
+   local env = {}
+   local function guard(path, k)
+      if M.FORBIDDEN[k] or k:sub(1, 1) == '_' then refuse(path .. '.' .. k, 4) end
+   end
+   for _, name in ipairs(M.NAMESPACES) do env[name] = namespace(name, guard, where) end
+   env.ref = function(path) return M.ref(path, where) end
+   for k, v in pairs(SAFE) do env[k] = v end
+   setmetatable(env, {
+      __index = function(_, k)
+         if M.FORBIDDEN[k] or (type(k) == 'string' and k:sub(1, 1) == '_') then refuse(tostring(k), 3) end
+         return nil
+      end,
+      __newindex = function(_, k) error(string.format("a --set value cannot set the global '%s'", tostring(k)), 2) end,
+      __metatable = false,
+   })
+   setfenv(chunk, env)
+   local smt = getmetatable('')
+   local saved = smt.__index
+   smt.__index = SAFE_STRING
+   local ok, v = pcall(chunk)
+   smt.__index = saved
+   if not ok then return false, M.explain_lua_error(v) end
+   return ok, v
 end
 
 -- ---- building ---------------------------------------------------------------
@@ -103,7 +201,11 @@ function M.resolve_type(type_name)
       type_name, modname, tostring(obj)), 0) end
    local walked = root
    for part in rest:gmatch('[^%.]+') do
-      local nxt = type(obj) == 'table' and obj[part] or nil
+      if type(obj) ~= 'table' then
+         -- cdata, userdata (kbl.lib.C): not a table of types, and not for configs to call into
+         error(string.format("unknown type '%s': %s is not a table of types", type_name, walked), 0)
+      end
+      local nxt = obj[part]
       if nxt == nil then
          local names = {}
          if type(obj) == 'table' then
@@ -124,19 +226,42 @@ local function copy_map(t)
    return c
 end
 
+-- Where a value at path was written: its own mark, else the origin of the
+-- path (file:line or --set), never '?'.
+local function where_of(v, origins, path)
+   if type(v) == 'table' and v.where then return v.where end
+   return require('kbl.config.schema').where(origins, path)
+end
+M.where_of = where_of
+
 -- The message for a constructor that failed: where the offending key was set
--- (a quoted name in the message that is an argument of this spec), else where
--- the spec was written; its own "file:line:" prefix dropped; and for an
--- unknown option listed among "(options: a, b)" without a suggestion, the
--- closest of them.
+-- (a quoted name in the message that is an argument of this spec, else an
+-- argument named as a word, as in "lr must be a number"), else where the
+-- spec was written; its own "file:line:" prefix dropped; and for an unknown
+-- option listed among "(options: a, b)" without a suggestion, the closest of
+-- them.
 function M.build_error(v, path, err, origins)
    local msg = tostring(err):gsub('^[^%s:]+%.lua:%d+: ', ''):gsub('^kbl: ', '')
-   local where = v.where
+   local where = where_of(v, origins, path)
    if origins then
-      for word in msg:gmatch("'([%w_]+)'") do
-         local key = path == '' and word or path .. '.' .. word
-         if origins[key] then where = origins[key] break end
+      local function origin(word)
+         return origins[path == '' and word or path .. '.' .. word]
       end
+      local found
+      for word in msg:gmatch("'([%w_]+)'") do
+         found = origin(word)
+         if found then break end
+      end
+      local targ = v:table_arg()
+      if not found and targ then
+         local names = {}
+         for k in pairs(targ) do if type(k) == 'string' then names[#names + 1] = k end end
+         table.sort(names)
+         for _, k in ipairs(names) do
+            if origin(k) and msg:find('%f[%w_]' .. k .. '%f[^%w_]') then found = origin(k) break end
+         end
+      end
+      where = found or where
    end
    local bad = msg:match("unknown %a+ '([%w_]+)'")
    local options = msg:match('options: ([%w_, ]+)%)')
@@ -146,7 +271,7 @@ function M.build_error(v, path, err, origins)
       local hint = require('kbl.config.schema').closest(bad, names)
       if hint then msg = msg:gsub("(unknown %a+ '[%w_]+')", "%1 (did you mean '" .. hint .. "'?)", 1) end
    end
-   return string.format('%s: building %s for %s: %s', where or '?', v.type,
+   return string.format('%s: building %s for %s: %s', where, v.type,
       path ~= '' and "'" .. path .. "'" or 'the config', msg)
 end
 
@@ -161,12 +286,12 @@ function M.build(v, ctx, path)
       if cached ~= nil then return cached end
       ctx.resolving = ctx.resolving or {}
       if ctx.resolving[v.path] then
-         error(string.format("%s: ref '%s' refers to itself", v.where or path, v.path), 0)
+         error(string.format("%s: ref '%s' refers to itself", where_of(v, ctx.origins, path), v.path), 0)
       end
       local target = require('kbl.config.merge').get(ctx.root, v.path)
       if target == nil then
          error(string.format("%s: ref '%s' names no value in the config (at %s)",
-            v.where or '?', v.path, path), 0)
+            where_of(v, ctx.origins, path), v.path, path), 0)
       end
       ctx.resolving[v.path] = true
       local built = M.build(target, ctx, v.path)
@@ -174,7 +299,8 @@ function M.build(v, ctx, path)
       ctx.refs[v.path] = built
       return built
    elseif M.is_spec(v) then
-      local ctor = M.resolve_type(v.type)
+      local okt, ctor = pcall(M.resolve_type, v.type)
+      if not okt then error(string.format('%s: %s', where_of(v, ctx.origins, path), ctor), 0) end
       local args = {}
       for i = 1, v.n do args[i] = v.args[i] end
       local targ = v:table_arg()
@@ -188,7 +314,7 @@ function M.build(v, ctx, path)
       end
       for i = 1, v.n do args[i] = M.build(args[i], ctx, path) end
       if type(ctor) ~= 'function' and not (getmetatable(ctor) or {}).__call then
-         error(string.format('%s: %s is not a constructor', v.where or path, v.type), 0)
+         error(string.format('%s: %s is not a constructor', where_of(v, ctx.origins, path), v.type), 0)
       end
       local ok, obj = pcall(ctor, unpack(args, 1, v.n))
       if not ok then error(M.build_error(v, path, obj, ctx.origins), 0) end
@@ -196,7 +322,7 @@ function M.build(v, ctx, path)
    elseif M.is_namespace(v) then
       -- a bare name (activation = kbl.relu) stands for the object itself
       local ok, obj = pcall(M.resolve_type, namespace_paths[v])
-      if not ok then error(string.format('%s: %s', path, obj), 0) end
+      if not ok then error(string.format('%s: %s', where_of(nil, ctx.origins, path), obj), 0) end
       return obj
    elseif type(v) == 'table' then
       local out = {}

@@ -15,6 +15,7 @@ local kbl = require 'kbl'
 local lib = require 'kbl.lib'
 local B = require 'kbl.data.base'
 local Source = require 'kbl.data.source'
+local check_options = require 'kbl.options'
 local C = lib.C
 
 local function header_names(path, delim)
@@ -108,6 +109,8 @@ end
 return function(o)
    if type(o) == 'string' then o = {path = o} end
    if type(o) ~= 'table' or type(o.path) ~= 'string' then error('data.csv: expects {path = ..., label = ...}', 2) end
+   check_options('data.csv', o, {'path', 'label', 'header', 'delimiter', 'num_classes', 'class_names', 'validation',
+      'test', 'regression', 'name'})
    local name = o.name or o.path:match('([^/]+)$')
    local x, y = read(o, o.path)
    local splits = {train = B.new{x = x, y = y, name = name .. '/train'}}

@@ -22,6 +22,7 @@ local CLASS_NAMES = {'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'San
    'Ankle boot'}
 
 local exists = require('kbl.io.fs').exists
+local check_options = require 'kbl.options'
 
 -- The path of each file (plain or .gz), or an error listing what was looked for.
 local function find(dir)
@@ -65,6 +66,7 @@ end
 
 return function(o)
    o = o or {}
+   check_options('data.fashion_mnist', o, {'dir', 'validation'})
    local dir = o.dir or DEFAULT_DIR
    local files = find(dir)
    local d = read(files)

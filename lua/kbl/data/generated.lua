@@ -13,6 +13,7 @@ local kbl = require 'kbl'
 local T = require 'kbl.tensor'
 local B = require 'kbl.data.base'
 local Source = require 'kbl.data.source'
+local check_options = require 'kbl.options'
 local C = lib.C
 
 local function rng(seed, stream)
@@ -79,6 +80,7 @@ end
 
 return function(o)
    o = o or {}
+   check_options('data.generated', o, {'kind', 'n', 'seed', 'classes', 'dim', 'spread', 'noise', 'test', 'validation'})
    local kind, n = o.kind or 'blobs', o.n or 200
    if type(n) ~= 'number' or n < 1 or n % 1 ~= 0 then error('data.generated: n must be a positive integer', 2) end
    local name = 'generated_' .. kind

@@ -135,4 +135,21 @@ function M.reduce_on_plateau(opts)
    return rule
 end
 
+-- The options each schedule takes: a name it does not take is an error with
+-- the closest one (kbl.options), not a silently ignored typo.
+local OPTIONS = {
+   constant = {'lr'}, step = {'lr', 'step_size', 'gamma'}, multi_step = {'lr', 'milestones', 'gamma'},
+   exponential = {'lr', 'gamma'}, cosine = {'lr', 'total', 'warmup', 'min_lr'},
+   one_cycle = {'max_lr', 'lr', 'total', 'pct_start', 'div_factor', 'final_div_factor', 'anneal'},
+   reduce_on_plateau = {'lr', 'mode', 'factor', 'patience', 'threshold', 'threshold_mode', 'cooldown', 'min_lr'},
+}
+local check_options = require 'kbl.options'
+for name, names in pairs(OPTIONS) do
+   local make_schedule = M[name]
+   M[name] = function(opts)
+      check_options('schedules.' .. name, opts, names)
+      return make_schedule(opts)
+   end
+end
+
 return M
