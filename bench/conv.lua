@@ -4,14 +4,18 @@
 --   conv3x3(1->32)-relu-maxpool2-conv3x3(32->64)-relu-maxpool2-dense(3136->128)-
 --   relu-dense(128->10) at batch 128 on 28x28 inputs, and each side's peak RSS.
 -- Each side runs at the faster of 1 and 2 threads, each part in a process of its
--- own (so peak RSS is that part's), with the same environment. Prints seconds
--- per call and the ratio kbl/PyTorch.
+-- own (so peak RSS is that part's); kbl in its default environment, PyTorch at
+-- its best (bench/torch_best.lua: the fastest of its default environment and
+-- each OPENBLAS_CORETYPE the CPU supports). Prints milliseconds per call and
+-- the ratio kbl/PyTorch.
 --   sh bench/run_conv.sh         (or: bin/kbl bench/conv.lua)
 -- With --part conv|step it runs one part and prints its JSON (what the driver calls).
 local kbl = require 'kbl'
-local clock = require 'kbl.clock'
 local json = require 'dkjson'
 local optim = require 'kbl.optim'
+
+local here = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/[^/]*$') or '.'
+local timing = dofile(here .. '/timing.lua')
 
 local function peak_rss_mb()
    local f = io.open('/proc/self/status')
@@ -71,10 +75,10 @@ local function run_part(part)
    local make = part == 'conv' and conv_workloads or step_workloads
    local rss_before = peak_rss_mb()
    local best = {}
-   for _, threads in ipairs{1, 2} do
+   for _, threads in ipairs(timing.threads) do
       kbl.set_num_threads(threads)
       for name, fn in pairs(make()) do
-         local t = clock.time(fn, {iters = 10})
+         local t = timing.time(fn, {iters = 10})
          if not best[name] or t < best[name].seconds then best[name] = {seconds = t, threads = threads} end
       end
    end
@@ -98,23 +102,26 @@ if part then
    return
 end
 
-local here = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/[^/]*$') or '.'
 local kbl_cmd = here .. '/../bin/kbl ' .. here .. '/conv.lua --part '
 local torch_cmd = '/usr/bin/python3 ' .. here .. '/conv.py --part '
+local torch_best = dofile(here .. '/torch_best.lua')
 local rows = {}
 for _, p in ipairs{'conv', 'step'} do
-   rows[p] = {kbl = capture(kbl_cmd .. p), torch = capture(torch_cmd .. p)}
+   local best, default = torch_best(function(env) return capture(env .. torch_cmd .. p) end)
+   rows[p] = {kbl = capture(kbl_cmd .. p), torch = best, torch_default = default}
 end
 
-print(string.format('%-16s %14s %14s %8s', 'workload', 'kbl ms', 'torch ms', 'ratio'))
+print(string.format('%-16s %14s %25s %8s', 'workload', 'kbl ms', 'torch ms (at its best)', 'ratio'))
 for _, r in ipairs{{'conv', 'conv2d_fwd'}, {'conv', 'conv2d_fwd_bwd'}, {'step', 'cnn_train_step'}} do
    local k, t = rows[r[1]].kbl[r[2]], rows[r[1]].torch[r[2]]
-   print(string.format('%-16s %10.2f (%d) %10.2f (%d) %8.3f', r[2], k.seconds * 1e3, k.threads,
-      t.seconds * 1e3, t.threads, k.seconds / t.seconds))
+   print(string.format('%-16s %10.2f (%d) %10.2f %-14s %8.3f', r[2], k.seconds * 1e3, k.threads,
+      t.seconds * 1e3, '(' .. t.threads .. ', ' .. t.env .. ')', k.seconds / t.seconds))
 end
-local ks, ts = rows.step.kbl, rows.step.torch
+local ks, ts = rows.step.kbl, rows.step.torch_default
 print(string.format('%-16s %14.1f %14.1f %8.3f', 'step peak RSS MB', ks.peak_rss_mb, ts.peak_rss_mb,
    ks.peak_rss_mb / ts.peak_rss_mb))
 print(string.format('%-16s %14.1f %14.1f', '  before the step', ks.rss_before_mb, ts.rss_before_mb))
-print('(threads in parentheses; ratio = kbl / PyTorch, lower is better; RSS is the process peak, VmHWM,'
-   .. ' and "before" what the runtime held before the workload was built)')
+print((timing.cpu and 'CPU time, one thread. ' or '') .. '(threads, and PyTorch\'s environment, in parentheses;'
+   .. ' ratio = kbl / PyTorch, lower is better; RSS is the'
+   .. ' process peak, VmHWM, PyTorch\'s in its default environment, and "before" what the runtime held before the'
+   .. ' workload was built)')

@@ -13,7 +13,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from timing import timeit
+from timing import THREADS, timeit
 
 
 def peak_rss_mb():
@@ -75,7 +75,7 @@ def main():
     make = conv_workloads if part == "conv" else step_workloads
     rss_before = peak_rss_mb()
     best = {}
-    for threads in (1, 2):
+    for threads in THREADS:
         torch.set_num_threads(threads)
         for name, fn in make().items():
             t = timeit(fn, iters=10)

@@ -6,7 +6,7 @@ import json
 import torch
 import torch.nn.functional as F
 
-from timing import timeit
+from timing import THREADS, timeit
 
 
 def workloads():
@@ -43,7 +43,7 @@ def workloads():
 
 def main():
     best = {}
-    for threads in (1, 2):
+    for threads in THREADS:
         torch.set_num_threads(threads)
         for name, fn in workloads().items():
             t = timeit(fn, iters=5 if name == "sgemm_1024" else 20)

@@ -1,6 +1,10 @@
 # Extracts the region between KBL_CDEF_BEGIN and KBL_CDEF_END of kbl.h into a Lua
 # module returning it as a string for ffi.cdef: the binding never copies the header.
+# An op table the region includes (#include "ops_unary.def" inside an enum) is
+# expanded to its enum lines (KBL_NAME,), and the X-macro's #define/#undef lines
+# dropped, so the FFI's enum is the table's.
 file(READ ${HEADER} text)
+get_filename_component(dir ${HEADER} DIRECTORY)
 string(FIND "${text}" "/* KBL_CDEF_BEGIN */" b)
 string(FIND "${text}" "/* KBL_CDEF_END */" e)
 if(b EQUAL -1 OR e EQUAL -1)
@@ -9,4 +13,16 @@ endif()
 math(EXPR b "${b} + 20")
 math(EXPR len "${e} - ${b}")
 string(SUBSTRING "${text}" ${b} ${len} decls)
+string(REGEX MATCHALL "#include \"[a-z_]+\\.def\"" includes "${decls}")
+foreach(inc IN LISTS includes)
+  string(REGEX REPLACE "#include \"([a-z_]+\\.def)\"" "\\1" def "${inc}")
+  file(STRINGS ${dir}/${def} rows REGEX "^KBL_[A-Z]+\\([A-Z0-9_]+,")
+  set(lines "")
+  foreach(row IN LISTS rows)
+    string(REGEX REPLACE "^KBL_[A-Z]+\\(([A-Z0-9_]+),.*" "    KBL_\\1," name "${row}")
+    string(APPEND lines "${name}\n")
+  endforeach()
+  string(REPLACE "${inc}\n" "${lines}" decls "${decls}")
+endforeach()
+string(REGEX REPLACE "\n#(define|undef) KBL_[A-Z]+[^\n]*" "" decls "${decls}")
 file(WRITE ${OUT} "-- Generated from core/kbl.h by cmake/gen_cdef.cmake; do not edit.\nreturn [==[\n${decls}]==]\n")

@@ -51,6 +51,30 @@ void kbl_node_save(kbl_node *n, int slot, kbl_tensor *t) {
     n->saved[slot] = t ? kbl_alias(t) : NULL;
 }
 
+kbl_tensor *kbl_temps_check(kbl_temps *s, kbl_tensor *t) {
+    if (!t && !s->failed) {
+        s->failed = 1;
+        snprintf(s->error, sizeof s->error, "%s", kbl_last_error());
+    }
+    return t;
+}
+
+kbl_tensor *kbl_temps_keep(kbl_temps *s, kbl_tensor *t) {
+    if (t && s->n == (int)(sizeof s->t / sizeof s->t[0])) {
+        kbl_fail("internal: a backward rule keeps more than %d temporaries", s->n);
+        kbl_tensor_release(t);
+        t = NULL;
+    }
+    if (t) s->t[s->n++] = t;
+    return kbl_temps_check(s, t);
+}
+
+int kbl_temps_release(kbl_temps *s) {
+    for (int i = 0; i < s->n; i++) kbl_tensor_release(s->t[i]);
+    s->n = 0;
+    return s->failed ? kbl_fail("%s", s->error) : 0;
+}
+
 static void node_free_graph(kbl_node *n) {
     for (int i = 0; i < n->ninputs; i++) {
         kbl_tensor_release(n->inputs[i]);
@@ -116,7 +140,7 @@ kbl_tensor *kbl_sum_to(kbl_tensor *g, int ndim, const int64_t *shape) {
     for (int d = 0; d < g->ndim; d++) {
         if (d < lead || (shape[d - lead] == 1 && g->shape[d] != 1)) dims[nd++] = d;
         else if (shape[d - lead] != g->shape[d]) {
-            kbl_fail("sum_to: %s does not reduce to the given shape (dim %d)", KBL_DESC(g), d);
+            kbl_fail("sum_to: %s does not reduce to the given shape (dim %d)", KBL_DESC(g), d + 1);
             return NULL;
         }
     }

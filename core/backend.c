@@ -2,9 +2,12 @@
  * libkbl.so, then on the default search path) the first time CUDA is asked for,
  * takes its function table (backend.h) and starts the device; otherwise keeps
  * the reason, so that the same libkbl runs without a GPU, a driver or the CUDA
- * libraries. Also the public kbl_cuda_* functions, host<->device copies and the
+ * libraries. kbl_backend_of gives an op the table of its inputs' device (the
+ * CPU's is core/cpu/backend.c), and the rules for operands on several devices
+ * live here. Also the public kbl_cuda_* functions, host<->device copies and the
  * differentiable kbl_to_device. Nothing here includes a CUDA header. */
 #include "internal.h"
+#include "cpu/cpu.h"
 
 #include <dlfcn.h> /* dladdr and Dl_info need _GNU_SOURCE, which CMakeLists.txt sets for this file */
 #include <pthread.h>
@@ -75,8 +78,7 @@ const kbl_backend *kbl_cuda_table(const char *op) {
 }
 
 const kbl_backend *kbl_backend_of(const kbl_tensor *t) {
-    (void)t;
-    return cuda;
+    return t->device == KBL_CPU ? kbl_cpu_backend() : cuda;
 }
 
 /* ---- the public functions -------------------------------------------------- */
@@ -171,9 +173,36 @@ kbl_tensor *kbl_to_device(kbl_tensor *t, int device) {
     return r;
 }
 
-kbl_tensor *kbl_operand_on(const char *op, kbl_tensor *t, int device) {
-    if (t->device == device) return kbl_tensor_retain(t);
-    if (t->ndim == 0 && t->device == KBL_CPU) return kbl_to_device(t, device);
+int kbl_common_device(int n, kbl_tensor *const *ts) {
+    for (int i = 0; i < n; i++)
+        if (!(ts[i]->ndim == 0 && ts[i]->device == KBL_CPU)) return ts[i]->device;
+    return ts[0]->device;
+}
+
+/* dst (any geometry) = src broadcast and converted, on another device: the
+ * conversion runs on src's device, then one contiguous transfer. */
+int kbl_copy_across(kbl_tensor *dst, const kbl_tensor *src) {
+    kbl_tensor *tmp = kbl_empty_on(src->device, dst->ndim, dst->shape, dst->dtype);
+    kbl_tensor *land = NULL;
+    int rc = -1;
+    if (!tmp || kbl_copy_(tmp, src)) goto done;
+    land = kbl_is_contiguous(dst) ? kbl_tensor_retain(dst) : kbl_empty_like(dst, -1);
+    if (!land) goto done;
+    rc = copy_across(land, tmp);
+    if (rc == 0 && land != dst) rc = kbl_copy_(dst, land);
+done:
+    kbl_release_n(2, tmp, land);
+    return rc;
+}
+
+kbl_tensor *kbl_operand(const char *op, kbl_tensor *t, int device, int dtype) {
+    if (t->device == device) return t->dtype == dtype || dtype < 0 ? kbl_tensor_retain(t) : kbl_to_dtype(t, dtype);
+    if (t->ndim == 0 && t->device == KBL_CPU) {
+        kbl_tensor *c = dtype < 0 || t->dtype == dtype ? kbl_tensor_retain(t) : kbl_to_dtype(t, dtype);
+        kbl_tensor *r = c ? kbl_to_device(c, device) : NULL;
+        kbl_tensor_release(c);
+        return r;
+    }
     kbl_fail("%s: tensors on different devices: %s is on %s, the other inputs on %s (move it with to())", op,
              KBL_DESC(t), kbl_device_name(t->device), kbl_device_name(device));
     return NULL;

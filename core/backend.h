@@ -1,16 +1,20 @@
-/* backend.h — the device backend interface: one table of functions a device
- * library fills (ggml's backend idea). libkbl_cuda.so exports
+/* backend.h — the device backend interface: one table of functions each device
+ * fills (ggml's backend idea), through which every op dispatches by its inputs'
+ * device (kbl_backend_of): op entry point -> table -> kernel. The CPU's table is
+ * core/cpu/backend.c, built into libkbl. libkbl_cuda.so exports
  *
  *   const kbl_backend *kbl_cuda_backend(void);
  *
  * and core/backend.c dlopens it the first time CUDA is asked for, so libkbl
  * itself never links CUDA and runs on machines without a GPU or a driver.
+ * Adding a device means filling this table.
  *
  * The header is plain C that both sides include: the core (C11) and the backend
- * (nvcc, C++). It holds no CUDA type. Pointers are device pointers unless their
- * name says host; sizes and strides count elements. Every int function returns
- * 0 on success, or -1 after reporting what failed, naming the CUDA, cuBLAS or
- * cuDNN call, through host->fail (which is kbl_fail). The core has checked
+ * (nvcc, C++). It holds no CUDA type. Pointers are the device's pointers (host
+ * pointers on the CPU) unless their name says host; sizes and strides count
+ * elements. Every int function returns 0 on success, or -1 after reporting
+ * what failed (naming the CUDA, cuBLAS, cuDNN or oneDNN call) through
+ * host->fail, which is kbl_fail. The core has checked
  * shapes, dtypes and devices before it calls; the backend only computes.
  * Everything runs on the backend's one stream; functions that hand values to
  * the host (memcpy to host, the *_host outputs) synchronize it first.
@@ -26,7 +30,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever the table changes, so a stale libkbl_cuda.so is refused. */
-#define KBL_BACKEND_ABI 1
+#define KBL_BACKEND_ABI 2
 
 #ifndef KBL_MAX_DIMS
 #define KBL_MAX_DIMS 8
@@ -69,12 +73,17 @@ typedef struct kbl_ce_args {
     int64_t *bad_host;
 } kbl_ce_args;
 
-/* A convolution for cuDNN: x [n, c, h, w], w [o, c/groups, kh, kw], y [n, o, oh, ow]
- * with oh, ow the exact output of the geometry (symmetric padding). */
+/* A convolution: x [n, c, h, w], w [o, c/groups, kh, kw], y [n, o, oh, ow]
+ * with oh, ow the exact output of the geometry (symmetric padding). bias, when
+ * not NULL, is [o]: FORWARD adds it to y; BACKWARD_FILTER writes y's sum over
+ * n, oh, ow into it (the bias gradient) beside w. Set only for a backend whose
+ * table says conv_bias (the CPU's: oneDNN fuses both); for the others
+ * core/conv_device.c adds and sums the bias with ops. */
 typedef struct kbl_conv_desc {
     int dtype;
     int64_t n, c, h, w, o, kh, kw, oh, ow;
     int64_t stride[2], pad[2], dil[2], groups;
+    void *bias;
 } kbl_conv_desc;
 enum { KBL_CONV_FORWARD = 0, KBL_CONV_BACKWARD_DATA = 1, KBL_CONV_BACKWARD_FILTER = 2 };
 
@@ -154,7 +163,7 @@ typedef struct kbl_backend {
     int (*device_count)(void);
     const char *(*device_name)(void);
     int (*synchronize)(void);
-    /* caching allocator over cudaMalloc */
+    /* caching allocator (over cudaMalloc; over malloc on the CPU) */
     void *(*alloc)(int64_t nbytes);
     void (*free)(void *p, int64_t nbytes);
     /* live, peak, cached, allocations (calls that reached cudaMalloc), device total */
@@ -190,12 +199,15 @@ typedef struct kbl_backend {
     /* Inverted dropout's keep-mask from Philox (core/philox.h), four per counter. */
     int (*dropout_mask)(int dtype, int64_t n, uint64_t seed, uint64_t counter, uint32_t threshold,
                         double scale, void *out);
-    /* cuDNN convolution: FORWARD y = conv(x, w); BACKWARD_DATA x = dgrad(y, w);
-     * BACKWARD_FILTER w = wgrad(x, y). The result is overwritten. */
+    /* Convolution (cuDNN; oneDNN on the CPU): FORWARD y = conv(x, w); BACKWARD_DATA
+     * x = dgrad(y, w); BACKWARD_FILTER w = wgrad(x, y). The result is overwritten. */
     int (*conv)(int which, const kbl_conv_desc *d, void *x, void *w, void *y);
     int (*pool)(const kbl_pool_desc *d);
     int (*norm)(const kbl_norm_args *a);
     int (*optim_step)(int kind, int dtype, int64_t n, const kbl_optim_update *u);
+    /* 1 when conv takes kbl_conv_desc.bias (fused bias and bias gradient); 0
+     * (a table filled positionally without it): the core adds and sums the bias. */
+    int conv_bias;
 } kbl_backend;
 
 typedef const kbl_backend *(*kbl_backend_entry)(void);

@@ -5,62 +5,21 @@
 
 #include <math.h>
 
-static const char *binary_names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
-                                     "eq", "ne", "lt", "le", "gt", "ge",
-                                     "logical_and", "logical_or", "logical_xor"};
+static const char *binary_names[] = {
+#define KBL_BINARY(NAME, name, ...) #name,
+#include "ops_binary.def"
+#undef KBL_BINARY
+};
+_Static_assert(sizeof binary_names / sizeof binary_names[0] == KBL_BINARY_COUNT, "ops_binary.def names every op");
 
-static bool is_compare(int op) { return op >= KBL_EQ; }
+const char *kbl_binary_name(int op) { return op >= 0 && op < KBL_BINARY_COUNT ? binary_names[op] : NULL; }
 
-typedef struct { int op; double alpha; } bin_ctx;
-
-/* One strided run: o = f(x, y), with a unit-stride fast path the compiler vectorizes. */
-#define BIN_RUN(TO, TI, EXPR)                                                           \
-    do {                                                                                \
-        TO *o = (TO *)ptrs[0];                                                          \
-        const TI *pa = (const TI *)ptrs[1], *pb = (const TI *)ptrs[2];                  \
-        int64_t so = st[0], sa = st[1], sb = st[2];                                     \
-        if (so == 1 && sa == 1 && sb == 1) {                                            \
-            for (int64_t i = 0; i < n; i++) { TI x = pa[i], y = pb[i]; o[i] = (TO)(EXPR); } \
-        } else if (so == 1 && sa == 1 && sb == 0) {                                     \
-            TI y = pb[0];                                                               \
-            for (int64_t i = 0; i < n; i++) { TI x = pa[i]; o[i] = (TO)(EXPR); }         \
-        } else {                                                                        \
-            for (int64_t i = 0; i < n; i++) {                                           \
-                TI x = pa[i * sa], y = pb[i * sb];                                      \
-                o[i * so] = (TO)(EXPR);                                                 \
-            }                                                                           \
-        }                                                                               \
-    } while (0)
-
-#define FPOW(T, x, y) ((T)pow((double)(x), (double)(y)))
-#define BIN_ARITH(T)                                                         \
-    switch (c->op) {                                                         \
-    case KBL_ADD: BIN_RUN(T, T, x + y); break;                               \
-    case KBL_SUB: BIN_RUN(T, T, x - y); break;                               \
-    case KBL_MUL: BIN_RUN(T, T, x * y); break;                               \
-    case KBL_DIV: BIN_RUN(T, T, y == 0 && !kbl_is_float(dt) ? 0 : x / y); break; \
-    case KBL_POW: BIN_RUN(T, T, FPOW(T, x, y)); break;                       \
-    case KBL_MAXIMUM: BIN_RUN(T, T, (x > y || x != x) ? x : y); break;       \
-    case KBL_MINIMUM: BIN_RUN(T, T, (x < y || x != x) ? x : y); break;       \
-    case KBL_EQ: BIN_RUN(uint8_t, T, x == y); break;                         \
-    case KBL_NE: BIN_RUN(uint8_t, T, x != y); break;                         \
-    case KBL_LT: BIN_RUN(uint8_t, T, x < y); break;                          \
-    case KBL_LE: BIN_RUN(uint8_t, T, x <= y); break;                         \
-    case KBL_GT: BIN_RUN(uint8_t, T, x > y); break;                          \
-    case KBL_GE: BIN_RUN(uint8_t, T, x >= y); break;                         \
-    case KBL_LOGICAL_AND: BIN_RUN(uint8_t, T, (x != 0) && (y != 0)); break;  \
-    case KBL_LOGICAL_OR: BIN_RUN(uint8_t, T, (x != 0) || (y != 0)); break;   \
-    case KBL_LOGICAL_XOR: BIN_RUN(uint8_t, T, (x != 0) != (y != 0)); break;  \
-    default: break;                                                          \
-    }
-
-typedef struct { int op; int dtype; } run_ctx;
-
-static void binary_run(char **ptrs, const int64_t *st, int64_t n, void *ctx) {
-    const run_ctx *c = ctx;
-    int dt = c->dtype;
-    KBL_ALL_CASES(dt, BIN_ARITH)
-}
+enum { OUT_SAME, OUT_FLOAT, OUT_U8, SAVES_NONE = 0, SAVES_OUT = 1 };
+static const struct { int out, saves; } binary_rows[] = {
+#define KBL_BINARY(NAME, name, out, saves, ...) {OUT_##out, SAVES_##saves},
+#include "ops_binary.def"
+#undef KBL_BINARY
+};
 
 /* Runs op into out (already shaped as the broadcast) from a, b of the same dtype. */
 static int binary_kernel(int op, kbl_tensor *out, const kbl_tensor *a, const kbl_tensor *b) {
@@ -72,91 +31,80 @@ static int binary_kernel(int op, kbl_tensor *out, const kbl_tensor *a, const kbl
     size_t es[3] = {kbl_dtype_size(out->dtype), kbl_dtype_size(a->dtype), kbl_dtype_size(b->dtype)};
     kbl_iter it;
     kbl_iter_init(&it, out->ndim, out->shape, 3, base, strides, es);
-    if (kbl_on_cuda(out)) return kbl_backend_of(out)->binary(&it, op, a->dtype);
-    run_ctx c = {op, a->dtype};
-    kbl_iter_run(&it, binary_run, &c);
+    return kbl_backend_of(out)->binary(&it, op, a->dtype);
+}
+
+/* ---- backward rules: gin[i] for the inputs that need a gradient ----------- */
+
+#define NEEDS(i) kbl_needs_grad(n->inputs[i])
+
+static int add_rule(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
+    if (NEEDS(0)) gin[0] = kbl_tensor_retain(g);
+    if (NEEDS(1)) gin[1] = kbl_tensor_retain(g);
     return 0;
 }
 
-/* ---- backward rules ---------------------------------------------------- */
-
-static kbl_tensor *mask_as(kbl_tensor *mask, int dtype) {
-    kbl_tensor *m = kbl_to_dtype(mask, dtype);
-    kbl_tensor_release(mask);
-    return m;
+static int sub_rule(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
+    if (NEEDS(0)) gin[0] = kbl_tensor_retain(g);
+    if (NEEDS(1) && !(gin[1] = kbl_unary(KBL_NEG, g, 0, 0))) return -1;
+    return 0;
 }
 
-static int binary_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
-    int op = (int)n->ip[0];
+static int mul_rule(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
+    if (NEEDS(0) && !(gin[0] = kbl_mul(g, n->inputs[1]))) return -1;
+    if (NEEDS(1) && !(gin[1] = kbl_mul(g, n->inputs[0]))) return -1;
+    return 0;
+}
+
+static int div_rule(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
+    kbl_tensor *b = n->inputs[1], *out = n->saved[0];
+    kbl_temps s = {0};
+    if (NEEDS(0)) gin[0] = KBL_OUT(&s, kbl_div(g, b));
+    if (NEEDS(1)) /* -g * out / b */
+        gin[1] = KBL_OUT(&s, kbl_unary(KBL_NEG, KBL_TMP(&s, kbl_div(KBL_TMP(&s, kbl_mul(g, out)), b)), 0, 0));
+    return kbl_temps_release(&s);
+}
+
+static int pow_rule(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     kbl_tensor *a = n->inputs[0], *b = n->inputs[1], *out = n->saved[0];
-    bool ga = kbl_needs_grad(a), gb = kbl_needs_grad(b);
-    switch (op) {
-    case KBL_ADD:
-        if (ga) gin[0] = kbl_tensor_retain(g);
-        if (gb) gin[1] = kbl_tensor_retain(g);
-        break;
-    case KBL_SUB:
-        if (ga) gin[0] = kbl_tensor_retain(g);
-        if (gb) gin[1] = kbl_unary(KBL_NEG, g, 0, 0);
-        break;
-    case KBL_MUL:
-        if (ga) gin[0] = kbl_mul(g, b);
-        if (gb) gin[1] = kbl_mul(g, a);
-        break;
-    case KBL_DIV:
-        if (ga) gin[0] = kbl_div(g, b);
-        if (gb) { /* -g * out / b */
-            kbl_tensor *t = kbl_mul(g, out), *u = t ? kbl_div(t, b) : NULL;
-            gin[1] = u ? kbl_unary(KBL_NEG, u, 0, 0) : NULL;
-            kbl_release_n(2, t, u);
-        }
-        break;
-    case KBL_POW:
-        if (ga) { /* g * b * a^(b-1) */
-            kbl_tensor *bm1 = kbl_unary(KBL_AFFINE, b, 1, -1), *p = bm1 ? kbl_pow(a, bm1) : NULL;
-            kbl_tensor *q = p ? kbl_mul(p, b) : NULL;
-            gin[0] = q ? kbl_mul(g, q) : NULL;
-            kbl_release_n(3, bm1, p, q);
-        }
-        if (gb) { /* g * out * log(a), and 0 where a == 0 and b >= 0 (the limit, as PyTorch) */
-            kbl_tensor *la = kbl_unary(KBL_LOG, a, 0, 0), *p = la ? kbl_mul(out, la) : NULL;
-            kbl_tensor *z = kbl_zeros_on(g->device, 0, NULL, g->dtype);
-            kbl_tensor *a0 = z ? kbl_binary(KBL_EQ, a, z) : NULL, *bp = z ? kbl_binary(KBL_GE, b, z) : NULL;
-            kbl_tensor *m = a0 && bp ? kbl_binary(KBL_LOGICAL_AND, a0, bp) : NULL;
-            kbl_tensor *q = p && m ? kbl_where(m, z, p) : NULL;
-            gin[1] = q ? kbl_mul(g, q) : NULL;
-            kbl_release_n(7, la, p, z, a0, bp, m, q);
-        }
-        break;
-    case KBL_MAXIMUM:
-    case KBL_MINIMUM: { /* the larger (smaller) input takes the gradient; ties share it */
-        kbl_tensor *win = mask_as(kbl_binary(op == KBL_MAXIMUM ? KBL_GT : KBL_LT, a, b), g->dtype);
-        kbl_tensor *tie = mask_as(kbl_binary(KBL_EQ, a, b), g->dtype);
-        kbl_tensor *half = tie ? kbl_unary(KBL_AFFINE, tie, 0.5, 0) : NULL;
-        kbl_tensor *wa = win && half ? kbl_add(win, half) : NULL;
-        if (ga && wa) gin[0] = kbl_mul(g, wa);
-        if (gb && wa) {
-            kbl_tensor *wb = kbl_unary(KBL_AFFINE, wa, -1, 1);
-            gin[1] = wb ? kbl_mul(g, wb) : NULL;
-            kbl_tensor_release(wb);
-        }
-        kbl_release_n(4, win, tie, half, wa);
-        break;
+    kbl_temps s = {0};
+    if (NEEDS(0)) { /* g * b * a^(b-1) */
+        kbl_tensor *pw = KBL_TMP(&s, kbl_pow(a, KBL_TMP(&s, kbl_unary(KBL_AFFINE, b, 1, -1))));
+        gin[0] = KBL_OUT(&s, kbl_mul(g, KBL_TMP(&s, kbl_mul(pw, b))));
     }
-    default:
-        return 0;
+    if (NEEDS(1)) { /* g * out * log(a), and 0 where a == 0 and b >= 0 (the limit, as PyTorch) */
+        kbl_tensor *z = KBL_TMP(&s, kbl_zeros_on(g->device, 0, NULL, g->dtype));
+        kbl_tensor *a0 = KBL_TMP(&s, kbl_binary(KBL_EQ, a, z)), *bp = KBL_TMP(&s, kbl_binary(KBL_GE, b, z));
+        kbl_tensor *d = KBL_TMP(&s, kbl_mul(out, KBL_TMP(&s, kbl_unary(KBL_LOG, a, 0, 0))));
+        kbl_tensor *lim = KBL_TMP(&s, kbl_binary(KBL_LOGICAL_AND, a0, bp));
+        gin[1] = KBL_OUT(&s, kbl_mul(g, KBL_TMP(&s, kbl_where(lim, z, d))));
     }
-    if ((ga && !gin[0]) || (gb && !gin[1])) return -1;
-    return 0;
+    return kbl_temps_release(&s);
 }
 
-/* Converts t to dtype, or retains it when it already is. */
-static kbl_tensor *as_dtype(kbl_tensor *t, int dtype) {
-    return t->dtype == dtype ? kbl_tensor_retain(t) : kbl_to_dtype(t, dtype);
+/* The larger (smaller) input takes the gradient; ties share it. */
+static int extremum_rule(kbl_node *n, kbl_tensor *g, kbl_tensor **gin, int win_op) {
+    kbl_tensor *a = n->inputs[0], *b = n->inputs[1];
+    kbl_temps s = {0};
+    kbl_tensor *win = KBL_TMP(&s, kbl_to_dtype(KBL_TMP(&s, kbl_binary(win_op, a, b)), g->dtype));
+    kbl_tensor *tie = KBL_TMP(&s, kbl_to_dtype(KBL_TMP(&s, kbl_binary(KBL_EQ, a, b)), g->dtype));
+    kbl_tensor *wa = KBL_TMP(&s, kbl_add(win, KBL_TMP(&s, kbl_unary(KBL_AFFINE, tie, 0.5, 0))));
+    if (NEEDS(0)) gin[0] = KBL_OUT(&s, kbl_mul(g, wa));
+    if (NEEDS(1)) gin[1] = KBL_OUT(&s, kbl_mul(g, KBL_TMP(&s, kbl_unary(KBL_AFFINE, wa, -1, 1))));
+    return kbl_temps_release(&s);
 }
+
+static int maximum_rule(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) { return extremum_rule(n, g, gin, KBL_GT); }
+static int minimum_rule(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) { return extremum_rule(n, g, gin, KBL_LT); }
+
+static const kbl_backward_fn binary_rules[] = {
+#define KBL_BINARY(NAME, name, out, saves, forward, rule) rule,
+#include "ops_binary.def"
+#undef KBL_BINARY
+};
 
 kbl_tensor *kbl_binary(int op, kbl_tensor *a, kbl_tensor *b) {
-    if (op < 0 || op > KBL_LOGICAL_XOR) {
+    if (op < 0 || op >= KBL_BINARY_COUNT) {
         kbl_fail("binary: unknown op %d", op);
         return NULL;
     }
@@ -166,25 +114,17 @@ kbl_tensor *kbl_binary(int op, kbl_tensor *a, kbl_tensor *b) {
     int nd = kbl_broadcast_shape(name, a, b, shape);
     if (nd < 0) return NULL;
     int dtype = kbl_promote(a->dtype, b->dtype);
-    if (op == KBL_DIV && !kbl_is_float(dtype)) dtype = KBL_FLOAT32; /* true division, as PyTorch */
-    int device = a->ndim == 0 && a->device == KBL_CPU ? b->device : a->device;
-    kbl_tensor *da = kbl_operand_on(name, a, device), *db = da ? kbl_operand_on(name, b, device) : NULL;
-    kbl_tensor *ca = db ? as_dtype(da, dtype) : NULL, *cb = ca ? as_dtype(db, dtype) : NULL;
-    kbl_release_n(2, da, db);
-    kbl_tensor *out = ca && cb ? kbl_empty_on(device, nd, shape, is_compare(op) ? KBL_UINT8 : dtype) : NULL;
+    if (binary_rows[op].out == OUT_FLOAT && !kbl_is_float(dtype)) dtype = KBL_FLOAT32;
+    int device = kbl_common_device(2, (kbl_tensor *[]){a, b});
+    kbl_tensor *ca = kbl_operand(name, a, device, dtype), *cb = ca ? kbl_operand(name, b, device, dtype) : NULL;
+    kbl_tensor *out = ca && cb ? kbl_empty_on(device, nd, shape, binary_rows[op].out == OUT_U8 ? KBL_UINT8 : dtype) : NULL;
     if (out && binary_kernel(op, out, ca, cb)) {
         kbl_tensor_release(out);
         out = NULL;
     }
-    if (out) {
-        if (!is_compare(op) && kbl_is_float(dtype)) {
-            kbl_tensor *in[2] = {ca, cb};
-            kbl_node *node = kbl_record(name, binary_backward, out, 2, in);
-            if (node) {
-                node->ip[0] = op;
-                if (op == KBL_DIV || op == KBL_POW) kbl_node_save(node, 0, out);
-            }
-        }
+    if (out && binary_rules[op] && kbl_is_float(dtype)) {
+        kbl_node *node = kbl_record(name, binary_rules[op], out, 2, (kbl_tensor *[]){ca, cb});
+        if (node && binary_rows[op].saves == SAVES_OUT) kbl_node_save(node, 0, out);
     }
     kbl_release_n(2, ca, cb);
     return out;
@@ -200,26 +140,9 @@ kbl_tensor *kbl_minimum(kbl_tensor *a, kbl_tensor *b) { return kbl_binary(KBL_MI
 
 /* ---- in-place accumulate: dst += alpha * src ----------------------------- */
 
-#define AXPY(T)                                                                      \
-    do {                                                                             \
-        T *o = (T *)ptrs[0];                                                         \
-        const T *s = (const T *)ptrs[1];                                             \
-        T al = (T)c->alpha;                                                          \
-        int64_t so = st[0], ss = st[1];                                              \
-        if (so == 1 && ss == 1) for (int64_t i = 0; i < n; i++) o[i] += al * s[i];   \
-        else for (int64_t i = 0; i < n; i++) o[i * so] += al * s[i * ss];            \
-    } while (0)
-
-static void axpy_run(char **ptrs, const int64_t *st, int64_t n, void *ctx) {
-    const bin_ctx *c = ctx;
-    KBL_ALL_CASES(c->op, AXPY)
-}
-
 int kbl_add_(kbl_tensor *dst, kbl_tensor *src, double alpha) {
     if (kbl_check_dev("add_", dst, "destination") || kbl_check_dev("add_", src, "source")) return -1;
-    kbl_tensor *ds = kbl_operand_on("add_", src, dst->device);
-    kbl_tensor *s = ds ? as_dtype(ds, dst->dtype) : NULL;
-    kbl_tensor_release(ds);
+    kbl_tensor *s = kbl_operand("add_", src, dst->device, dst->dtype);
     if (!s) return -1;
     int64_t shape[KBL_MAX_DIMS];
     int nd = kbl_broadcast_shape("add_", dst, s, shape);
@@ -237,13 +160,7 @@ int kbl_add_(kbl_tensor *dst, kbl_tensor *src, double alpha) {
     size_t es[2] = {kbl_dtype_size(dst->dtype), kbl_dtype_size(dst->dtype)};
     kbl_iter it;
     kbl_iter_init(&it, nd, shape, 2, base, strides, es);
-    int rc = 0;
-    if (kbl_on_cuda(dst)) {
-        rc = kbl_backend_of(dst)->axpy(&it, dst->dtype, alpha);
-    } else {
-        bin_ctx c = {dst->dtype, alpha};
-        kbl_iter_run(&it, axpy_run, &c);
-    }
+    int rc = kbl_backend_of(dst)->axpy(&it, dst->dtype, alpha);
     kbl_tensor_release(s);
     return rc;
 }
@@ -262,28 +179,14 @@ static int where_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     return 0;
 }
 
-#define WHERE_RUN(T)                                                                  \
-    do {                                                                              \
-        T *o = (T *)ptrs[0];                                                          \
-        const uint8_t *m = (const uint8_t *)ptrs[1];                                  \
-        const T *pa = (const T *)ptrs[2];                                             \
-        for (int64_t i = 0; i < n; i++) o[i * st[0]] = m[i * st[1]] ? pa[i * st[2]] : o[i * st[0]]; \
-    } while (0)
-
-static void where_run(char **ptrs, const int64_t *st, int64_t n, void *ctx) {
-    const bin_ctx *c = ctx;
-    KBL_ALL_CASES(c->op, WHERE_RUN)
-}
-
 kbl_tensor *kbl_where(kbl_tensor *cond_in, kbl_tensor *a_in, kbl_tensor *b_in) {
     if (kbl_check_dev("where", cond_in, "condition") || kbl_check_dev("where", a_in, "first input") ||
         kbl_check_dev("where", b_in, "second input"))
         return NULL;
-    int device = cond_in->device == KBL_CUDA || a_in->device == KBL_CUDA || b_in->device == KBL_CUDA ? KBL_CUDA
-                                                                                                      : KBL_CPU;
-    kbl_tensor *cond = kbl_operand_on("where", cond_in, device);
-    kbl_tensor *a = cond ? kbl_operand_on("where", a_in, device) : NULL;
-    kbl_tensor *b = a ? kbl_operand_on("where", b_in, device) : NULL;
+    int device = kbl_common_device(3, (kbl_tensor *[]){cond_in, a_in, b_in});
+    kbl_tensor *cond = kbl_operand("where", cond_in, device, -1);
+    kbl_tensor *a = cond ? kbl_operand("where", a_in, device, -1) : NULL;
+    kbl_tensor *b = a ? kbl_operand("where", b_in, device, -1) : NULL;
     kbl_tensor *r = b ? where_on(cond, a, b) : NULL;
     kbl_release_n(3, cond, a, b);
     return r;
@@ -298,7 +201,7 @@ static kbl_tensor *where_on(kbl_tensor *cond, kbl_tensor *a, kbl_tensor *b) {
     int nd = kbl_broadcast_shape("where", cond, &tmp, shape);
     if (nd < 0) return NULL;
     int dtype = kbl_promote(a->dtype, b->dtype);
-    kbl_tensor *ca = as_dtype(a, dtype), *cb = as_dtype(b, dtype);
+    kbl_tensor *ca = kbl_operand("where", a, a->device, dtype), *cb = kbl_operand("where", b, b->device, dtype);
     kbl_tensor *m = cond->dtype == KBL_UINT8 ? kbl_tensor_retain(cond) : NULL;
     if (!m) { /* any nonzero is true */
         kbl_tensor *z = kbl_zeros_on(cond->device, 0, NULL, cond->dtype);
@@ -315,14 +218,9 @@ static kbl_tensor *where_on(kbl_tensor *cond, kbl_tensor *a, kbl_tensor *b) {
         size_t es[3] = {kbl_dtype_size(dtype), 1, kbl_dtype_size(dtype)};
         kbl_iter it;
         kbl_iter_init(&it, nd, shape, 3, base, strides, es);
-        if (kbl_on_cuda(out)) {
-            if (kbl_backend_of(out)->where(&it, dtype)) {
-                kbl_release_n(4, ca, cb, m, out);
-                return NULL;
-            }
-        } else {
-            bin_ctx c = {dtype, 0};
-            kbl_iter_run(&it, where_run, &c);
+        if (kbl_backend_of(out)->where(&it, dtype)) {
+            kbl_release_n(4, ca, cb, m, out);
+            return NULL;
         }
         if (kbl_is_float(dtype)) {
             kbl_tensor *in[2] = {ca, cb};

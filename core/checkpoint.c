@@ -35,6 +35,8 @@
 #define CKPT_MAGIC "KBLCKPT"   /* with its terminating NUL: 8 bytes */
 #define KBL_CKPT_VERSION 1
 #define HEADER_BYTES 40
+/* A zstd block makes at most 128 KiB from at least 4 bytes (an RLE block). */
+#define ZSTD_MAX_RATIO 32768
 
 /* ---- the atomic writer ---------------------------------------------------- */
 
@@ -413,16 +415,56 @@ static bool take(cursor *cu, uint64_t n, const unsigned char **out) {
     return true;
 }
 
+/* The message for a payload that does not parse: the file, the byte of the
+ * decompressed payload where the field starts, and the field. */
+static int malformed(const kbl_checkpoint *c, const unsigned char *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int malformed(const kbl_checkpoint *c, const unsigned char *at, const char *fmt, ...) {
+    char what[320];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return kbl_fail("checkpoint %s: malformed contents at byte %llu of the %llu decompressed bytes: %s (the "
+                    "checksums matched, so it was written wrongly)", c->path, (unsigned long long)(at - c->raw),
+                    (unsigned long long)c->raw_len, what);
+}
+
+typedef struct named { const char *name; int i; } named;
+static int named_cmp(const void *a, const void *b) {
+    const named *x = a, *y = b;
+    int r = strcmp(x->name, y->name);
+    return r ? r : (x->i > y->i) - (x->i < y->i);
+}
+
+/* Two tensors of one name: the second would silently replace the first. */
+static int check_unique(kbl_checkpoint *c) {
+    named *v = malloc(((size_t)c->n + 1) * sizeof *v);
+    if (!v) return kbl_fail("checkpoint %s: out of memory", c->path);
+    for (int i = 0; i < c->n; i++) v[i] = (named){c->names[i], i};
+    qsort(v, (size_t)c->n, sizeof *v, named_cmp);
+    int rc = 0;
+    for (int i = 1; i < c->n && rc == 0; i++)
+        if (strcmp(v[i - 1].name, v[i].name) == 0)
+            rc = kbl_fail("checkpoint %s: tensor name '%s' appears twice (tensors %d and %d of %d)", c->path,
+                          v[i].name, v[i - 1].i + 1, v[i].i + 1, c->n);
+    free(v);
+    return rc;
+}
+
 static int parse_payload(kbl_checkpoint *c) {
     cursor cu = {c->raw, c->raw_len};
     const unsigned char *p;
-    if (!take(&cu, 8, &p)) goto bad;
+    if (!take(&cu, 8, &p)) return malformed(c, cu.p, "no room for the metadata length");
     c->meta_len = get_u64(p);
-    if (!take(&cu, c->meta_len, &p)) goto bad;
+    if (!take(&cu, c->meta_len, &p))
+        return malformed(c, cu.p - 8, "the metadata length %llu passes the end", (unsigned long long)c->meta_len);
     c->meta = (const char *)p;
-    if (!take(&cu, 4, &p)) goto bad;
+    if (!take(&cu, 4, &p)) return malformed(c, cu.p, "no room for the tensor count");
     uint32_t n = get_u32(p);
-    if (n > cu.left / 12) goto bad; /* every entry takes at least 12 bytes */
+    if (n > cu.left / 12) /* every entry takes at least 12 bytes */
+        return malformed(c, p, "a tensor count of %u cannot fit in the %llu bytes left", n,
+                         (unsigned long long)cu.left);
     c->n = (int)n;
     c->names = calloc(n + 1, sizeof *c->names);
     c->name_copies = calloc(n + 1, sizeof *c->name_copies);
@@ -433,34 +475,52 @@ static int parse_payload(kbl_checkpoint *c) {
     if (!c->names || !c->name_copies || !c->dtypes || !c->ndims || !c->shapes || !c->data)
         return kbl_fail("checkpoint %s: out of memory", c->path);
     for (uint32_t i = 0; i < n; i++) {
-        if (!take(&cu, 4, &p)) goto bad;
+        if (!take(&cu, 4, &p)) return malformed(c, cu.p, "tensor %u: no room for its name length", i + 1);
         uint32_t len = get_u32(p);
-        if (!take(&cu, len, &p)) goto bad;
+        if (!take(&cu, len, &p)) return malformed(c, p, "tensor %u: the name length %u passes the end", i + 1, len);
+        if (len == 0 || memchr(p, 0, len))
+            return malformed(c, p, "tensor %u: an empty name or one with a NUL byte", i + 1);
         c->name_copies[i] = malloc(len + 1);
         if (!c->name_copies[i]) return kbl_fail("checkpoint %s: out of memory", c->path);
         memcpy(c->name_copies[i], p, len);
         c->name_copies[i][len] = 0;
         c->names[i] = c->name_copies[i];
-        if (!take(&cu, 8, &p)) goto bad;
+        const char *name = c->names[i];
+        if (!take(&cu, 8, &p))
+            return malformed(c, cu.p, "tensor %u ('%s'): no room for its dtype and ndim", i + 1, name);
         uint32_t dtype = get_u32(p), ndim = get_u32(p + 4);
-        if (dtype > KBL_UINT8 || ndim > KBL_MAX_DIMS) goto bad;
+        if (dtype > KBL_UINT8) return malformed(c, p, "tensor %u ('%s'): unknown dtype code %u", i + 1, name, dtype);
+        if (ndim > KBL_MAX_DIMS)
+            return malformed(c, p + 4, "tensor %u ('%s'): %u dims (kbl has at most %d)", i + 1, name, ndim,
+                             KBL_MAX_DIMS);
         c->dtypes[i] = (int32_t)dtype;
         c->ndims[i] = (int32_t)ndim;
-        uint64_t numel = 1;
+        const unsigned char *shape_at = cu.p;
         for (uint32_t d = 0; d < ndim; d++) {
-            if (!take(&cu, 8, &p)) goto bad;
+            if (!take(&cu, 8, &p))
+                return malformed(c, cu.p, "tensor %u ('%s'): no room for dim %u", i + 1, name, d + 1);
             uint64_t s = get_u64(p);
-            if (s > ((uint64_t)1 << 48) || (numel && s > (((uint64_t)1 << 62) / numel))) goto bad;
+            if (s > INT64_MAX) return malformed(c, p, "tensor %u ('%s'): dim %u is %llu", i + 1, name, d + 1,
+                                                (unsigned long long)s);
             c->shapes[i][d] = (int64_t)s;
-            numel *= s;
         }
-        if (!take(&cu, numel * kbl_dtype_size((int)dtype), &p)) goto bad;
+        int64_t nbytes = 0;
+        if (kbl_shape_size("the shape field", (int)ndim, c->shapes[i], (int)dtype, NULL, &nbytes)) {
+            char why[256];
+            snprintf(why, sizeof why, "%s", kbl_last_error());
+            return malformed(c, shape_at, "tensor %u ('%s'): %s", i + 1, name, why);
+        }
+        const unsigned char *data_at = cu.p;
+        if (!take(&cu, (uint64_t)nbytes, &p)) {
+            char sb[8 * 24];
+            return malformed(c, data_at, "tensor %u ('%s'): %s %s needs %lld bytes, %llu are left", i + 1, name,
+                             kbl_shape_str(sb, sizeof sb, (int)ndim, c->shapes[i]), kbl_dtype_name((int)dtype),
+                             (long long)nbytes, (unsigned long long)cu.left);
+        }
         c->data[i] = p;
     }
-    if (cu.left != 0) goto bad;
-    return 0;
-bad:
-    return kbl_fail("checkpoint %s: malformed contents (checksums matched, so it was written wrongly)", c->path);
+    if (cu.left != 0) return malformed(c, cu.p, "%llu bytes after the last tensor", (unsigned long long)cu.left);
+    return check_unique(c);
 }
 
 kbl_checkpoint *kbl_checkpoint_open(const char *path) {
@@ -471,6 +531,22 @@ kbl_checkpoint *kbl_checkpoint_open(const char *path) {
     uint64_t comp, raw;
     unsigned char *buf = read_verified(path, &comp, &raw);
     if (!buf) return NULL;
+    /* the decompressed size the header promises, against the frame, before allocating it */
+    unsigned long long fcs = ZSTD_getFrameContentSize(buf, comp);
+    if (fcs != raw || raw / ZSTD_MAX_RATIO > comp) {
+        free(buf);
+        if (fcs != raw)
+            kbl_fail("checkpoint %s: corrupt data (the zstd frame at byte %d holds %s, the header's field at byte 24 "
+                     "says %llu bytes)", path, HEADER_BYTES,
+                     fcs == ZSTD_CONTENTSIZE_ERROR ? "no valid frame header" :
+                     fcs == ZSTD_CONTENTSIZE_UNKNOWN ? "no content size" : "another content size",
+                     (unsigned long long)raw);
+        else
+            kbl_fail("checkpoint %s: corrupt header: the field at byte 24 says %llu decompressed bytes, more than "
+                     "%llu compressed bytes can hold (zstd expands at most %d times)", path,
+                     (unsigned long long)raw, (unsigned long long)comp, ZSTD_MAX_RATIO);
+        return NULL;
+    }
     kbl_checkpoint *c = calloc(1, sizeof *c);
     if (c) c->path = strdup(path);
     if (c && c->path) c->raw = malloc(raw ? raw : 1);
@@ -481,13 +557,11 @@ kbl_checkpoint *kbl_checkpoint_open(const char *path) {
         return NULL;
     }
     c->raw_len = raw;
-    unsigned long long fcs = ZSTD_getFrameContentSize(buf, comp);
-    size_t got = fcs == raw ? ZSTD_decompress(c->raw, raw ? raw : 1, buf, comp) : 0;
+    size_t got = ZSTD_decompress(c->raw, raw ? raw : 1, buf, comp);
     free(buf);
-    if (fcs != raw || ZSTD_isError(got) || got != raw) {
+    if (ZSTD_isError(got) || got != raw) {
         kbl_fail("checkpoint %s: corrupt data (%s)", path,
-                 fcs != raw ? "zstd frame size does not match the header"
-                            : ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short zstd frame");
+                 ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short zstd frame");
         kbl_checkpoint_close(c);
         return NULL;
     }
@@ -519,7 +593,12 @@ kbl_tensor *kbl_checkpoint_tensor(const kbl_checkpoint *c, int i) {
         return NULL;
     }
     kbl_tensor *t = kbl_empty(c->ndims[i], c->shapes[i], c->dtypes[i]);
-    if (!t) return NULL;
+    if (!t) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", kbl_last_error());
+        kbl_fail("checkpoint %s: tensor '%s': %s", c->path, c->names[i], why);
+        return NULL;
+    }
     memcpy(kbl_base(t), c->data[i], (size_t)kbl_numel(t) * kbl_dtype_size(t->dtype));
     return t;
 }

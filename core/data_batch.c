@@ -226,6 +226,7 @@ static bool crop_fits(const kbl_data_op *op, const kbl_tensor *x) {
 int kbl_data_job_run(const kbl_data_job *job, kbl_tensor **x_out, kbl_tensor **y_out) {
     *x_out = NULL;
     if (y_out) *y_out = NULL;
+    if (job && job->images) return kbl_data_images_job_run(job, x_out, y_out); /* data_image.c */
     if (!job || !job->x) return kbl_fail("batch: job without a source");
     if (kbl_check_tensor("batch", job->x, "x")) return -1;
     const kbl_tensor *sx = job->x;
@@ -322,6 +323,7 @@ struct kbl_data_prefetcher {
 
 static void slot_clear(slot *s) {
     kbl_release_n(4, s->job.x, s->job.y, s->x, s->y);
+    kbl_data_images_free(s->job.images);
     free(s->ids);
     free(s->epochs);
     free(s->ops);
@@ -386,7 +388,7 @@ kbl_data_prefetcher *kbl_data_prefetcher_new(int depth, int threads) {
 }
 
 int kbl_data_prefetcher_submit(kbl_data_prefetcher *p, const kbl_data_job *job) {
-    if (!p || !job || !job->x) return kbl_fail("prefetch: submit needs a prefetcher and a job");
+    if (!p || !job || (!job->x && !job->images)) return kbl_fail("prefetch: submit needs a prefetcher and a job");
     if (job->n < 0 || (job->n > 0 && !job->ids) || job->nops < 0 || (job->nops > 0 && !job->ops))
         return kbl_fail("prefetch: malformed job (%lld rows, %d ops)", (long long)job->n, job->nops);
     size_t nb = (size_t)(job->n > 0 ? job->n : 1) * sizeof(int64_t);
@@ -409,6 +411,7 @@ int kbl_data_prefetcher_submit(kbl_data_prefetcher *p, const kbl_data_job *job) 
     s->job = *job;
     s->job.x = kbl_tensor_retain(job->x);
     s->job.y = kbl_tensor_retain(job->y);
+    s->job.images = kbl_data_images_retain(job->images);
     s->job.ids = s->ids = ids;
     s->job.epochs = job->epochs ? (s->epochs = epochs) : (free(epochs), NULL);
     s->job.ops = s->ops = ops;

@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 /* ---- IDX ------------------------------------------------------------------------
@@ -25,17 +27,29 @@ static int idx_type(int code, int *dtype, int *esize) {
     }
 }
 
-/* Reads up to n bytes (n may pass INT_MAX); returns the count read or -1. */
-static int64_t gz_read_all(gzFile f, void *buf, int64_t n) {
+/* Reads up to n bytes (n may pass INT_MAX); returns the count read, and sets
+ * *bad when the stream is corrupt (the count is then what came before). */
+static int64_t gz_read_all(gzFile f, void *buf, int64_t n, int *bad) {
     int64_t got = 0;
+    *bad = 0;
     while (got < n) {
         int64_t chunk = n - got > (1 << 30) ? (1 << 30) : n - got;
         int r = gzread(f, (char *)buf + got, (unsigned)chunk);
-        if (r < 0) return -1;
+        if (r < 0) {
+            *bad = 1;
+            break;
+        }
         if (r == 0) break;
         got += r;
     }
     return got;
+}
+
+/* zlib's reason for a corrupt stream. */
+static const char *gz_reason(gzFile f) {
+    int code;
+    const char *m = gzerror(f, &code);
+    return m && *m ? m : "unreadable data";
 }
 
 static uint32_t be32(const unsigned char *p) {
@@ -60,49 +74,113 @@ static void idx_decode(kbl_tensor *t, int code, int64_t n) {
     }
 }
 
+/* Deflate, gzip's method, makes at most 1032 bytes from one compressed byte
+ * (zlib's technical notes), so a gzip file of n bytes holds at most this many. */
+static int64_t gzip_max_bytes(int64_t n) { return n > INT64_MAX / 1032 ? INT64_MAX : n * 1032; }
+
+/* Checks the first 4 bytes: two zero bytes, a type code, 1 to 8 dims. */
+static int idx_magic(const char *path, const unsigned char *head, int *dtype, int *esize) {
+    unsigned magic = (unsigned)be32(head);
+    if (head[0] != 0 || head[1] != 0)
+        return kbl_fail("idx: %s: wrong magic number 0x%08x: bytes 0-1 must be zero (an IDX file starts with "
+                        "two zero bytes, a type code and the number of dims)", path, magic);
+    if (idx_type(head[2], dtype, esize))
+        return kbl_fail("idx: %s: wrong magic number 0x%08x: byte 2 (the type code) is 0x%02x; IDX types are "
+                        "0x08 ubyte, 0x09 sbyte, 0x0b short, 0x0c int, 0x0d float and 0x0e double",
+                        path, magic, head[2]);
+    if (head[3] < 1 || head[3] > KBL_MAX_DIMS)
+        return kbl_fail("idx: %s: wrong magic number 0x%08x: byte 3 (the number of dims) is %d; kbl reads 1 to %d",
+                        path, magic, head[3], KBL_MAX_DIMS);
+    return 0;
+}
+
 kbl_tensor *kbl_data_idx_read(const char *path) {
+    if (!path) {
+        kbl_fail("idx: the path is NULL");
+        return NULL;
+    }
+    struct stat st;
+    int64_t file_size = stat(path, &st) == 0 && S_ISREG(st.st_mode) ? (int64_t)st.st_size : -1;
+    errno = 0;
     gzFile f = gzopen(path, "rb");
     if (!f) {
-        kbl_fail("idx: %s: cannot open: %s", path, strerror(errno));
+        kbl_fail("idx: %s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
         return NULL;
     }
     gzbuffer(f, 1 << 17);
     unsigned char head[4 + 4 * KBL_MAX_DIMS];
     kbl_tensor *t = NULL;
-    int dtype = 0, esize = 0;
-    int64_t got = gz_read_all(f, head, 4);
+    int dtype = 0, esize = 0, bad = 0;
+    int64_t got = gz_read_all(f, head, 4, &bad);
     if (got < 4) {
-        kbl_fail("idx: %s: %s", path, got < 0 ? "not a readable gzip or IDX file" : "file too short for an IDX header");
+        if (bad) kbl_fail("idx: %s: corrupt gzip data in the first 4 bytes of data: %s", path, gz_reason(f));
+        else kbl_fail("idx: %s: file too short for an IDX header (%lld bytes; it takes at least 8)", path,
+                      (long long)got);
         goto done;
     }
-    int code = head[2], ndim = head[3];
-    if (head[0] != 0 || head[1] != 0 || idx_type(code, &dtype, &esize) || ndim < 1 || ndim > KBL_MAX_DIMS) {
-        kbl_fail("idx: %s: wrong magic number 0x%08x: an IDX file starts with two zero bytes, a type code "
-                 "(0x08, 0x09, 0x0b, 0x0c, 0x0d or 0x0e) and 1 to %d dims",
-                 path, (unsigned)be32(head), KBL_MAX_DIMS);
+    if (idx_magic(path, head, &dtype, &esize)) goto done;
+    int code = head[2], ndim = head[3], hb = 4 + 4 * ndim;
+    got = gz_read_all(f, head + 4, 4 * ndim, &bad);
+    if (got != 4 * ndim) {
+        kbl_fail("idx: %s: truncated header: byte 3 says %d dims, so the dim sizes fill bytes 4-%d, but the %s "
+                 "ends at byte %lld", path, ndim, hb - 1, gzdirect(f) ? "file" : "decompressed data",
+                 (long long)(4 + got));
         goto done;
     }
-    if (gz_read_all(f, head + 4, 4 * ndim) != 4 * ndim) {
-        kbl_fail("idx: %s: truncated header: expected %d dims", path, ndim);
-        goto done;
-    }
-    int64_t shape[KBL_MAX_DIMS];
+    int64_t shape[KBL_MAX_DIMS], n = 0;
     for (int d = 0; d < ndim; d++) shape[d] = be32(head + 4 + 4 * d);
+    char where[64], sb[8 * 24];
+    snprintf(where, sizeof where, "the dim sizes at bytes 4-%d", hb - 1);
+    kbl_shape_str(sb, sizeof sb, ndim, shape);
+    {
+        char op[4200];
+        snprintf(op, sizeof op, "idx: %s: %s", path, where);
+        if (kbl_shape_size(op, ndim, shape, dtype, &n, NULL)) goto done;
+    }
+    int64_t want = n * esize; /* esize <= the dtype's size: no overflow */
+    /* the bytes the header promises against the bytes the file has, before allocating */
+    if (file_size >= 0 && gzdirect(f) && want != file_size - hb) {
+        if (want > file_size - hb)
+            kbl_fail("idx: %s: truncated body: %s promise %s %s, %lld bytes of data, but the file holds %lld",
+                     path, where, sb, kbl_dtype_name(dtype), (long long)want, (long long)(file_size - hb));
+        else
+            kbl_fail("idx: %s: bytes left after the %lld bytes of data for shape %s: the file holds %lld, "
+                     "from byte %lld", path, (long long)want, sb, (long long)(file_size - hb), (long long)hb);
+        goto done;
+    }
+    if (file_size >= 0 && !gzdirect(f) && want > gzip_max_bytes(file_size)) {
+        kbl_fail("idx: %s: truncated body: %s promise %s %s, %lld bytes of data, but a gzip file of %lld bytes "
+                 "holds at most %lld (deflate expands at most 1032 times)", path, where, sb, kbl_dtype_name(dtype),
+                 (long long)want, (long long)file_size, (long long)gzip_max_bytes(file_size));
+        goto done;
+    }
     t = kbl_empty(ndim, shape, dtype);
-    if (!t) goto done;
-    int64_t n = kbl_numel(t), want = n * esize;
-    got = gz_read_all(f, kbl_base(t), want);
+    if (!t) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", kbl_last_error());
+        kbl_fail("idx: %s: %s %s: %s", path, sb, kbl_dtype_name(dtype), why);
+        goto done;
+    }
+    got = gz_read_all(f, kbl_base(t), want, &bad);
     if (got != want) {
-        kbl_fail("idx: %s: truncated body: the header promises %s, %lld bytes of data, but %s %lld",
-                 path, KBL_DESC(t), (long long)want, got < 0 ? "reading failed after" : "the file holds",
-                 (long long)(got < 0 ? 0 : got));
+        if (bad)
+            kbl_fail("idx: %s: corrupt gzip data after %lld of the %lld bytes of data: %s", path, (long long)got,
+                     (long long)want, gz_reason(f));
+        else
+            kbl_fail("idx: %s: truncated body: %s promise %s %s, %lld bytes of data, but the file holds %lld",
+                     path, where, sb, kbl_dtype_name(dtype), (long long)want, (long long)got);
         kbl_tensor_release(t);
         t = NULL;
         goto done;
     }
     unsigned char extra;
-    if (gzread(f, &extra, 1) > 0) {
-        kbl_fail("idx: %s: bytes left after the %lld bytes of data for shape %s", path, (long long)want, KBL_DESC(t));
+    int r = gzread(f, &extra, 1);
+    if (r != 0) {
+        if (r > 0)
+            kbl_fail("idx: %s: bytes left after the %lld bytes of data for shape %s", path, (long long)want, sb);
+        else
+            kbl_fail("idx: %s: corrupt gzip data after the %lld bytes of data: %s", path, (long long)want,
+                     gz_reason(f));
         kbl_tensor_release(t);
         t = NULL;
         goto done;
@@ -119,6 +197,9 @@ int kbl_data_idx_write(const char *path, kbl_tensor *t, int gzip) {
     if (t->dtype == KBL_INT64 || t->ndim < 1)
         return kbl_fail("idx write: %s: IDX holds uint8, int32, float32 or float64 with at least one dim, got %s",
                         path, KBL_DESC(t));
+    for (int d = 0; d < t->ndim; d++)
+        if (t->shape[d] > (int64_t)UINT32_MAX)
+            return kbl_fail("idx write: %s: dim %d of %s does not fit IDX's 32-bit sizes", path, d + 1, KBL_DESC(t));
     kbl_tensor *c = kbl_contiguous(t);
     if (!c) return -1;
     int64_t n = kbl_numel(c);

@@ -3,23 +3,10 @@
  * counters as core/random.c does: kbl_manual_seed reproduces a mask, whatever
  * the thread count. The op is x * mask, so its backward is mul's: g * mask. */
 #include "internal.h"
-#include "philox.h"
 
 #include <math.h>
 
-#define MASK_FILL(T)                                                                   \
-    do {                                                                               \
-        T *mp = kbl_base(m);                                                           \
-        _Pragma("omp parallel for num_threads(nt) schedule(static)")                   \
-        for (int64_t blk = 0; blk < nblocks; blk++) {                                  \
-            uint32_t w[4];                                                             \
-            kbl_philox4x32(seed, 0, base + (uint64_t)blk, w);                              \
-            for (int k = 0; k < 4 && blk * 4 + k < n; k++)                             \
-                mp[blk * 4 + k] = w[k] >= threshold ? (T)scale : (T)0;                 \
-        }                                                                              \
-    } while (0)
-
-/* The mask on device: the CUDA kernel draws the same words from the same counters. */
+/* The mask on device: every backend draws the same words from the same counters. */
 static kbl_tensor *mask_on(int device, int ndim, const int64_t *shape, double p, int dtype) {
     if (!(p >= 0 && p <= 1)) {
         kbl_fail("dropout: p must be in [0, 1], got %g", p);
@@ -42,13 +29,8 @@ static kbl_tensor *mask_on(int device, int ndim, const int64_t *shape, double p,
     /* keep when the 32-bit word, as a fraction of 2^32, is at least p */
     uint32_t threshold = (uint32_t)fmin(ceil(p * 4294967296.0), 4294967295.0);
     double scale = 1.0 / (1.0 - p);
-    if (kbl_on_cuda(m)) {
-        if (n && kbl_backend_of(m)->dropout_mask(dtype, n, seed, base, threshold, scale, kbl_base(m)))
-            kbl_tensor_release(m), m = NULL;
-        return m;
-    }
-    int nt = n >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1;
-    KBL_FLOAT_CASES(dtype, MASK_FILL)
+    if (n && kbl_backend_of(m)->dropout_mask(dtype, n, seed, base, threshold, scale, kbl_base(m)))
+        kbl_tensor_release(m), m = NULL;
     return m;
 }
 

@@ -1,12 +1,15 @@
 /* embedding.c — embedding lookup: rows of a weight table [num, dim] gathered at
  * int64 indices of any shape, and its backward kernel, which adds the gradient
- * rows into a zero table (the padding row, if any, gets none). The backward splits
- * the columns over threads, so the sums need no atomics and do not depend on the
- * thread count. */
+ * rows into a zero table (the padding row, if any, gets none); both are indexing
+ * kernels of the backend (core/cpu/index.c on the CPU). */
 #include "internal.h"
 
+typedef struct { int64_t padding_idx, num; } embedding_args;
+KBL_ARGS_FIT(embedding_args);
+
 static int embedding_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
-    gin[1] = kbl_embedding_backward(g, n->saved[0], n->ip[1], n->ip[0]);
+    const embedding_args *a = KBL_ARGS(n, embedding_args);
+    gin[1] = kbl_embedding_backward(g, n->saved[0], a->num, a->padding_idx);
     return gin[1] ? 0 : -1;
 }
 
@@ -21,16 +24,10 @@ static kbl_tensor *checked_indices(const char *op, kbl_tensor *indices, int64_t 
     kbl_tensor *ic = indices->dtype == KBL_INT64 ? kbl_contiguous(indices) : kbl_to_dtype(indices, KBL_INT64);
     kbl_set_grad_enabled(prev);
     if (!ic) return NULL;
-    const int64_t *ip = kbl_base(ic);
     int64_t bad = -1, val = 0, n = kbl_numel(ic);
-    if (kbl_on_cuda(ic)) {
-        if (n && kbl_backend_of(ic)->index_check(ip, n, num, INT64_MIN, &bad, &val)) {
-            kbl_tensor_release(ic);
-            return NULL;
-        }
-    } else {
-        for (int64_t i = 0; i < n && bad < 0; i++)
-            if (ip[i] < 0 || ip[i] >= num) bad = i, val = ip[i];
+    if (n && kbl_backend_of(ic)->index_check(kbl_base(ic), n, num, INT64_MIN, &bad, &val)) {
+        kbl_tensor_release(ic);
+        return NULL;
     }
     if (bad >= 0) {
         kbl_fail("%s: index %lld at position %lld is out of range for a table of %lld rows "
@@ -70,47 +67,21 @@ kbl_tensor *kbl_embedding(kbl_tensor *indices, kbl_tensor *weight, int64_t paddi
     memcpy(shape, ic->shape, sizeof(int64_t) * (size_t)ic->ndim);
     shape[ic->ndim] = dim;
     kbl_tensor *y = wc ? kbl_empty_on(weight->device, ic->ndim + 1, shape, weight->dtype) : NULL;
-    if (y && kbl_on_cuda(y) && kbl_numel(y)) {
+    if (y && kbl_numel(y)) {
         kbl_index_args a = {.kind = KBL_INDEX_SELECT, .dtype = weight->dtype, .outer = 1, .n = kbl_numel(ic),
                             .size = num, .inner = dim, .idx = kbl_base(ic), .src = kbl_base(wc), .out = kbl_base(y)};
         if (kbl_backend_of(y)->index(&a)) kbl_tensor_release(y), y = NULL;
-    } else if (y && !kbl_on_cuda(y)) {
-        int64_t n = kbl_numel(ic);
-        size_t row = (size_t)dim * kbl_dtype_size(weight->dtype);
-        const int64_t *ip = kbl_base(ic);
-        const char *src = kbl_base(wc);
-        char *dst = kbl_base(y);
-        int nt = n * dim >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1;
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (int64_t i = 0; i < n; i++) memcpy(dst + (size_t)i * row, src + (size_t)ip[i] * row, row);
     }
     if (y) {
         kbl_node *node = kbl_record(op, embedding_backward, y, 2, (kbl_tensor *[]){indices, weight});
         if (node) {
             kbl_node_save(node, 0, ic);
-            node->ip[0] = padding_idx;
-            node->ip[1] = num;
+            *KBL_ARGS(node, embedding_args) = (embedding_args){padding_idx, num};
         }
     }
     kbl_release_n(2, ic, wc);
     return y;
 }
-
-#define EMB_BWD(T)                                                                      \
-    do {                                                                                \
-        const T *gp = kbl_base(gc);                                                     \
-        T *dp = kbl_base(dw);                                                           \
-        _Pragma("omp parallel for num_threads(nt) schedule(static)")                    \
-        for (int64_t blk = 0; blk < nblk; blk++) {                                      \
-            int64_t j0 = blk * 64, j1 = j0 + 64 < dim ? j0 + 64 : dim;                  \
-            for (int64_t i = 0; i < n; i++) {                                           \
-                if (ip[i] == padding_idx) continue;                                     \
-                T *d = dp + ip[i] * dim;                                                \
-                const T *g = gp + i * dim;                                              \
-                for (int64_t j = j0; j < j1; j++) d[j] += g[j];                         \
-            }                                                                           \
-        }                                                                               \
-    } while (0)
 
 kbl_tensor *kbl_embedding_backward(kbl_tensor *grad, kbl_tensor *indices, int64_t num, int64_t padding_idx) {
     const char *op = "embedding_backward";
@@ -131,16 +102,11 @@ kbl_tensor *kbl_embedding_backward(kbl_tensor *grad, kbl_tensor *indices, int64_
     kbl_tensor *gc = kbl_contiguous(grad);
     kbl_set_grad_enabled(prev);
     kbl_tensor *dw = gc ? kbl_zeros_on(grad->device, 2, (int64_t[]){num, dim}, grad->dtype) : NULL;
-    if (dw && kbl_on_cuda(dw) && n * dim > 0) {
+    if (dw && n * dim > 0) {
         kbl_index_args a = {.kind = KBL_EMBEDDING_BACKWARD, .dtype = grad->dtype, .outer = 1, .n = n, .size = num,
                             .inner = dim, .skip = padding_idx, .idx = kbl_base(ic), .src = kbl_base(gc),
                             .out = kbl_base(dw)};
         if (kbl_backend_of(dw)->index(&a)) kbl_tensor_release(dw), dw = NULL;
-    } else if (dw && !kbl_on_cuda(dw)) {
-        const int64_t *ip = kbl_base(ic);
-        int64_t nblk = (dim + 63) / 64;
-        int nt = n * dim >= KBL_PARALLEL_GRAIN && nblk > 1 ? kbl_threads() : 1;
-        KBL_FLOAT_CASES(grad->dtype, EMB_BWD)
     }
     kbl_release_n(2, ic, gc);
     return dw;

@@ -62,7 +62,8 @@ int kbl_wrap_dim(const char *op, int dim, int ndim) {
     int n = ndim > 0 ? ndim : 1;
     int d = dim < 0 ? dim + n : dim;
     if (d < 0 || d >= n) {
-        kbl_fail("%s: dimension %d out of range for a tensor of %d dims", op, dim, ndim);
+        kbl_fail("%s: dimension %d out of range for a tensor of %d dims (dims count from 1)", op,
+                 dim >= 0 ? dim + 1 : dim, ndim);
         return -1;
     }
     return d;

@@ -6,17 +6,11 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* Checks every index of idx (int64, contiguous) lies in [0, size); on CUDA the
- * device finds the first bad one and the host reads only it. */
+/* Checks every index of idx (int64, contiguous) lies in [0, size): the device
+ * finds the first bad one and the host reads only it. */
 static int check_indices(const char *op, const kbl_tensor *idx, int64_t size, int dim) {
-    const int64_t *p = kbl_base(idx);
     int64_t n = kbl_numel(idx), bad = -1, val = 0;
-    if (kbl_on_cuda(idx)) {
-        if (n && kbl_backend_of(idx)->index_check(p, n, size, INT64_MIN, &bad, &val)) return -1;
-    } else {
-        for (int64_t i = 0; i < n && bad < 0; i++)
-            if (p[i] < 0 || p[i] >= size) bad = i, val = p[i];
-    }
+    if (n && kbl_backend_of(idx)->index_check(kbl_base(idx), n, size, INT64_MIN, &bad, &val)) return -1;
     if (bad >= 0)
         return kbl_fail("%s: index %lld at position %lld is out of range for dim %d of size %lld "
                         "(indices count from 0 in C, from 1 in Lua)",
@@ -55,24 +49,10 @@ static int index_add_kernel(kbl_tensor *dst, const kbl_tensor *src, const kbl_te
     int64_t outer = 1, inner = 1, n = kbl_numel(idx), size = dst->shape[d];
     for (int e = 0; e < d; e++) outer *= dst->shape[e];
     for (int e = d + 1; e < dst->ndim; e++) inner *= dst->shape[e];
-    const int64_t *ip = kbl_base(idx);
-    if (kbl_on_cuda(dst))
-        return device_index((kbl_index_args){.kind = KBL_INDEX_ADD, .dtype = dst->dtype, .outer = outer, .n = n,
-                                             .size = size, .inner = inner, .idx = ip, .src = kbl_base(src),
-                                             .out = kbl_base(dst)}, dst);
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t j = 0; j < n; j++) {
-            if (dst->dtype == KBL_FLOAT32) {
-                float *out = (float *)kbl_base(dst) + (o * size + ip[j]) * inner;
-                const float *in = (const float *)kbl_base(src) + (o * n + j) * inner;
-                for (int64_t i = 0; i < inner; i++) out[i] += in[i];
-            } else {
-                double *out = (double *)kbl_base(dst) + (o * size + ip[j]) * inner;
-                const double *in = (const double *)kbl_base(src) + (o * n + j) * inner;
-                for (int64_t i = 0; i < inner; i++) out[i] += in[i];
-            }
-        }
-    return 0;
+    if (kbl_numel(src) == 0) return 0;
+    return device_index((kbl_index_args){.kind = KBL_INDEX_ADD, .dtype = dst->dtype, .outer = outer, .n = n,
+                                         .size = size, .inner = inner, .idx = kbl_base(idx), .src = kbl_base(src),
+                                         .out = kbl_base(dst)}, dst);
 }
 
 static int index_select_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
@@ -118,22 +98,12 @@ kbl_tensor *kbl_index_select(kbl_tensor *a, int dim, kbl_tensor *index) {
         int64_t outer = 1, inner = 1, n = shape[d], size = a->shape[d];
         for (int e = 0; e < d; e++) outer *= a->shape[e];
         for (int e = d + 1; e < a->ndim; e++) inner *= a->shape[e];
-        size_t row = (size_t)inner * kbl_dtype_size(a->dtype);
-        const char *s = kbl_base(src);
-        char *o = kbl_base(out);
-        const int64_t *ip = kbl_base(idx);
-        int nt = outer * n * inner >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1;
-        if (kbl_on_cuda(out)) {
-            if (device_index((kbl_index_args){.kind = KBL_INDEX_SELECT, .dtype = a->dtype, .outer = outer, .n = n,
-                                              .size = size, .inner = inner, .idx = ip, .src = s, .out = o}, out)) {
-                kbl_release_n(3, src, idx, out);
-                return NULL;
-            }
-        } else {
-#pragma omp parallel for collapse(2) num_threads(nt) schedule(static)
-            for (int64_t x = 0; x < outer; x++)
-                for (int64_t j = 0; j < n; j++)
-                    memcpy(o + (size_t)(x * n + j) * row, s + (size_t)(x * size + ip[j]) * row, row);
+        if (kbl_numel(out) && device_index((kbl_index_args){.kind = KBL_INDEX_SELECT, .dtype = a->dtype,
+                                                            .outer = outer, .n = n, .size = size, .inner = inner,
+                                                            .idx = kbl_base(idx), .src = kbl_base(src),
+                                                            .out = kbl_base(out)}, out)) {
+            kbl_release_n(3, src, idx, out);
+            return NULL;
         }
         if (kbl_is_float(a->dtype)) {
             kbl_node *node = kbl_record(op, index_select_backward, out, 1, &a);
@@ -162,23 +132,6 @@ static int check_gather_shape(const char *op, const kbl_tensor *a, const kbl_ten
     return 0;
 }
 
-/* For each element of idx (contiguous), its offset in t (strides of t) with dim d
- * replaced by the index value; calls BODY with `i` (flat position) and `off`. */
-#define FOR_INDEXED(t, idx, d, ...)                                                        \
-    do {                                                                                  \
-        int64_t n_ = kbl_numel(idx);                                                      \
-        const int64_t *ip_ = kbl_base(idx);                                               \
-        for (int64_t i = 0; i < n_; i++) {                                                \
-            int64_t rem_ = i, off = 0;                                                    \
-            for (int e_ = (idx)->ndim - 1; e_ >= 0; e_--) {                               \
-                int64_t c_ = rem_ % (idx)->shape[e_];                                     \
-                rem_ /= (idx)->shape[e_];                                                 \
-                off += (e_ == (d) ? ip_[i] : c_) * (t)->strides[e_];                      \
-            }                                                                             \
-            __VA_ARGS__;                                                                  \
-        }                                                                                 \
-    } while (0)
-
 static int gather_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     kbl_tensor *a = n->inputs[0];
     kbl_tensor *z = kbl_zeros_on(g->device, a->ndim, a->shape, g->dtype);
@@ -202,16 +155,12 @@ kbl_tensor *kbl_gather(kbl_tensor *a, int dim, kbl_tensor *index) {
         return NULL;
     }
     kbl_tensor *out = kbl_empty_on(a->device, idx->ndim, idx->shape, a->dtype);
-    if (out && kbl_on_cuda(out)) {
+    if (out) {
         kbl_index_args ga = {.kind = KBL_GATHER, .dtype = a->dtype, .ndim = idx->ndim, .dim = d,
                              .idx = kbl_base(idx), .src = kbl_base(a), .out = kbl_base(out)};
         memcpy(ga.idx_shape, idx->shape, sizeof ga.idx_shape);
         memcpy(ga.a_strides, a->strides, sizeof ga.a_strides);
         if (kbl_numel(out) && device_index(ga, out)) kbl_tensor_release(out), out = NULL;
-    } else if (out) {
-        char *src = kbl_base(a), *o = kbl_base(out);
-        size_t es = kbl_dtype_size(a->dtype);
-        FOR_INDEXED(a, idx, d, memcpy(o + (size_t)i * es, src + off * (int64_t)es, es));
     }
     if (out) {
         if (kbl_is_float(a->dtype)) {
@@ -267,25 +216,13 @@ kbl_tensor *kbl_scatter_add(kbl_tensor *a, int dim, kbl_tensor *index, kbl_tenso
         }
     kbl_tensor *out = ok ? kbl_empty_like(a, -1) : NULL;
     if (out && kbl_copy_(out, a)) ok = false;
-    if (out && ok && kbl_on_cuda(out)) {
+    if (out && ok) {
         kbl_index_args sa = {.kind = KBL_SCATTER_ADD, .dtype = a->dtype, .ndim = idx->ndim, .dim = d,
                              .idx = kbl_base(idx), .src = kbl_base(src), .out = kbl_base(out)};
         memcpy(sa.idx_shape, idx->shape, sizeof sa.idx_shape);
         memcpy(sa.a_strides, out->strides, sizeof sa.a_strides);
         memcpy(sa.s_strides, src->strides, sizeof sa.s_strides);
         ok = kbl_numel(idx) == 0 || device_index(sa, out) == 0;
-    } else if (out && ok) {
-        char *o = kbl_base(out), *s = kbl_base(src);
-        int dt = a->dtype;
-        /* the source element matching index position i */
-        FOR_INDEXED(out, idx, d, {
-            int64_t rem = i, soff = 0;
-            for (int e = idx->ndim - 1; e >= 0; e--) {
-                soff += (rem % idx->shape[e]) * src->strides[e];
-                rem /= idx->shape[e];
-            }
-            kbl_store_double(o, dt, off, kbl_load_double(o, dt, off) + kbl_load_double(s, dt, soff));
-        });
     }
     if (out && ok) {
         kbl_tensor *in[2] = {a, src};
@@ -513,15 +450,10 @@ kbl_tensor *kbl_one_hot(kbl_tensor *labels, int64_t num_classes) {
     memcpy(shape, idx->shape, sizeof(int64_t) * (size_t)idx->ndim);
     shape[idx->ndim] = num_classes;
     kbl_tensor *out = kbl_zeros_on(idx->device, idx->ndim + 1, shape, KBL_INT64);
-    if (out && kbl_on_cuda(out) && kbl_numel(idx)) {
-        if (device_index((kbl_index_args){.kind = KBL_ONE_HOT, .dtype = KBL_INT64, .n = kbl_numel(idx),
-                                          .size = num_classes, .idx = kbl_base(idx), .out = kbl_base(out)}, out))
-            kbl_tensor_release(out), out = NULL;
-    } else if (out && !kbl_on_cuda(out)) {
-        const int64_t *ip = kbl_base(idx);
-        int64_t *o = kbl_base(out), n = kbl_numel(idx);
-        for (int64_t i = 0; i < n; i++) o[i * num_classes + ip[i]] = 1;
-    }
+    if (out && kbl_numel(idx) &&
+        device_index((kbl_index_args){.kind = KBL_ONE_HOT, .dtype = KBL_INT64, .n = kbl_numel(idx),
+                                      .size = num_classes, .idx = kbl_base(idx), .out = kbl_base(out)}, out))
+        kbl_tensor_release(out), out = NULL;
     kbl_tensor_release(idx);
     return out;
 }

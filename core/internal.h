@@ -72,18 +72,35 @@ kbl_tensor *kbl_full_on(int device, int ndim, const int64_t *shape, double value
 /* The CUDA backend's table, loading it on first use; NULL (with the reason as
  * the message, naming op) when CUDA is not available. */
 const kbl_backend *kbl_cuda_table(const char *op);
-/* The backend of a CUDA tensor: loaded, since the tensor exists. */
+/* The backend table of t's device (the CPU's, or CUDA's: loaded, since the
+ * tensor exists). Ops dispatch through it and hold no device branches. */
 const kbl_backend *kbl_backend_of(const kbl_tensor *t);
 static inline bool kbl_on_cuda(const kbl_tensor *t) { return t->device == KBL_CUDA; }
 /* Copies n bytes between devices (kind KBL_COPY_*). */
 int kbl_device_memcpy(void *dst, const void *src, int64_t nbytes, int kind);
 /* A CPU copy of a (small) tensor of any device, contiguous: for host logic. */
 kbl_tensor *kbl_host_copy(kbl_tensor *t);
-/* t as an operand of an op running on device: t itself (retained) when there; a
- * 0-dim CPU tensor is a scalar and moves (as in PyTorch); otherwise an error
- * naming both devices. */
-kbl_tensor *kbl_operand_on(const char *op, kbl_tensor *t, int device);
+/* t as an operand of an op running on device, in dtype (any when dtype < 0): t
+ * itself (retained) when it fits; converted (recorded, so gradients follow);
+ * a 0-dim CPU tensor is a scalar and moves (as in PyTorch); otherwise an error
+ * naming both devices: the one place mixing devices is refused. */
+kbl_tensor *kbl_operand(const char *op, kbl_tensor *t, int device, int dtype);
+/* The device an op over ts runs on: the first operand's that is not a 0-dim
+ * CPU tensor (a scalar, which kbl_operand moves), else ts[0]'s. */
+int kbl_common_device(int n, kbl_tensor *const *ts);
+/* dst = src (broadcast, converted) where the two are on different devices. */
+int kbl_copy_across(kbl_tensor *dst, const kbl_tensor *src);
+/* The one checked computation of sizes, which every constructor (kbl_empty_on,
+ * kbl_tensor_wrap) runs: the element count and byte count of a contiguous
+ * tensor of (ndim, shape) and dtype. 0, or -1 with a message naming op and the
+ * shape when ndim is out of range, a size is negative, or a count (or a stride:
+ * zero sizes count as 1 for the bound) passes 2^63. numel, nbytes may be NULL. */
+int kbl_shape_size(const char *op, int ndim, const int64_t *shape, int dtype, int64_t *numel, int64_t *nbytes);
+/* Strides of a contiguous tensor of shape, a shape that passed kbl_shape_size. */
 void kbl_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides);
+/* "[2, 3]" into buf (n bytes), for messages; returns buf. */
+const char *kbl_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
+/* The product of shape: -1 (no message) when a size is negative or it passes 2^63. */
 int64_t kbl_shape_numel(int ndim, const int64_t *shape);
 bool kbl_same_shape(const kbl_tensor *a, const kbl_tensor *b);
 /* Broadcast two shapes; returns the result ndim or -1 (message names op). */
@@ -124,8 +141,13 @@ struct kbl_node {
     int ninputs;
     kbl_tensor **inputs;          /* retained; the op's inputs, for values and shapes */
     kbl_tensor *saved[KBL_NODE_SAVED];   /* retained extras (an output alias, indices) */
-    double p[4];                  /* scalar arguments of the op */
-    int64_t ip[2 * KBL_MAX_DIMS]; /* integer arguments (dims, sizes) */
+    union { /* the op's arguments: its own struct through KBL_ARGS, or (older rules) p and ip */
+        struct {
+            double p[4];                  /* scalar arguments of the op */
+            int64_t ip[2 * KBL_MAX_DIMS]; /* integer arguments (dims, sizes) */
+        };
+        unsigned char args[4 * sizeof(double) + 2 * KBL_MAX_DIMS * sizeof(int64_t)];
+    };
     int nip;
     int64_t out_shape[KBL_MAX_DIMS];
     int out_ndim;
@@ -143,31 +165,41 @@ void kbl_node_release(kbl_node *n);
 /* Saves an alias of t (no grad_fn, so no reference cycle through an output). */
 void kbl_node_save(kbl_node *n, int slot, kbl_tensor *t);
 static inline bool kbl_needs_grad(const kbl_tensor *t) { return t && t->requires_grad; }
+/* A node's arguments as the op's own struct T (KBL_ARGS_FIT(T) at file scope
+ * checks that T fits): `unary_args *a = KBL_ARGS(node, unary_args);`. */
+#define KBL_ARGS(node, T) ((T *)(void *)(node)->args)
+#define KBL_ARGS_FIT(T) _Static_assert(sizeof(T) <= sizeof(((kbl_node *)0)->args), #T " fits a node's args")
 
-/* ---- CUDA paths of the normalization ops (norm_cuda.c), called by norm.c ---- */
-kbl_tensor *kbl_batch_norm_cuda(kbl_tensor *x, kbl_tensor *rm, kbl_tensor *rv, kbl_tensor *w, kbl_tensor *b,
-                                int training, double momentum, double eps, kbl_tensor **mt, kbl_tensor **it);
-kbl_tensor *kbl_batch_norm_backward_cuda(kbl_tensor *grad, kbl_tensor *x, kbl_tensor *w, kbl_tensor *mean_t,
-                                         kbl_tensor *invstd_t, int training, kbl_tensor **grad_weight,
-                                         kbl_tensor **grad_bias);
-int kbl_norm_rows_cuda(kbl_tensor *xc, kbl_tensor *wc, kbl_tensor *bc, kbl_tensor *y, kbl_tensor *mt,
-                       kbl_tensor *rt, int64_t rows, int64_t d, int64_t groups, int64_t inner, double eps);
-kbl_tensor *kbl_norm_rows_backward_cuda(kbl_tensor *gc, kbl_tensor *xc, kbl_tensor *wc, kbl_tensor *mc,
-                                        kbl_tensor *rc, int64_t rows, int64_t d, int64_t groups, int64_t inner,
-                                        int pnd, const int64_t *pshape, kbl_tensor **grad_weight,
-                                        kbl_tensor **grad_bias);
+/* A backward rule's temporaries, released together: KBL_TMP(&s, expr) keeps
+ * expr's result, KBL_OUT(&s, expr) checks a result the rule hands on, so rules
+ * nest ops freely: `gin[0] = KBL_OUT(&s, kbl_mul(g, KBL_TMP(&s, kbl_exp(x))))`.
+ * Ops given the NULL of a failed one fail too; kbl_temps_release releases
+ * every temporary and, if one failed, puts back the first failure's message
+ * and returns -1. */
+typedef struct kbl_temps {
+    int n, failed;
+    kbl_tensor *t[16];
+    char error[256];
+} kbl_temps;
+kbl_tensor *kbl_temps_keep(kbl_temps *s, kbl_tensor *t);
+kbl_tensor *kbl_temps_check(kbl_temps *s, kbl_tensor *t);
+int kbl_temps_release(kbl_temps *s);
+#define KBL_TMP(s, expr) kbl_temps_keep((s), (expr))
+#define KBL_OUT(s, expr) kbl_temps_check((s), (expr))
 
-/* ---- convolution on CUDA through cuDNN (conv_cuda.c), called by conv.c ---- */
+/* ---- convolution on a device's conv kernel (conv_device.c), called by conv.c ---- */
 /* stride (h, w), pads (top, bottom, left, right), dilation (h, w), groups */
 typedef struct kbl_conv_opts {
     int64_t stride[2], pad[4], dil[2], groups;
 } kbl_conv_opts;
 /* y [n, o, oh, ow] = conv(x, w) + bias, for an output of at most the conv's size */
-kbl_tensor *kbl_conv_cuda_forward(kbl_tensor *x, kbl_tensor *w, kbl_tensor *bias, const kbl_conv_opts *o,
-                                  int64_t oh, int64_t ow);
-/* conv.c's conv_grads: dx of shape xs (needs w), dw [o, c/groups, kh, kw] (needs x) */
-int kbl_conv_cuda_grads(kbl_tensor *gy, kbl_tensor *x, const int64_t *xs, kbl_tensor *w, int64_t kh, int64_t kw,
-                        const kbl_conv_opts *o, kbl_tensor **dx, kbl_tensor **dw);
+kbl_tensor *kbl_conv_device_forward(kbl_tensor *x, kbl_tensor *w, kbl_tensor *bias, const kbl_conv_opts *o,
+                                    int64_t oh, int64_t ow);
+/* The gradients from gy: dx of shape xs (needs w), dw [o, c/groups, kh, kw] (needs
+ * x), and with dw the bias gradient [o] into *db where the kernel fuses it (else
+ * *db = NULL: the caller sums gy itself) */
+int kbl_conv_device_grads(kbl_tensor *gy, kbl_tensor *x, const int64_t *xs, kbl_tensor *w, int64_t kh, int64_t kw,
+                          const kbl_conv_opts *o, kbl_tensor **dx, kbl_tensor **dw, kbl_tensor **db);
 
 /* Release helpers: release every non-NULL argument. */
 void kbl_release_n(int n, ...);

@@ -144,11 +144,14 @@ const char *kbl_grad_fn_name(const kbl_tensor *t);
 kbl_tensor *kbl_sum_to(kbl_tensor *g, int ndim, const int64_t *shape);
 
 /* ---- elementwise: NumPy broadcasting and type promotion ------------------ */
+/* Binary ops, one line each in core/ops_binary.def. */
 typedef enum kbl_binary_op {
-    KBL_ADD, KBL_SUB, KBL_MUL, KBL_DIV, KBL_POW, KBL_MAXIMUM, KBL_MINIMUM,
-    KBL_EQ, KBL_NE, KBL_LT, KBL_LE, KBL_GT, KBL_GE,
-    KBL_LOGICAL_AND, KBL_LOGICAL_OR, KBL_LOGICAL_XOR
+#define KBL_BINARY(NAME, ...) KBL_##NAME,
+#include "ops_binary.def"
+#undef KBL_BINARY
+    KBL_BINARY_COUNT
 } kbl_binary_op;
+const char *kbl_binary_name(int op);  /* NULL for an unknown op */
 kbl_tensor *kbl_binary(int op, kbl_tensor *a, kbl_tensor *b);
 kbl_tensor *kbl_add(kbl_tensor *a, kbl_tensor *b);
 kbl_tensor *kbl_sub(kbl_tensor *a, kbl_tensor *b);
@@ -160,14 +163,22 @@ kbl_tensor *kbl_minimum(kbl_tensor *a, kbl_tensor *b);
 kbl_tensor *kbl_where(kbl_tensor *cond, kbl_tensor *a, kbl_tensor *b);
 int kbl_add_(kbl_tensor *dst, kbl_tensor *src, double alpha);  /* dst += alpha*src */
 
-/* Unary ops; p0 and p1 are the op's parameters (named in unary.c). */
+/* Unary ops, one line each in core/ops_unary.def (with their parameters p0, p1). */
 typedef enum kbl_unary_op {
-    KBL_NEG, KBL_ABS, KBL_EXP, KBL_LOG, KBL_LOG1P, KBL_SQRT, KBL_RSQRT, KBL_SQUARE,
-    KBL_RELU, KBL_LEAKY_RELU, KBL_ELU, KBL_GELU, KBL_GELU_TANH, KBL_SIGMOID,
-    KBL_TANH, KBL_SOFTPLUS, KBL_SILU, KBL_AFFINE, KBL_POW_SCALAR, KBL_RPOW_SCALAR,
-    KBL_CLAMP, KBL_RECIPROCAL, KBL_SIGN, KBL_LOGICAL_NOT, KBL_SIN, KBL_COS,
+#define KBL_UNARY(NAME, ...) KBL_##NAME,
+#include "ops_unary.def"
+#undef KBL_UNARY
     KBL_UNARY_COUNT
 } kbl_unary_op;
+/* An op's line of its table: name, what its derivative reads (0 none, 1 the
+ * input, 2 the output), kind (0 internal, 1 a kbl function, 2 also an
+ * activation) and its parameters' defaults. */
+typedef struct kbl_op_info {
+    const char *name;
+    int grad, kind;
+    double p0, p1;
+} kbl_op_info;
+const kbl_op_info *kbl_unary_info(int op);  /* NULL for an unknown op */
 kbl_tensor *kbl_unary(int op, kbl_tensor *a, double p0, double p1);
 /* The backward kernel of every unary op: grad * f'(x) (out is f(x)). */
 kbl_tensor *kbl_unary_grad(int op, kbl_tensor *grad, kbl_tensor *x, kbl_tensor *out,
@@ -330,6 +341,7 @@ typedef struct kbl_data_job {
     const int64_t *ids;
     const int64_t *epochs;
     const kbl_data_op *ops;
+    struct kbl_data_images *images; /* non-NULL: rows are these image files (x unused) */
 } kbl_data_job;
 int kbl_data_job_run(const kbl_data_job *job, kbl_tensor **x_out, kbl_tensor **y_out);
 /* Background threads running jobs; results come back in submission order. */
@@ -345,6 +357,65 @@ void kbl_data_prefetcher_free(kbl_data_prefetcher *p);   /* cancels and joins */
  * stale (another key) or damaged, with the reason in kbl_last_error(). */
 int kbl_data_cache_write(const char *path, const char *key, int n, kbl_tensor **tensors, int level);
 int kbl_data_cache_read(const char *path, const char *key, int max, kbl_tensor **out);
+
+/* ---- data: image files and record shards (data_image.c, data_records.c) ---- */
+/* Image files (PNG, JPEG, BMP through stb_image). read: uint8 [C, H, W] with
+ * channels 1 (grey) or 3 (RGB); info: out = {channels in the file, H, W}. */
+kbl_tensor *kbl_data_image_read(const char *path, int channels);
+int kbl_data_image_info(const char *path, int64_t out[3]);
+/* uint8 [C, H, W] or [H, W] (C 1, 3 or 4) written to path as PNG or BMP by
+ * its extension; or as PNG into buf when cap is enough, returning the PNG's
+ * size (or -1). */
+int kbl_data_image_write(const char *path, kbl_tensor *img);
+int64_t kbl_data_image_png(kbl_tensor *img, uint8_t *buf, int64_t cap);
+/* float32 [..., H, W] resized to h x w as PyTorch's bilinear interpolate
+ * (align_corners = False, no antialiasing). */
+kbl_tensor *kbl_data_resize(kbl_tensor *x, int64_t h, int64_t w);
+/* The entries of a directory (hidden ones left out) as lines "d<name>" or
+ * "f<name>" in buf when cap is enough; returns the bytes needed, or -1. */
+int64_t kbl_data_list_dir(const char *path, char *buf, int64_t cap);
+/* n image files decoded to float32 [channels, h, w] in [0, 1] (resized when
+ * resize != 0, else each must be h x w), then center-cropped to crop_h x crop_w
+ * (0: no crop). A kbl_data_job with images set decodes its rows on the thread
+ * running it; with skip_bad a bad file is left out of its batch and counted. */
+typedef struct kbl_data_images kbl_data_images;
+kbl_data_images *kbl_data_images_new(int64_t n, const char *const *paths, int channels, int64_t h, int64_t w,
+                                     int resize, int64_t crop_h, int64_t crop_w, int skip_bad);
+kbl_data_images *kbl_data_images_retain(kbl_data_images *im);
+void kbl_data_images_free(kbl_data_images *im);   /* drops a reference */
+/* How many files were skipped since the last call, the first one's message in buf. */
+int64_t kbl_data_images_take_skipped(kbl_data_images *im, char *buf, int64_t cap);
+int kbl_data_images_job_run(const kbl_data_job *job, kbl_tensor **x_out, kbl_tensor **y_out);
+/* Record shards (data_records.c). write: one shard of x's rows (and y's), in
+ * zstd blocks of block_rows with a checksum each; *checksum gets the hash of
+ * its header and block table, which the index keeps. */
+int kbl_data_records_write(const char *path, kbl_tensor *x, kbl_tensor *y, int64_t block_rows, int level,
+                           uint64_t *checksum);
+/* A streamer: reads the shards in the order given on a background thread,
+ * checking each against the index and each block against its checksum, draws
+ * rows through a shuffle buffer (buffer <= 1: in order; draw t picks
+ * kbl_data_randint(seed, salt, epoch, t, 0, rows held)) and makes batches of
+ * x (float32 times x_scale when x_scale != 1 and not raw) and y, skipping the first
+ * skip_batches, up to depth batches ahead. A row's id is first_ids[k] + its
+ * row in shard k. next: *n = 0 at the end; -1 names the shard and records. */
+typedef struct kbl_data_records_spec {
+    int32_t nshards;
+    int32_t x_dtype, y_dtype;   /* y_dtype -1: no y */
+    int32_t xndim, yndim;
+    int32_t drop_remainder, depth, salt;
+    int32_t raw;                /* 1: x as stored (x_scale left to the caller) */
+    const char *const *paths;
+    const int64_t *counts, *sizes, *first_ids;
+    const uint64_t *checksums;
+    int64_t xshape[8], yshape[8];
+    double x_scale;
+    int64_t batch, buffer, skip_batches;
+    uint64_t seed, epoch;
+} kbl_data_records_spec;
+typedef struct kbl_data_records kbl_data_records;
+kbl_data_records *kbl_data_records_open(const kbl_data_records_spec *spec);
+int kbl_data_records_next(kbl_data_records *r, kbl_tensor **x, kbl_tensor **y, int64_t *ids, int64_t *n);
+void kbl_data_records_close(kbl_data_records *r);   /* stops and joins the thread */
 
 /* ---- conv: convolution, pooling, normalization, dropout, embedding (conv.c, pool.c,
  * norm.c, dropout.c, embedding.c) ---- */

@@ -7,112 +7,32 @@
  * The mean divides by sum_i w_{y_i} over rows that are not ignored, as PyTorch. */
 #include "internal.h"
 
-#include <math.h>
-#include <omp.h>
-
-typedef struct {
-    int64_t rows, cols, ignore;
-    double smoothing;
-    const int64_t *labels;
-} ce_args;
-
-/* per-row loss into loss[r] (0 for ignored rows); returns the weight total */
-#define CE_FORWARD(T)                                                                    \
-    do {                                                                                 \
-        const T *x = (const T *)kbl_base(lg);                                            \
-        const T *w = wt ? (const T *)kbl_base(wt) : NULL;                                \
-        T *loss = (T *)kbl_base(out_rows);                                               \
-        _Pragma("omp parallel for num_threads(nt) schedule(static) reduction(+ : wsum)") \
-        for (int64_t r = 0; r < A.rows; r++) {                                           \
-            int64_t y = A.labels[r];                                                     \
-            if (y == A.ignore) { loss[r] = 0; continue; }                                \
-            const T *row = x + r * A.cols;                                               \
-            T m = row[0];                                                                \
-            for (int64_t c = 1; c < A.cols; c++) m = row[c] > m ? row[c] : m;           \
-            double s = 0, smooth = 0, wall = 0;                                          \
-            for (int64_t c = 0; c < A.cols; c++) s += exp((double)(row[c] - m));         \
-            double lse = (double)m + log(s);                                             \
-            if (A.smoothing > 0)                                                         \
-                for (int64_t c = 0; c < A.cols; c++) {                                   \
-                    double wc = w ? (double)w[c] : 1.0;                                  \
-                    smooth += wc * (lse - (double)row[c]);                               \
-                    wall += wc;                                                          \
-                }                                                                        \
-            double wy = w ? (double)w[y] : 1.0;                                          \
-            loss[r] = (T)((1 - A.smoothing) * wy * (lse - (double)row[y]) +              \
-                          A.smoothing / (double)A.cols * smooth);                        \
-            wsum += wy;                                                                  \
-        }                                                                                \
-    } while (0)
-
-/* dx[r, c] = scale_r * ((1-e) w_y (p_c - [c==y]) + e/C (W p_c - w_c)) */
-#define CE_BACKWARD(T)                                                                   \
-    do {                                                                                 \
-        const T *x = (const T *)kbl_base(lg);                                            \
-        const T *w = wt ? (const T *)kbl_base(wt) : NULL;                                \
-        const T *gp = (const T *)kbl_base(gc);                                           \
-        T *dx = (T *)kbl_base(out);                                                      \
-        _Pragma("omp parallel for num_threads(nt) schedule(static)")                     \
-        for (int64_t r = 0; r < A.rows; r++) {                                           \
-            int64_t y = A.labels[r];                                                     \
-            T *drow = dx + r * A.cols;                                                   \
-            if (y == A.ignore) {                                                         \
-                for (int64_t c = 0; c < A.cols; c++) drow[c] = 0;                        \
-                continue;                                                                \
-            }                                                                            \
-            const T *row = x + r * A.cols;                                               \
-            T m = row[0];                                                                \
-            for (int64_t c = 1; c < A.cols; c++) m = row[c] > m ? row[c] : m;           \
-            double s = 0, wall = 0;                                                      \
-            for (int64_t c = 0; c < A.cols; c++) {                                       \
-                double e = exp((double)(row[c] - m));                                    \
-                drow[c] = (T)e;                                                          \
-                s += e;                                                                  \
-                wall += w ? (double)w[c] : 1.0;                                          \
-            }                                                                            \
-            double scale = (double)(per_row ? gp[r] : gp[0]) * gscale;                   \
-            double wy = w ? (double)w[y] : 1.0, e = A.smoothing, inv = 1.0 / s;          \
-            for (int64_t c = 0; c < A.cols; c++) {                                       \
-                double p = (double)drow[c] * inv, wc = w ? (double)w[c] : 1.0;           \
-                double d = (1 - e) * wy * (p - (c == y)) + e / (double)A.cols * (wall * p - wc); \
-                drow[c] = (T)(scale * d);                                                \
-            }                                                                            \
-        }                                                                                \
-    } while (0)
+/* cross_entropy's node arguments; inv_wsum is 1 / the total weight */
+typedef struct { int64_t ignore; int reduction; double smoothing, inv_wsum; } ce_node_args;
+KBL_ARGS_FIT(ce_node_args);
 
 static int ce_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
+    const ce_node_args *na = KBL_ARGS(n, ce_node_args);
     kbl_tensor *labels = n->saved[0], *wt = n->saved[1];
     int prev = kbl_set_grad_enabled(0);
     kbl_tensor *lg = kbl_contiguous(n->inputs[0]); /* the kernel reads rows; logits may be a view */
     kbl_set_grad_enabled(prev);
     if (!lg) return -1;
-    ce_args A = {lg->shape[0], lg->shape[1], n->ip[0], n->p[0], kbl_base(labels)};
-    int reduction = (int)n->ip[1];
-    double gscale = reduction == KBL_REDUCE_MEAN ? n->p[1] : 1.0; /* 1 / total weight */
-    bool per_row = reduction == KBL_REDUCE_NONE;
+    int64_t rows = lg->shape[0], cols = lg->shape[1];
+    int reduction = na->reduction;
+    double gscale = reduction == KBL_REDUCE_MEAN ? na->inv_wsum : 1.0;
     kbl_tensor *gc = kbl_contiguous(g);
     kbl_tensor *out = gc ? kbl_empty_on(lg->device, 2, lg->shape, lg->dtype) : NULL;
-    if (!out) {
-        kbl_release_n(2, lg, gc);
-        return -1;
+    kbl_ce_args ca = {lg->dtype, reduction == KBL_REDUCE_NONE, rows, cols, na->ignore, na->smoothing, gscale, kbl_base(lg),
+                      kbl_base(labels), wt ? kbl_base(wt) : NULL, gc ? kbl_base(gc) : NULL,
+                      out ? kbl_base(out) : NULL, NULL, NULL};
+    if (out && rows * cols > 0 && kbl_backend_of(lg)->cross_entropy(&ca)) {
+        kbl_tensor_release(out);
+        out = NULL;
     }
-    if (kbl_on_cuda(lg)) {
-        kbl_ce_args ca = {lg->dtype, per_row, A.rows, A.cols, A.ignore, A.smoothing, gscale, kbl_base(lg),
-                          A.labels, wt ? kbl_base(wt) : NULL, kbl_base(gc), kbl_base(out), NULL, NULL};
-        int rc = A.rows * A.cols > 0 ? kbl_backend_of(lg)->cross_entropy(&ca) : 0;
-        kbl_release_n(2, lg, gc);
-        if (rc) {
-            kbl_tensor_release(out);
-            return -1;
-        }
-        gin[0] = out;
-        return 0;
-    }
-    int nt = A.rows * A.cols >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1;
-    KBL_FLOAT_CASES(lg->dtype, CE_BACKWARD)
     kbl_release_n(2, lg, gc);
     gin[0] = out;
-    return 0;
+    return out ? 0 : -1;
 }
 
 static kbl_tensor *bad_label(int64_t label, int64_t row, int64_t cols) {
@@ -127,9 +47,7 @@ static kbl_tensor *ce_2d(kbl_tensor *logits, kbl_tensor *labels, kbl_tensor *wei
                          double smoothing, int reduction) {
     int64_t rows = logits->shape[0], cols = logits->shape[1];
     const int64_t *lab = kbl_base(labels);
-    bool dev = kbl_on_cuda(logits);
-    for (int64_t r = 0; !dev && r < rows; r++)
-        if (lab[r] != ignore && (lab[r] < 0 || lab[r] >= cols)) return bad_label(lab[r], r, cols);
+    const kbl_backend *be = kbl_backend_of(logits);
     int prev = kbl_set_grad_enabled(0);
     kbl_tensor *lg = kbl_contiguous(logits);
     kbl_tensor *wt = weight ? kbl_contiguous(weight) : NULL;
@@ -139,51 +57,38 @@ static kbl_tensor *ce_2d(kbl_tensor *logits, kbl_tensor *labels, kbl_tensor *wei
         kbl_release_n(3, lg, wt, out_rows);
         return NULL;
     }
-    ce_args A = {rows, cols, ignore, smoothing, lab};
+    /* the kernel checks the labels first; the host needs wsum for the mean */
     double wsum = 0;
-    int nt = rows * cols >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1;
-    if (dev && rows == 0) {
-        /* nothing to compute: the losses of no rows */
-    } else if (dev) { /* the kernel checks the labels; the host needs wsum for the mean */
-        int64_t bad = -1;
-        kbl_ce_args ca = {logits->dtype, 0, rows, cols, ignore, smoothing, 1.0, kbl_base(lg), lab,
-                          wt ? kbl_base(wt) : NULL, NULL, kbl_base(out_rows), &wsum, &bad};
-        int rc = kbl_backend_of(lg)->cross_entropy(&ca);
-        if (rc == 0 && bad >= 0) {
-            int64_t v = 0;
-            rc = kbl_device_memcpy(&v, lab + bad, sizeof v, KBL_COPY_D2H);
-            if (rc == 0) bad_label(v, bad, cols);
-        }
-        if (rc || bad >= 0) {
-            kbl_release_n(3, lg, wt, out_rows);
-            return NULL;
-        }
-    } else if (cols > 0) {
-        KBL_FLOAT_CASES(logits->dtype, CE_FORWARD)
+    int64_t bad = -1;
+    kbl_ce_args ca = {logits->dtype, 0, rows, cols, ignore, smoothing, 1.0, kbl_base(lg), lab,
+                      wt ? kbl_base(wt) : NULL, NULL, kbl_base(out_rows), &wsum, &bad};
+    int rc = rows > 0 ? be->cross_entropy(&ca) : 0;
+    if (rc == 0 && bad >= 0) {
+        int64_t v = 0;
+        rc = be->memcpy(&v, lab + bad, sizeof v, KBL_COPY_D2H);
+        if (rc == 0) bad_label(v, bad, cols);
+    }
+    if (rc || bad >= 0) {
+        kbl_release_n(3, lg, wt, out_rows);
+        return NULL;
     }
     kbl_tensor *out = NULL;
     if (reduction == KBL_REDUCE_NONE) {
         out = kbl_tensor_retain(out_rows);
-    } else if (dev) {
+    } else {
         prev = kbl_set_grad_enabled(0);
         kbl_tensor *s = kbl_sum(out_rows, 0, NULL, 0);
-        out = s && reduction == KBL_REDUCE_MEAN ? kbl_unary(KBL_AFFINE, s, 1.0 / wsum, 0) : kbl_tensor_retain(s);
-        kbl_tensor_release(s);
+        kbl_tensor *total = s && reduction == KBL_REDUCE_MEAN ? kbl_full_on(logits->device, 0, NULL, wsum, s->dtype) : NULL;
+        out = total ? kbl_div(s, total) : kbl_tensor_retain(s);
+        kbl_release_n(2, s, total);
         kbl_set_grad_enabled(prev);
-    } else {
-        out = kbl_sum(out_rows, 0, NULL, 0);
-        if (out && reduction == KBL_REDUCE_MEAN) kbl_store_double(kbl_base(out), out->dtype, 0,
-                                                                  kbl_load_double(kbl_base(out), out->dtype, 0) / wsum);
     }
     kbl_tensor_release(out_rows);
     if (out) {
         kbl_tensor *in[1] = {logits};
         kbl_node *node = kbl_record("cross_entropy", ce_backward, out, 1, in);
         if (node) {
-            node->ip[0] = ignore;
-            node->ip[1] = reduction;
-            node->p[0] = smoothing;
-            node->p[1] = 1.0 / wsum;
+            *KBL_ARGS(node, ce_node_args) = (ce_node_args){ignore, reduction, smoothing, 1.0 / wsum};
             kbl_node_save(node, 0, labels);
             kbl_node_save(node, 1, wt);
         }

@@ -1,58 +1,45 @@
-/* matmul.c — matrix products through OpenBLAS: matmul (1-D, 2-D and batched with
- * broadcast batch dims) and linear (x·Wᵀ + b, fused bias). Transposed operands
- * are passed to GEMM as transposes, never copied. */
+/* matmul.c — matrix products: matmul (1-D, 2-D and batched with broadcast batch
+ * dims) and linear (x·Wᵀ + b, fused bias), on the device's GEMM (oneDNN on the
+ * CPU, core/cpu/dnnl_gemm.c; cuBLAS on CUDA). Transposed operands are passed to
+ * GEMM as transposes, never copied. */
 #include "internal.h"
-
-#include <cblas.h>
 
 /* How a [rows, cols] matrix view is handed to row-major GEMM, or false if its
  * strides need a copy first. */
-static bool gemm_layout(const kbl_tensor *t, int d0, int d1, CBLAS_TRANSPOSE *trans, int64_t *ld) {
+static bool gemm_layout(const kbl_tensor *t, int d0, int d1, bool *trans, int64_t *ld) {
     int64_t rows = t->shape[d0], cols = t->shape[d1], s0 = t->strides[d0], s1 = t->strides[d1];
     int64_t minr = rows > 1 ? rows : 1, minc = cols > 1 ? cols : 1;
     if ((cols == 1 || s1 == 1) && (rows == 1 || s0 >= minc)) {
-        *trans = CblasNoTrans;
+        *trans = false;
         *ld = rows == 1 ? minc : s0;
         return true;
     }
     if ((rows == 1 || s0 == 1) && (cols == 1 || s1 >= minr)) {
-        *trans = CblasTrans;
+        *trans = true;
         *ld = cols == 1 ? minr : s1;
         return true;
     }
     return false;
 }
 
-/* c[m,n] = alpha * a[m,k] · b[k,n] + beta * c, for one matrix of each (offsets in elements) */
+/* c[m,n] = a[m,k] · b[k,n] + beta * c, for one matrix of each (offsets in elements) */
 static int gemm(const kbl_tensor *a, int64_t aoff, const kbl_tensor *b, int64_t boff, kbl_tensor *c,
                 int64_t coff, int64_t m, int64_t n, int64_t k, double beta) {
-    CBLAS_TRANSPOSE ta = CblasNoTrans, tb = CblasNoTrans;
+    bool ta = false, tb = false;
     int64_t lda = 1, ldb = 1;
     int ad = a->ndim, bd = b->ndim;
     gemm_layout(a, ad - 2, ad - 1, &ta, &lda);
     gemm_layout(b, bd - 2, bd - 1, &tb, &ldb);
     int64_t ldc = n > 0 ? n : 1;
-    if (kbl_on_cuda(c)) { /* cuBLAS, through the backend */
-        size_t es = kbl_dtype_size(c->dtype);
-        return kbl_backend_of(c)->gemm(c->dtype, ta == CblasTrans, tb == CblasTrans, m, n, k,
-                                       (const char *)kbl_base(a) + aoff * (int64_t)es, lda,
-                                       (const char *)kbl_base(b) + boff * (int64_t)es, ldb, beta,
-                                       (char *)kbl_base(c) + coff * (int64_t)es, ldc);
-    }
-    if (c->dtype == KBL_FLOAT32)
-        cblas_sgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, 1.0f, (const float *)kbl_base(a) + aoff,
-                    (int)lda, (const float *)kbl_base(b) + boff, (int)ldb, (float)beta,
-                    (float *)kbl_base(c) + coff, (int)ldc);
-    else
-        cblas_dgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, 1.0, (const double *)kbl_base(a) + aoff,
-                    (int)lda, (const double *)kbl_base(b) + boff, (int)ldb, beta,
-                    (double *)kbl_base(c) + coff, (int)ldc);
-    return 0;
+    size_t es = kbl_dtype_size(c->dtype);
+    return kbl_backend_of(c)->gemm(c->dtype, ta, tb, m, n, k, (const char *)kbl_base(a) + aoff * (int64_t)es, lda,
+                                   (const char *)kbl_base(b) + boff * (int64_t)es, ldb, beta,
+                                   (char *)kbl_base(c) + coff * (int64_t)es, ldc);
 }
 
 /* a copy of t (or t retained) whose last two dims GEMM can read */
 static kbl_tensor *gemm_ready(kbl_tensor *t) {
-    CBLAS_TRANSPOSE tr;
+    bool tr;
     int64_t ld;
     if (gemm_layout(t, t->ndim - 2, t->ndim - 1, &tr, &ld)) return kbl_tensor_retain(t);
     int prev = kbl_set_grad_enabled(0);

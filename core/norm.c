@@ -1,11 +1,13 @@
 /* norm.c — normalization layers: batch_norm (batch statistics and running
  * statistics updated in place when training, the running ones otherwise), and
  * layer_norm and group_norm, which normalize rows of x seen as [N, groups, D].
- * Each has one fused backward kernel, registered as an op. Statistics accumulate
- * in double; channels (batch_norm) and rows (the others) run over OpenMP threads. */
+ * Each has one fused backward kernel, registered as an op. One path for every
+ * device: the backend's norm kernels make the passes over x (statistics in
+ * double, apply, the fused backward: core/cpu/norm.c on the CPU), and the
+ * per-channel arithmetic between them (running statistics, scale and shift) is
+ * written with ops on float64 [C] tensors on x's device, so no step waits for
+ * a device and no value goes through the host. */
 #include "internal.h"
-
-#include <math.h>
 
 static kbl_tensor *contiguous_nograd(kbl_tensor *t) {
     if (!t) return NULL;
@@ -14,8 +16,6 @@ static kbl_tensor *contiguous_nograd(kbl_tensor *t) {
     kbl_set_grad_enabled(prev);
     return c;
 }
-
-static int nthreads(int64_t work) { return work >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1; }
 
 /* A per-channel parameter: NULL, or 1-D [c] of dtype. */
 static int check_param(const char *op, const kbl_tensor *p, const char *what, int64_t c, const kbl_tensor *x) {
@@ -29,51 +29,101 @@ static int check_param(const char *op, const kbl_tensor *p, const char *what, in
     return 0;
 }
 
-static double load1(const kbl_tensor *t, int64_t i) {
-    return kbl_load_double(kbl_base(t), t->dtype, i * t->strides[0]);
+/* t as float64 and contiguous, on its device (no graph: callers turn it off) */
+static kbl_tensor *as_f64(kbl_tensor *t) {
+    return t->dtype == KBL_FLOAT64 ? kbl_contiguous(t) : kbl_to_dtype(t, KBL_FLOAT64);
 }
 
 /* ---- batch_norm -------------------------------------------------------------------- */
 
-/* x [n, c, s]: per channel mean and biased variance (two passes, in double) */
-#define BN_STATS(T)                                                                        \
-    do {                                                                                   \
-        const T *xp = kbl_base(xc);                                                        \
-        _Pragma("omp parallel for num_threads(nt) schedule(static)")                       \
-        for (int64_t ch = 0; ch < c; ch++) {                                               \
-            double s = 0, q = 0;                                                           \
-            for (int64_t i = 0; i < n; i++) {                                              \
-                const T *p = xp + (i * c + ch) * sp;                                       \
-                for (int64_t j = 0; j < sp; j++) s += p[j];                                \
-            }                                                                              \
-            double m = s / (double)cnt;                                                    \
-            for (int64_t i = 0; i < n; i++) {                                              \
-                const T *p = xp + (i * c + ch) * sp;                                       \
-                for (int64_t j = 0; j < sp; j++) q += ((double)p[j] - m) * ((double)p[j] - m); \
-            }                                                                              \
-            mean[ch] = m;                                                                  \
-            var[ch] = q / (double)cnt;                                                     \
-        }                                                                                  \
-    } while (0)
+/* Elements [start, start + len) of a float64 vector as a tensor of (nd, shape)
+ * in dtype: a parameter gradient from the kernel's sums. */
+static kbl_tensor *narrow_as(kbl_tensor *t, int64_t start, int64_t len, int nd, const int64_t *shape, int dtype) {
+    kbl_tensor *part = kbl_narrow(t, 0, start, len);
+    kbl_tensor *c = part ? kbl_to_dtype(part, dtype) : NULL;
+    kbl_tensor *r = c ? kbl_reshape(c, nd, shape) : NULL;
+    kbl_release_n(2, part, c);
+    return r;
+}
 
-/* y = x * scale[ch] + shift[ch] */
-#define BN_APPLY(T)                                                                        \
-    do {                                                                                   \
-        const T *xp = kbl_base(xc);                                                        \
-        T *yp = kbl_base(y);                                                               \
-        _Pragma("omp parallel for num_threads(nt) schedule(static)")                       \
-        for (int64_t r = 0; r < n * c; r++) {                                              \
-            T a = (T)scale[r % c], b = (T)shift[r % c];                                    \
-            const T *p = xp + r * sp;                                                      \
-            T *q = yp + r * sp;                                                            \
-            for (int64_t j = 0; j < sp; j++) q[j] = p[j] * a + b;                          \
-        }                                                                                  \
-    } while (0)
+/* dst (a running statistic, updated in place) = (1 - m) dst + (m stat) k */
+static int blend_(kbl_tensor *dst, kbl_tensor *stat, double m, double k) {
+    kbl_tensor *d64 = as_f64(dst);
+    kbl_tensor *a = d64 ? kbl_unary(KBL_AFFINE, d64, 1 - m, 0) : NULL;
+    kbl_tensor *ms = a ? kbl_unary(KBL_AFFINE, stat, m, 0) : NULL;
+    kbl_tensor *b = !ms ? NULL : k == 1 ? kbl_tensor_retain(ms) : kbl_unary(KBL_AFFINE, ms, k, 0);
+    kbl_tensor *s = b ? kbl_add(a, b) : NULL;
+    int rc = s ? kbl_copy_(dst, s) : -1;
+    kbl_release_n(5, d64, a, ms, b, s);
+    return rc;
+}
+
+/* y = batch_norm(x), and the statistics the backward needs (mean, invstd in
+ * x's dtype) into *mt, *it; arguments checked by kbl_batch_norm. */
+static kbl_tensor *bn_forward(kbl_tensor *x, kbl_tensor *rm, kbl_tensor *rv, kbl_tensor *w, kbl_tensor *b,
+                              int training, double momentum, double eps, kbl_tensor **mt, kbl_tensor **it) {
+    const kbl_backend *be = kbl_backend_of(x);
+    int64_t n = x->shape[0], c = x->shape[1], cnt = c ? kbl_numel(x) / c : 0, sp = n ? cnt / n : 0;
+    int prev = kbl_set_grad_enabled(0);
+    kbl_tensor *xc = kbl_contiguous(x), *mean = NULL, *var = NULL, *y = NULL, *t = NULL, *inv = NULL;
+    kbl_tensor *scale = NULL, *mi = NULL, *ms = NULL, *shift = NULL, *w64 = NULL, *b64 = NULL;
+    *mt = *it = NULL;
+    if (!xc) goto done;
+    if (training) {
+        mean = kbl_empty_on(x->device, 1, &c, KBL_FLOAT64);
+        var = mean ? kbl_empty_on(x->device, 1, &c, KBL_FLOAT64) : NULL;
+        if (!var) goto done;
+        kbl_norm_args a = {.dtype = x->dtype, .kind = KBL_BN_STATS, .n = n, .c = c, .sp = sp, .x = kbl_base(xc),
+                           .dmean_out = kbl_base(mean), .dvar = kbl_base(var)};
+        if (c && be->norm(&a)) goto done;
+        double unbias = (double)cnt / (double)(cnt - 1);
+        if (rm && blend_(rm, mean, momentum, 1)) goto done;
+        if (rv && blend_(rv, var, momentum, unbias)) goto done;
+    } else {
+        mean = as_f64(rm);
+        var = mean ? as_f64(rv) : NULL;
+        if (!var) goto done;
+    }
+    /* inv = 1 / sqrt(var + eps); scale = inv w; shift = b - (mean inv) w */
+    t = kbl_unary(KBL_AFFINE, var, 1, eps);
+    inv = t ? kbl_unary(KBL_RSQRT, t, 0, 0) : NULL;
+    w64 = w ? as_f64(w) : NULL;
+    b64 = b ? as_f64(b) : NULL;
+    if (!inv || (w && !w64) || (b && !b64)) goto done;
+    scale = w64 ? kbl_mul(inv, w64) : kbl_tensor_retain(inv);
+    mi = scale ? kbl_mul(mean, inv) : NULL;
+    ms = !mi ? NULL : w64 ? kbl_mul(mi, w64) : kbl_tensor_retain(mi);
+    shift = !ms ? NULL : b64 ? kbl_sub(b64, ms) : kbl_unary(KBL_NEG, ms, 0, 0);
+    y = shift ? kbl_empty_like(xc, -1) : NULL;
+    if (!y) goto done;
+    kbl_norm_args a = {.dtype = x->dtype, .kind = KBL_BN_APPLY, .n = n, .c = c, .sp = sp, .x = kbl_base(xc),
+                       .y = kbl_base(y), .dscale = kbl_base(scale), .dshift = kbl_base(shift)};
+    if (kbl_numel(y) && be->norm(&a)) {
+        kbl_tensor_release(y);
+        y = NULL;
+        goto done;
+    }
+    *mt = kbl_to_dtype(mean, x->dtype);
+    *it = *mt ? kbl_to_dtype(inv, x->dtype) : NULL;
+    if (!*it) {
+        kbl_release_n(2, *mt, y);
+        *mt = y = NULL;
+    }
+done:
+    kbl_release_n(12, xc, mean, var, t, inv, scale, mi, ms, shift, w64, b64, NULL);
+    kbl_set_grad_enabled(prev);
+    return y;
+}
+
+/* the nodes' arguments */
+typedef struct { int training; } batch_norm_args;
+typedef struct { int64_t groups, inner; } norm_rows_args;
+KBL_ARGS_FIT(norm_rows_args);
 
 static int bn_backward(kbl_node *nd, kbl_tensor *g, kbl_tensor **gin) {
     kbl_tensor *x = nd->inputs[0], *w = nd->inputs[1], *b = nd->inputs[2];
     kbl_tensor **gw = kbl_needs_grad(w) ? &gin[1] : NULL, **gb = kbl_needs_grad(b) ? &gin[2] : NULL;
-    kbl_tensor *gx = kbl_batch_norm_backward(g, x, w, nd->saved[0], nd->saved[1], (int)nd->ip[0], gw, gb);
+    kbl_tensor *gx = kbl_batch_norm_backward(g, x, w, nd->saved[0], nd->saved[1], KBL_ARGS(nd, batch_norm_args)->training, gw, gb);
     if (!gx) return -1;
     if (kbl_needs_grad(x)) gin[0] = gx;
     else kbl_tensor_release(gx);
@@ -88,7 +138,7 @@ static kbl_tensor *bn_record(kbl_tensor *x, kbl_tensor *w, kbl_tensor *b, kbl_te
     if (node) {
         kbl_node_save(node, 0, mt);
         kbl_node_save(node, 1, it);
-        node->ip[0] = training != 0;
+        KBL_ARGS(node, batch_norm_args)->training = training != 0;
     }
     kbl_release_n(2, mt, it);
     return y;
@@ -102,7 +152,7 @@ kbl_tensor *kbl_batch_norm(kbl_tensor *x, kbl_tensor *rm, kbl_tensor *rv, kbl_te
         kbl_fail("%s: input must be [N, C] or [N, C, ...], got %s", op, KBL_DESC(x));
         return NULL;
     }
-    int64_t n = x->shape[0], c = x->shape[1], cnt = c ? kbl_numel(x) / c : 0, sp = n ? cnt / n : 0;
+    int64_t c = x->shape[1], cnt = c ? kbl_numel(x) / c : 0;
     if (check_param(op, rm, "running_mean", c, x) || check_param(op, rv, "running_var", c, x) ||
         check_param(op, w, "weight", c, x) || check_param(op, b, "bias", c, x))
         return NULL;
@@ -118,77 +168,10 @@ kbl_tensor *kbl_batch_norm(kbl_tensor *x, kbl_tensor *rm, kbl_tensor *rv, kbl_te
         kbl_fail("%s: running_mean and running_var are buffers updated in place; they must not require grad", op);
         return NULL;
     }
-    if (kbl_on_cuda(x)) {
-        kbl_tensor *mc = NULL, *ic = NULL;
-        kbl_tensor *yc = kbl_batch_norm_cuda(x, rm, rv, w, b, training, momentum, eps, &mc, &ic);
-        return yc ? bn_record(x, w, b, yc, mc, ic, training) : NULL;
-    }
-    double *buf = malloc(sizeof(double) * (size_t)(4 * (c > 0 ? c : 1)));
-    kbl_tensor *xc = contiguous_nograd(x);
-    kbl_tensor *y = xc && buf ? kbl_empty(x->ndim, x->shape, x->dtype) : NULL;
-    kbl_tensor *mt = y ? kbl_empty(1, &c, x->dtype) : NULL, *it = mt ? kbl_empty(1, &c, x->dtype) : NULL;
-    if (!it) {
-        if (!buf) kbl_fail("%s: out of memory", op);
-        free(buf);
-        kbl_release_n(4, xc, y, mt, it);
-        return NULL;
-    }
-    double *mean = buf, *var = buf + c, *scale = buf + 2 * c, *shift = buf + 3 * c;
-    int nt = nthreads(n * c * sp);
-    if (training) {
-        KBL_FLOAT_CASES(x->dtype, BN_STATS)
-        double unbias = (double)cnt / (double)(cnt - 1);
-        for (int64_t ch = 0; ch < c; ch++) {
-            if (rm) kbl_store_double(kbl_base(rm), rm->dtype, ch * rm->strides[0],
-                                     (1 - momentum) * load1(rm, ch) + momentum * mean[ch]);
-            if (rv) kbl_store_double(kbl_base(rv), rv->dtype, ch * rv->strides[0],
-                                     (1 - momentum) * load1(rv, ch) + momentum * var[ch] * unbias);
-        }
-    } else {
-        for (int64_t ch = 0; ch < c; ch++) mean[ch] = load1(rm, ch), var[ch] = load1(rv, ch);
-    }
-    for (int64_t ch = 0; ch < c; ch++) {
-        double inv = 1.0 / sqrt(var[ch] + eps), wv = w ? load1(w, ch) : 1, bv = b ? load1(b, ch) : 0;
-        scale[ch] = inv * wv;
-        shift[ch] = bv - mean[ch] * inv * wv;
-        kbl_store_double(kbl_base(mt), mt->dtype, ch, mean[ch]);
-        kbl_store_double(kbl_base(it), it->dtype, ch, inv);
-    }
-    KBL_FLOAT_CASES(x->dtype, BN_APPLY)
-    free(buf);
-    kbl_tensor_release(xc);
-    return bn_record(x, w, b, y, mt, it, training);
+    kbl_tensor *mc = NULL, *ic = NULL;
+    kbl_tensor *y = bn_forward(x, rm, rv, w, b, training, momentum, eps, &mc, &ic);
+    return y ? bn_record(x, w, b, y, mc, ic, training) : NULL;
 }
-
-/* per channel: sg = sum g, sgx = sum g (x - mean); then the input gradient */
-#define BN_BWD(T)                                                                          \
-    do {                                                                                   \
-        const T *gp = kbl_base(gc), *xp = kbl_base(xc);                                    \
-        T *dp = kbl_base(dx);                                                              \
-        _Pragma("omp parallel for num_threads(nt) schedule(static)")                       \
-        for (int64_t ch = 0; ch < c; ch++) {                                               \
-            double sg = 0, sgx = 0, m = mean[ch];                                          \
-            for (int64_t i = 0; i < n; i++) {                                              \
-                const T *g = gp + (i * c + ch) * sp, *xv = xp + (i * c + ch) * sp;         \
-                for (int64_t j = 0; j < sp; j++) {                                         \
-                    sg += g[j];                                                            \
-                    sgx += (double)g[j] * ((double)xv[j] - m);                             \
-                }                                                                          \
-            }                                                                              \
-            double inv = invstd[ch], wv = wvals[ch];                                       \
-            sums[ch] = sg;                                                                 \
-            sums[c + ch] = sgx * inv;                                                      \
-            T k = (T)(wv * inv), mg = (T)(training ? sg / (double)cnt : 0);                \
-            T kx = (T)(training ? sgx * inv / (double)cnt : 0), mt = (T)m;                 \
-            T it = (T)inv;                                                                 \
-            for (int64_t i = 0; i < n; i++) {                                              \
-                const T *g = gp + (i * c + ch) * sp, *xv = xp + (i * c + ch) * sp;         \
-                T *d = dp + (i * c + ch) * sp;                                             \
-                for (int64_t j = 0; j < sp; j++)                                           \
-                    d[j] = k * (g[j] - mg - (xv[j] - mt) * it * kx);                       \
-            }                                                                              \
-        }                                                                                  \
-    } while (0)
 
 kbl_tensor *kbl_batch_norm_backward(kbl_tensor *grad, kbl_tensor *x, kbl_tensor *w, kbl_tensor *mean_t,
                                     kbl_tensor *invstd_t, int training, kbl_tensor **grad_weight,
@@ -210,66 +193,37 @@ kbl_tensor *kbl_batch_norm_backward(kbl_tensor *grad, kbl_tensor *x, kbl_tensor 
     if (check_param(op, mean_t, "mean", c, x) || check_param(op, invstd_t, "invstd", c, x) ||
         check_param(op, w, "weight", c, x))
         return NULL;
-    if (kbl_on_cuda(x))
-        return kbl_batch_norm_backward_cuda(grad, x, w, mean_t, invstd_t, training, grad_weight, grad_bias);
-    double *buf = malloc(sizeof(double) * (size_t)(5 * (c > 0 ? c : 1)));
-    kbl_tensor *gc = contiguous_nograd(grad), *xc = contiguous_nograd(x);
-    kbl_tensor *dx = gc && xc && buf ? kbl_empty(x->ndim, x->shape, x->dtype) : NULL;
-    if (!dx) {
-        if (!buf) kbl_fail("%s: out of memory", op);
-        free(buf);
-        kbl_release_n(2, gc, xc);
-        return NULL;
+    int prev = kbl_set_grad_enabled(0);
+    kbl_tensor *gc = kbl_contiguous(grad), *xc = kbl_contiguous(x), *m64 = as_f64(mean_t), *i64 = as_f64(invstd_t);
+    kbl_tensor *w64 = w ? as_f64(w) : kbl_full_on(x->device, 1, &c, 1.0, KBL_FLOAT64);
+    kbl_tensor *sums = kbl_empty_on(x->device, 1, (int64_t[]){2 * c}, KBL_FLOAT64);
+    kbl_tensor *dx = gc && xc && m64 && i64 && w64 && sums ? kbl_empty_like(xc, -1) : NULL;
+    if (dx) { /* sums: sum g per channel, then sum g (x - mean) invstd (the weight gradient) */
+        kbl_norm_args a = {.dtype = x->dtype, .kind = KBL_BN_BACKWARD, .training = training, .n = n, .c = c,
+                           .sp = sp, .x = kbl_base(xc), .grad = kbl_base(gc), .y = kbl_base(dx),
+                           .dmean = kbl_base(m64), .dinvstd = kbl_base(i64), .dweight = kbl_base(w64),
+                           .sums = kbl_base(sums)};
+        if (c && kbl_backend_of(x)->norm(&a)) kbl_tensor_release(dx), dx = NULL;
     }
-    double *mean = buf, *invstd = buf + c, *wvals = buf + 2 * c, *sums = buf + 3 * c;
-    for (int64_t ch = 0; ch < c; ch++)
-        mean[ch] = load1(mean_t, ch), invstd[ch] = load1(invstd_t, ch), wvals[ch] = w ? load1(w, ch) : 1;
-    int nt = nthreads(n * c * sp);
-    KBL_FLOAT_CASES(x->dtype, BN_BWD)
-    kbl_release_n(2, gc, xc);
-    int rc = 0;
-    if (grad_weight && !(*grad_weight = kbl_from_doubles(1, &c, sums + c, x->dtype))) rc = -1;
-    if (grad_bias && !(*grad_bias = kbl_from_doubles(1, &c, sums, x->dtype))) rc = -1;
-    free(buf);
-    if (rc) {
-        kbl_tensor_release(dx);
-        return NULL;
+    if (dx && grad_bias && !(*grad_bias = narrow_as(sums, 0, c, 1, &c, x->dtype))) kbl_tensor_release(dx), dx = NULL;
+    if (dx && grad_weight && !(*grad_weight = narrow_as(sums, c, c, 1, &c, x->dtype)))
+        kbl_tensor_release(dx), dx = NULL;
+    kbl_release_n(6, gc, xc, m64, i64, w64, sums);
+    kbl_set_grad_enabled(prev);
+    if (!dx) {
+        if (grad_weight) kbl_tensor_release(*grad_weight), *grad_weight = NULL;
+        if (grad_bias) kbl_tensor_release(*grad_bias), *grad_bias = NULL;
     }
     return dx;
 }
 
 /* ---- layer_norm and group_norm: rows of x [N, G, D] ------------------------------------- */
 
-/* Per row r: mean, rstd; y = xhat * w[p] + b[p], p = ((r % G) * D + d) / inner */
-#define ROWS_FWD(T)                                                                        \
-    do {                                                                                   \
-        const T *xp = kbl_base(xc), *wp = wc ? kbl_base(wc) : NULL, *bp = bc ? kbl_base(bc) : NULL; \
-        T *yp = kbl_base(y), *mp = kbl_base(mt), *rp = kbl_base(rt);                      \
-        _Pragma("omp parallel for num_threads(nt) schedule(static)")                       \
-        for (int64_t r = 0; r < rows; r++) {                                               \
-            const T *p = xp + r * d;                                                       \
-            T *q = yp + r * d;                                                             \
-            double s = 0, v = 0;                                                           \
-            for (int64_t j = 0; j < d; j++) s += p[j];                                     \
-            double m = s / (double)d;                                                      \
-            for (int64_t j = 0; j < d; j++) v += ((double)p[j] - m) * ((double)p[j] - m);  \
-            double rs = 1.0 / sqrt(v / (double)d + eps);                                   \
-            mp[r] = (T)m;                                                                  \
-            rp[r] = (T)rs;                                                                 \
-            T mm = (T)m, rr = (T)rs;                                                       \
-            int64_t base = (r % groups) * d;                                               \
-            for (int64_t j = 0; j < d; j++) {                                              \
-                int64_t pi = (base + j) / inner;                                           \
-                T h = (p[j] - mm) * rr;                                                    \
-                q[j] = (wp ? h * wp[pi] : h) + (bp ? bp[pi] : 0);                          \
-            }                                                                              \
-        }                                                                                  \
-    } while (0)
-
 static int rows_backward(kbl_node *nd, kbl_tensor *g, kbl_tensor **gin) {
     kbl_tensor *x = nd->inputs[0], *w = nd->inputs[1], *b = nd->inputs[2];
     kbl_tensor **gw = kbl_needs_grad(w) ? &gin[1] : NULL, **gb = kbl_needs_grad(b) ? &gin[2] : NULL;
-    kbl_tensor *gx = kbl_norm_rows_backward(g, x, w, nd->saved[0], nd->saved[1], nd->ip[0], nd->ip[1], gw, gb);
+    const norm_rows_args *a = KBL_ARGS(nd, norm_rows_args);
+    kbl_tensor *gx = kbl_norm_rows_backward(g, x, w, nd->saved[0], nd->saved[1], a->groups, a->inner, gw, gb);
     if (!gx) return -1;
     if (kbl_needs_grad(x)) gin[0] = gx;
     else kbl_tensor_release(gx);
@@ -289,20 +243,20 @@ static kbl_tensor *rows_forward(const char *op, kbl_tensor *x, int64_t groups, i
     kbl_tensor *y = xc && (wc || !w) && (bc || !b) ? kbl_empty_like(x, -1) : NULL;
     kbl_tensor *mt = y ? kbl_empty_on(x->device, 1, &rows, x->dtype) : NULL;
     kbl_tensor *rt = mt ? kbl_empty_on(x->device, 1, &rows, x->dtype) : NULL;
-    if (rt && kbl_on_cuda(x) && kbl_norm_rows_cuda(xc, wc, bc, y, mt, rt, rows, d, groups, inner, eps)) {
-        kbl_tensor_release(rt);
-        rt = NULL;
+    if (rt && rows && d) {
+        kbl_norm_args a = {.dtype = x->dtype, .kind = KBL_ROWS_FORWARD, .rows = rows, .d = d, .groups = groups,
+                           .inner = inner, .eps = eps, .x = kbl_base(xc), .weight = wc ? kbl_base(wc) : NULL,
+                           .bias = bc ? kbl_base(bc) : NULL, .y = kbl_base(y), .mean_out = kbl_base(mt),
+                           .rstd_out = kbl_base(rt)};
+        if (kbl_backend_of(x)->norm(&a)) kbl_tensor_release(rt), rt = NULL;
     }
     if (rt) {
-        int nt = nthreads(rows * d);
-        if (!kbl_on_cuda(x)) KBL_FLOAT_CASES(x->dtype, ROWS_FWD)
         kbl_tensor *in[3] = {x, w, b};
         kbl_node *node = kbl_record(op, rows_backward, y, 3, in);
         if (node) {
             kbl_node_save(node, 0, mt);
             kbl_node_save(node, 1, rt);
-            node->ip[0] = groups;
-            node->ip[1] = inner;
+            *KBL_ARGS(node, norm_rows_args) = (norm_rows_args){groups, inner};
         }
     } else {
         kbl_tensor_release(y);
@@ -354,49 +308,6 @@ kbl_tensor *kbl_group_norm(kbl_tensor *x, int64_t groups, kbl_tensor *w, kbl_ten
     return rows_forward(op, x, groups, c / groups * inner, inner, w, b, eps);
 }
 
-/* gx = rstd (wg - mean(wg) - xhat mean(wg xhat)) per row, wg = g w[p] */
-#define ROWS_BWD(T)                                                                        \
-    do {                                                                                   \
-        const T *gp = kbl_base(gc), *xp = kbl_base(xc), *wp = wc ? kbl_base(wc) : NULL;    \
-        const T *mp = kbl_base(mc), *rp = kbl_base(rc);                                    \
-        T *dp = kbl_base(dx);                                                              \
-        _Pragma("omp parallel for num_threads(nt) schedule(static)")                       \
-        for (int64_t r = 0; r < rows; r++) {                                               \
-            const T *g = gp + r * d, *xv = xp + r * d;                                     \
-            T *o = dp + r * d, m = mp[r], rs = rp[r];                                      \
-            int64_t base = (r % groups) * d;                                               \
-            double a = 0, bsum = 0;                                                        \
-            for (int64_t j = 0; j < d; j++) {                                              \
-                double wg = (double)g[j] * (wp ? (double)wp[(base + j) / inner] : 1.0);    \
-                a += wg;                                                                   \
-                bsum += wg * (double)((xv[j] - m) * rs);                                   \
-            }                                                                              \
-            T ma = (T)(a / (double)d), mb = (T)(bsum / (double)d);                         \
-            for (int64_t j = 0; j < d; j++) {                                              \
-                T wg = g[j] * (wp ? wp[(base + j) / inner] : 1);                           \
-                o[j] = rs * (wg - ma - (xv[j] - m) * rs * mb);                             \
-            }                                                                              \
-        }                                                                                  \
-        if (gwp || gbp) {                                                                  \
-            int64_t nparam = groups * d / inner, per = groups * d;                         \
-            _Pragma("omp parallel for num_threads(nt) schedule(static)")                   \
-            for (int64_t pi = 0; pi < nparam; pi++) {                                      \
-                double sw = 0, sb = 0;                                                     \
-                int64_t row_in = pi * inner / d;                                           \
-                for (int64_t s = 0; s < rows / groups; s++) {                              \
-                    int64_t r = s * groups + row_in;                                       \
-                    const T *g = gp + s * per + pi * inner, *xv = xp + s * per + pi * inner; \
-                    for (int64_t e = 0; e < inner; e++) {                                  \
-                        sb += g[e];                                                        \
-                        sw += (double)g[e] * (double)((xv[e] - mp[r]) * rp[r]);            \
-                    }                                                                      \
-                }                                                                          \
-                if (gwp) gwp[pi] = sw;                                                     \
-                if (gbp) gbp[pi] = sb;                                                     \
-            }                                                                              \
-        }                                                                                  \
-    } while (0)
-
 kbl_tensor *kbl_norm_rows_backward(kbl_tensor *grad, kbl_tensor *x, kbl_tensor *w, kbl_tensor *mean,
                                    kbl_tensor *rstd, int64_t groups, int64_t inner, kbl_tensor **grad_weight,
                                    kbl_tensor **grad_bias) {
@@ -423,41 +334,29 @@ kbl_tensor *kbl_norm_rows_backward(kbl_tensor *grad, kbl_tensor *x, kbl_tensor *
     int64_t d = per / groups, rows = n * groups, nparam = per / inner;
     kbl_tensor *gc = contiguous_nograd(grad), *xc = contiguous_nograd(x), *wc = contiguous_nograd(w);
     kbl_tensor *mc = contiguous_nograd(mean), *rc = contiguous_nograd(rstd);
-    if (kbl_on_cuda(x)) {
-        kbl_tensor *dxc = gc && xc && mc && rc && (wc || !w)
-                              ? kbl_norm_rows_backward_cuda(gc, xc, wc, mc, rc, rows, d, groups, inner,
-                                                            w ? w->ndim : 1, w ? w->shape : &nparam, grad_weight,
-                                                            grad_bias)
-                              : NULL;
-        kbl_release_n(5, gc, xc, wc, mc, rc);
-        if (!dxc) {
-            if (grad_weight) kbl_tensor_release(*grad_weight), *grad_weight = NULL;
-            if (grad_bias) kbl_tensor_release(*grad_bias), *grad_bias = NULL;
-        }
-        return dxc;
+    kbl_tensor *dx = gc && xc && mc && rc && (wc || !w) ? kbl_empty_like(xc, -1) : NULL;
+    kbl_tensor *gw = dx && grad_weight ? kbl_empty_on(x->device, 1, &nparam, KBL_FLOAT64) : NULL;
+    kbl_tensor *gb = dx && grad_bias ? kbl_empty_on(x->device, 1, &nparam, KBL_FLOAT64) : NULL;
+    if (dx && (gw || !grad_weight) && (gb || !grad_bias)) {
+        kbl_norm_args a = {.dtype = x->dtype, .kind = KBL_ROWS_BACKWARD, .rows = rows, .d = d, .groups = groups,
+                           .inner = inner, .nparam = nparam, .x = kbl_base(xc), .grad = kbl_base(gc),
+                           .weight = wc ? kbl_base(wc) : NULL, .mean = kbl_base(mc), .rstd = kbl_base(rc),
+                           .y = kbl_base(dx), .gw = gw ? kbl_base(gw) : NULL, .gb = gb ? kbl_base(gb) : NULL};
+        if (rows && d && kbl_backend_of(x)->norm(&a)) kbl_tensor_release(dx), dx = NULL;
+    } else {
+        kbl_tensor_release(dx);
+        dx = NULL;
     }
-    kbl_tensor *dx = gc && xc && mc && rc && (wc || !w) ? kbl_empty(x->ndim, x->shape, x->dtype) : NULL;
-    double *gwp = dx && grad_weight ? calloc((size_t)nparam + 1, sizeof(double)) : NULL;
-    double *gbp = dx && grad_bias ? calloc((size_t)nparam + 1, sizeof(double)) : NULL;
-    int ok = dx && (gwp || !grad_weight) && (gbp || !grad_bias);
-    if (ok) {
-        int nt = nthreads(rows * d);
-        KBL_FLOAT_CASES(x->dtype, ROWS_BWD)
-        const int64_t *pshape = w ? w->shape : &nparam;
-        int pnd = w ? w->ndim : 1;
-        if (gwp && !(*grad_weight = kbl_from_doubles(pnd, pshape, gwp, x->dtype))) ok = 0;
-        if (gbp && !(*grad_bias = kbl_from_doubles(pnd, pshape, gbp, x->dtype))) ok = 0;
-    } else if (dx) {
-        kbl_fail("%s: out of memory", op);
-    }
-    free(gwp);
-    free(gbp);
-    kbl_release_n(5, gc, xc, wc, mc, rc);
-    if (!ok) {
+    const int64_t *pshape = w ? w->shape : &nparam;
+    int pnd = w ? w->ndim : 1;
+    int prev = kbl_set_grad_enabled(0);
+    if (dx && gw && !(*grad_weight = narrow_as(gw, 0, nparam, pnd, pshape, x->dtype))) kbl_tensor_release(dx), dx = NULL;
+    if (dx && gb && !(*grad_bias = narrow_as(gb, 0, nparam, pnd, pshape, x->dtype))) kbl_tensor_release(dx), dx = NULL;
+    kbl_set_grad_enabled(prev);
+    kbl_release_n(7, gc, xc, wc, mc, rc, gw, gb);
+    if (!dx) {
         if (grad_weight) kbl_tensor_release(*grad_weight), *grad_weight = NULL;
         if (grad_bias) kbl_tensor_release(*grad_bias), *grad_bias = NULL;
-        kbl_tensor_release(dx);
-        return NULL;
     }
     return dx;
 }

@@ -4,43 +4,19 @@
 #include "internal.h"
 
 #include <math.h>
-#include <omp.h>
 
-/* rows x inner contiguous -> rows: each row summed in double */
-#define ROW_SUM(T)                                                                   \
-    do {                                                                             \
-        const T *in = (const T *)src;                                                \
-        T *o = (T *)dst;                                                             \
-        _Pragma("omp parallel for num_threads(nt) schedule(static)")                 \
-        for (int64_t r = 0; r < rows; r++) {                                         \
-            double acc = 0;                                                          \
-            const T *p = in + r * inner;                                             \
-            for (int64_t i = 0; i < inner; i++) acc += (double)p[i];                 \
-            o[r] = (T)acc;                                                           \
-        }                                                                            \
-    } while (0)
-
-/* outer x cols contiguous -> cols: columns summed, parallel over column blocks */
-#define COL_SUM(T)                                                                   \
-    do {                                                                             \
-        const T *in = (const T *)src;                                                \
-        T *o = (T *)dst;                                                             \
-        int64_t nb = (cols + 255) / 256;                                             \
-        _Pragma("omp parallel for num_threads(nt) schedule(static)")                 \
-        for (int64_t blk = 0; blk < nb; blk++) {                                     \
-            int64_t j0 = blk * 256, j1 = j0 + 256 < cols ? j0 + 256 : cols;          \
-            for (int64_t j = j0; j < j1; j++) o[j] = 0;                              \
-            for (int64_t r = 0; r < outer; r++) {                                    \
-                const T *p = in + r * cols;                                          \
-                for (int64_t j = j0; j < j1; j++) o[j] += p[j];                      \
-            }                                                                        \
-        }                                                                            \
-    } while (0)
+/* Each reduction's node arguments. */
+typedef struct { int64_t reduced; } sum_args;       /* bit d: dim d was reduced */
+typedef struct { double count; } std_args;          /* count - correction */
+typedef struct { double p; } norm_args;             /* finite, not 1 */
+typedef struct { int dim, all; } extreme_args;
+KBL_ARGS_FIT(sum_args);
+KBL_ARGS_FIT(extreme_args);
 
 static int sum_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     kbl_tensor *in = n->inputs[0];
-    int64_t keep[KBL_MAX_DIMS];
-    for (int d = 0; d < in->ndim; d++) keep[d] = (n->ip[KBL_MAX_DIMS] >> d) & 1 ? 1 : in->shape[d];
+    int64_t keep[KBL_MAX_DIMS], reduced = KBL_ARGS(n, sum_args)->reduced;
+    for (int d = 0; d < in->ndim; d++) keep[d] = (reduced >> d) & 1 ? 1 : in->shape[d];
     kbl_tensor *v = kbl_reshape(g, in->ndim, keep);
     gin[0] = v ? kbl_expand(v, in->ndim, in->shape) : NULL;
     kbl_tensor_release(v);
@@ -72,18 +48,13 @@ kbl_tensor *kbl_sum(kbl_tensor *a, int ndims, const int *dims, int keepdim) {
     kbl_tensor *out = kbl_empty_on(in->device, out_nd, out_shape, in->dtype);
     kbl_tensor *src_t = NULL;
     if (!out) goto fail;
-    int nt = kept * reduced >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1;
-    const kbl_backend *dev = kbl_on_cuda(in) ? kbl_backend_of(in) : NULL;
+    const kbl_backend *dev = kbl_backend_of(in);
     if (prefix && nred > 0 && nred < nd && kbl_is_contiguous(in)) {
         src_t = kbl_tensor_retain(in);
         const void *src = kbl_base(src_t);
         void *dst = kbl_base(out);
         int64_t outer = reduced, cols = kept;
-        if (dev) {
-            if (dev->sum_cols(in->dtype, outer, cols, src, dst)) goto fail;
-        } else if (in->dtype == KBL_FLOAT32) COL_SUM(float);
-        else if (in->dtype == KBL_FLOAT64) COL_SUM(double);
-        else COL_SUM(int64_t);
+        if (dev->sum_cols(in->dtype, outer, cols, src, dst)) goto fail;
     } else {
         /* kept dims first, reduced dims last, then row sums */
         int perm[KBL_MAX_DIMS], k = 0;
@@ -100,11 +71,7 @@ kbl_tensor *kbl_sum(kbl_tensor *a, int ndims, const int *dims, int keepdim) {
         const void *src = kbl_base(src_t);
         void *dst = kbl_base(out);
         int64_t rows = kept, inner = reduced;
-        if (dev) {
-            if (dev->sum_rows(in->dtype, rows, inner, src, dst)) goto fail;
-        } else if (in->dtype == KBL_FLOAT32) ROW_SUM(float);
-        else if (in->dtype == KBL_FLOAT64) ROW_SUM(double);
-        else ROW_SUM(int64_t);
+        if (dev->sum_rows(in->dtype, rows, inner, src, dst)) goto fail;
     }
     kbl_tensor_release(src_t);
     if (kbl_is_float(in->dtype)) {
@@ -113,7 +80,7 @@ kbl_tensor *kbl_sum(kbl_tensor *a, int ndims, const int *dims, int keepdim) {
             int64_t bits = 0;
             for (int d = 0; d < nd; d++)
                 if (mask[d]) bits |= (int64_t)1 << d;
-            node->ip[KBL_MAX_DIMS] = bits;
+            KBL_ARGS(node, sum_args)->reduced = bits;
         }
     }
     kbl_tensor_release(in);
@@ -170,11 +137,11 @@ static kbl_tensor *div_or_zero(kbl_tensor *num, kbl_tensor *den) {
     return r;
 }
 
-/* saved: std with reduced dims kept, the mean likewise; p[0] = count - correction */
+/* saved: std with reduced dims kept, the mean likewise */
 static int std_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     kbl_tensor *a = n->inputs[0], *sk = n->saved[0], *mu = n->saved[1];
     kbl_tensor *gk = kbl_reshape(g, sk->ndim, sk->shape);
-    kbl_tensor *den = kbl_unary(KBL_AFFINE, sk, n->p[0], 0);
+    kbl_tensor *den = kbl_unary(KBL_AFFINE, sk, KBL_ARGS(n, std_args)->count, 0);
     kbl_tensor *q = gk && den ? div_or_zero(gk, den) : NULL;
     kbl_tensor *d = kbl_sub(a, mu);
     gin[0] = q && d ? kbl_mul(d, q) : NULL; /* (x - mean) g / ((n - c) std) */
@@ -200,7 +167,7 @@ kbl_tensor *kbl_std(kbl_tensor *a, int ndims, const int *dims, double correction
     kbl_set_grad_enabled(prev);
     kbl_node *node = kbl_record("std", std_backward, out, 1, &a);
     if (node) {
-        node->p[0] = n;
+        KBL_ARGS(node, std_args)->count = n;
         kbl_node_save(node, 0, sk);
         kbl_node_save(node, 1, mu);
     }
@@ -208,10 +175,10 @@ kbl_tensor *kbl_std(kbl_tensor *a, int ndims, const int *dims, double correction
     return out;
 }
 
-/* saved: the norm with reduced dims kept; p[0] = p (finite, not 1) */
+/* saved: the norm with reduced dims kept */
 static int norm_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     kbl_tensor *a = n->inputs[0], *rk = n->saved[0];
-    double p = n->p[0];
+    double p = KBL_ARGS(n, norm_args)->p;
     kbl_tensor *gk = kbl_reshape(g, rk->ndim, rk->shape);
     kbl_tensor *den = p == 2 ? kbl_tensor_retain(rk) : kbl_unary(KBL_POW_SCALAR, rk, p - 1, 0);
     kbl_tensor *q = gk && den ? div_or_zero(gk, den) : NULL;
@@ -312,7 +279,7 @@ kbl_tensor *kbl_norm(kbl_tensor *a, double p, int ndims, const int *dims, int ke
         kbl_set_grad_enabled(prev);
         kbl_node *node = kbl_record("norm", norm_backward, r, 1, &a);
         if (node) {
-            node->p[0] = p;
+            KBL_ARGS(node, norm_args)->p = p;
             kbl_node_save(node, 0, rk);
         }
         kbl_release_n(3, pw, s, rk);
@@ -325,7 +292,7 @@ kbl_tensor *kbl_norm(kbl_tensor *a, double p, int ndims, const int *dims, int ke
 
 static int extreme_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     kbl_tensor *in = n->inputs[0], *idx = n->saved[0];
-    int dim = (int)n->ip[0], all = (int)n->ip[1];
+    int dim = KBL_ARGS(n, extreme_args)->dim, all = KBL_ARGS(n, extreme_args)->all;
     kbl_tensor *z = kbl_zeros_on(g->device, all ? 1 : in->ndim, all ? (int64_t[]){kbl_numel(in)} : in->shape, g->dtype);
     if (!z) return -1;
     kbl_tensor *gk = NULL, *ik = NULL, *r = NULL;
@@ -345,26 +312,6 @@ static int extreme_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     gin[0] = r;
     return r ? 0 : -1;
 }
-
-#define EXTREME_ROWS(T)                                                              \
-    do {                                                                             \
-        const T *in = (const T *)kbl_base(src);                                      \
-        T *vo = values ? (T *)kbl_base(values) : NULL;                               \
-        int64_t *io = (int64_t *)kbl_base(idx);                                      \
-        _Pragma("omp parallel for num_threads(nt) schedule(static)")                 \
-        for (int64_t r = 0; r < rows; r++) {                                         \
-            const T *p = in + r * inner;                                             \
-            int64_t best = 0;                                                        \
-            T bv = p[0];                                                             \
-            for (int64_t i = 1; i < inner; i++) {                                    \
-                T v = p[i];                                                          \
-                if (bv != bv) break; /* NaN wins, as in PyTorch */                   \
-                if ((is_max ? v > bv : v < bv) || v != v) bv = v, best = i;          \
-            }                                                                        \
-            io[r] = best;                                                            \
-            if (vo) vo[r] = bv;                                                      \
-        }                                                                            \
-    } while (0)
 
 static kbl_tensor *extreme(const char *op, int is_max, kbl_tensor *a, int dim, int all, int keepdim,
                            kbl_tensor **indices, bool want_values) {
@@ -409,22 +356,16 @@ static kbl_tensor *extreme(const char *op, int is_max, kbl_tensor *a, int dim, i
         kbl_release_n(3, src, values, idx);
         return NULL;
     }
-    int nt = rows * inner >= KBL_PARALLEL_GRAIN && rows > 1 ? kbl_threads() : 1;
-    if (kbl_on_cuda(a)) {
-        if (kbl_backend_of(a)->extreme_rows(a->dtype, is_max, rows, inner, kbl_base(src),
-                                            values ? kbl_base(values) : NULL, kbl_base(idx))) {
-            kbl_release_n(3, src, values, idx);
-            return NULL;
-        }
-    } else {
-        KBL_ALL_CASES(a->dtype, EXTREME_ROWS)
+    if (kbl_backend_of(a)->extreme_rows(a->dtype, is_max, rows, inner, kbl_base(src),
+                                        values ? kbl_base(values) : NULL, kbl_base(idx))) {
+        kbl_release_n(3, src, values, idx);
+        return NULL;
     }
     kbl_tensor_release(src);
     if (values && kbl_is_float(a->dtype)) {
         kbl_node *node = kbl_record(op, extreme_backward, values, 1, &a);
         if (node) {
-            node->ip[0] = d;
-            node->ip[1] = all;
+            *KBL_ARGS(node, extreme_args) = (extreme_args){d, all};
             kbl_node_save(node, 0, idx);
         }
     }

@@ -1,38 +1,8 @@
 /* softmax.c — softmax and log_softmax along one dim (a row kernel over the dim
- * moved last), their backward written with ops, and the fused, numerically stable
- * cross entropy on integer labels with its own backward kernel. */
+ * moved last, from the backend of the input's device), their backward written
+ * with ops. */
 #include "internal.h"
 
-#include <math.h>
-#include <omp.h>
-
-/* rows x cols contiguous, out = softmax or log_softmax of each row */
-#define SOFTMAX_ROWS(T)                                                              \
-    do {                                                                             \
-        const T *in = (const T *)kbl_base(src);                                      \
-        T *o = (T *)kbl_base(dst);                                                   \
-        _Pragma("omp parallel for num_threads(nt) schedule(static)")                 \
-        for (int64_t r = 0; r < rows; r++) {                                         \
-            const T *x = in + r * cols;                                              \
-            T *y = o + r * cols;                                                     \
-            T m = x[0];                                                              \
-            for (int64_t c = 1; c < cols; c++) m = x[c] > m ? x[c] : m;             \
-            if (m == -(T)INFINITY) m = 0;                                            \
-            double s = 0;                                                            \
-            for (int64_t c = 0; c < cols; c++) {                                     \
-                T e = (T)exp((double)(x[c] - m));                                    \
-                if (!log_form) y[c] = e;                                             \
-                s += e;                                                              \
-            }                                                                        \
-            if (log_form) { /* (x - m) - log s: exact where x is the max */          \
-                T l = (T)log(s);                                                     \
-                for (int64_t c = 0; c < cols; c++) y[c] = (x[c] - m) - l;            \
-            } else {                                                                 \
-                T inv = (T)(1.0 / s);                                                \
-                for (int64_t c = 0; c < cols; c++) y[c] *= inv;                      \
-            }                                                                        \
-        }                                                                            \
-    } while (0)
 
 /* Returns t with dim moved last, contiguous; perm receives the permutation. */
 static kbl_tensor *dim_last(kbl_tensor *t, int d, int *perm) {
@@ -48,24 +18,21 @@ static kbl_tensor *dim_last(kbl_tensor *t, int d, int *perm) {
     return c;
 }
 
+typedef struct { int dim; bool log_form; } softmax_args;
+KBL_ARGS_FIT(softmax_args);
+
 static int softmax_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     kbl_tensor *y = n->saved[0];
-    int dim = (int)n->ip[0];
-    bool log_form = n->ip[1];
-    kbl_tensor *r = NULL;
-    if (log_form) { /* g - exp(y) * sum(g) */
-        kbl_tensor *s = kbl_sum(g, 1, &dim, 1), *e = kbl_unary(KBL_EXP, y, 0, 0);
-        kbl_tensor *p = s && e ? kbl_mul(e, s) : NULL;
-        r = p ? kbl_sub(g, p) : NULL;
-        kbl_release_n(3, s, e, p);
-    } else { /* y * (g - sum(g * y)) */
-        kbl_tensor *gy = kbl_mul(g, y), *s = gy ? kbl_sum(gy, 1, &dim, 1) : NULL;
-        kbl_tensor *d = s ? kbl_sub(g, s) : NULL;
-        r = d ? kbl_mul(y, d) : NULL;
-        kbl_release_n(3, gy, s, d);
-    }
-    gin[0] = r;
-    return r ? 0 : -1;
+    int dim = KBL_ARGS(n, softmax_args)->dim;
+    bool log_form = KBL_ARGS(n, softmax_args)->log_form;
+    kbl_temps s = {0};
+    if (log_form) /* g - exp(y) * sum(g) */
+        gin[0] = KBL_OUT(&s, kbl_sub(g, KBL_TMP(&s, kbl_mul(KBL_TMP(&s, kbl_unary(KBL_EXP, y, 0, 0)),
+                                                             KBL_TMP(&s, kbl_sum(g, 1, &dim, 1))))));
+    else /* y * (g - sum(g * y)) */
+        gin[0] = KBL_OUT(&s, kbl_mul(y, KBL_TMP(&s, kbl_sub(g, KBL_TMP(&s, kbl_sum(KBL_TMP(&s, kbl_mul(g, y)), 1,
+                                                                                    &dim, 1))))));
+    return kbl_temps_release(&s);
 }
 
 static kbl_tensor *softmax_impl(const char *op, kbl_tensor *a, int dim, int log_form) {
@@ -84,14 +51,9 @@ static kbl_tensor *softmax_impl(const char *op, kbl_tensor *a, int dim, int log_
         return NULL;
     }
     int64_t cols = a->shape[d], rows = cols ? kbl_numel(a) / cols : 0;
-    int nt = rows * cols >= KBL_PARALLEL_GRAIN && rows > 1 ? kbl_threads() : 1;
-    if (cols > 0 && kbl_on_cuda(a)) {
-        if (kbl_backend_of(a)->softmax_rows(a->dtype, log_form, rows, cols, kbl_base(src), kbl_base(dst))) {
-            kbl_release_n(2, src, dst);
-            return NULL;
-        }
-    } else if (cols > 0) {
-        KBL_FLOAT_CASES(a->dtype, SOFTMAX_ROWS)
+    if (cols > 0 && kbl_backend_of(a)->softmax_rows(a->dtype, log_form, rows, cols, kbl_base(src), kbl_base(dst))) {
+        kbl_release_n(2, src, dst);
+        return NULL;
     }
     kbl_tensor_release(src);
     for (int e = 0; e < a->ndim; e++) inv[perm[e]] = e;
@@ -100,8 +62,7 @@ static kbl_tensor *softmax_impl(const char *op, kbl_tensor *a, int dim, int log_
     if (!out) return NULL;
     kbl_node *node = kbl_record(op, softmax_backward, out, 1, &a);
     if (node) {
-        node->ip[0] = d;
-        node->ip[1] = log_form;
+        *KBL_ARGS(node, softmax_args) = (softmax_args){d, log_form};
         kbl_node_save(node, 0, out);
     }
     return out;

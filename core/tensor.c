@@ -20,6 +20,10 @@ int kbl_promote(int a, int b) {
 
 kbl_storage *kbl_storage_new(int64_t nbytes, int device) {
     const kbl_backend *b = NULL;
+    if (nbytes < 0) {
+        kbl_fail("empty: negative byte count %lld", (long long)nbytes);
+        return NULL;
+    }
     if (device == KBL_CUDA && !(b = kbl_cuda_table("empty"))) return NULL;
     kbl_storage *s = malloc(sizeof *s);
     if (!s) {
@@ -48,14 +52,48 @@ void kbl_contiguous_strides(int ndim, const int64_t *shape, int64_t *strides) {
     int64_t st = 1;
     for (int d = ndim - 1; d >= 0; d--) {
         strides[d] = st;
-        st *= shape[d];
+        /* shapes passed kbl_shape_size, so this never wraps; if one did not, stop at the wrap */
+        if (__builtin_mul_overflow(st, shape[d], &st)) st = 0;
     }
 }
 
 int64_t kbl_shape_numel(int ndim, const int64_t *shape) {
     int64_t n = 1;
-    for (int d = 0; d < ndim; d++) n *= shape[d];
+    for (int d = 0; d < ndim; d++)
+        if (shape[d] < 0 || __builtin_mul_overflow(n, shape[d], &n)) return -1;
     return n;
+}
+
+const char *kbl_shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int d = 0; d < ndim && k < n; d++)
+        k += (size_t)snprintf(buf + k, n - k, d ? ", %lld" : "%lld", (long long)shape[d]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+    return buf;
+}
+
+int kbl_shape_size(const char *op, int ndim, const int64_t *shape, int dtype, int64_t *numel, int64_t *nbytes) {
+    if (ndim < 0 || ndim > KBL_MAX_DIMS)
+        return kbl_fail("%s: %d dims requested; kbl tensors have at most %d", op, ndim, KBL_MAX_DIMS);
+    char sb[8 * 24];
+    int64_t n = 1, span = 1; /* span: the product with zero sizes counted as 1, which bounds every stride */
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0)
+            return kbl_fail("%s: negative size %lld in dim %d of shape %s", op, (long long)shape[d], d + 1,
+                            kbl_shape_str(sb, sizeof sb, ndim, shape));
+        if (__builtin_mul_overflow(span, shape[d] ? shape[d] : 1, &span))
+            return kbl_fail("%s: shape %s is too large: its element count passes 2^63", op,
+                            kbl_shape_str(sb, sizeof sb, ndim, shape));
+        n *= shape[d]; /* n <= span: no overflow */
+    }
+    int64_t es = (int64_t)kbl_dtype_size(dtype), b = 0;
+    if (es == 0) return kbl_fail("%s: unknown dtype %d", op, dtype);
+    if (__builtin_mul_overflow(span, es, &b))
+        return kbl_fail("%s: shape %s of %s is too large: %lld elements of %lld bytes pass 2^63 bytes", op,
+                        kbl_shape_str(sb, sizeof sb, ndim, shape), kbl_dtype_name(dtype), (long long)n, (long long)es);
+    if (numel) *numel = n;
+    if (nbytes) *nbytes = n * es;
+    return 0;
 }
 
 /* A tensor struct over s, taking over the caller's reference to s. */
@@ -82,31 +120,21 @@ static kbl_tensor *tensor_own(kbl_storage *s, int dtype, int ndim, const int64_t
 
 kbl_tensor *kbl_tensor_wrap(kbl_storage *s, int dtype, int ndim, const int64_t *shape,
                             const int64_t *strides, int64_t offset) {
+    if (kbl_shape_size("view", ndim, shape, dtype, NULL, NULL)) return NULL;
     __atomic_add_fetch(&s->refcount, 1, __ATOMIC_ACQ_REL);
     return tensor_own(s, dtype, ndim, shape, strides, offset);
 }
 
-static int check_shape(const char *op, int ndim, const int64_t *shape) {
-    if (ndim < 0 || ndim > KBL_MAX_DIMS)
-        return kbl_fail("%s: %d dims requested; kbl tensors have at most %d", op, ndim, KBL_MAX_DIMS);
-    for (int d = 0; d < ndim; d++)
-        if (shape[d] < 0) return kbl_fail("%s: negative size %lld in dim %d", op, (long long)shape[d], d);
-    return 0;
-}
-
 kbl_tensor *kbl_empty_on(int device, int ndim, const int64_t *shape, int dtype) {
-    if (check_shape("empty", ndim, shape)) return NULL;
-    if (dtype < 0 || dtype > KBL_UINT8) {
-        kbl_fail("empty: unknown dtype %d", dtype);
-        return NULL;
-    }
+    int64_t nbytes = 0;
+    if (kbl_shape_size("empty", ndim, shape, dtype, NULL, &nbytes)) return NULL;
     if (device != KBL_CPU && device != KBL_CUDA) {
         kbl_fail("empty: unknown device %d", device);
         return NULL;
     }
     int64_t strides[KBL_MAX_DIMS];
     kbl_contiguous_strides(ndim, shape, strides);
-    kbl_storage *s = kbl_storage_new(kbl_shape_numel(ndim, shape) * (int64_t)dtype_sizes[dtype], device);
+    kbl_storage *s = kbl_storage_new(nbytes, device);
     if (!s) return NULL;
     return tensor_own(s, dtype, ndim, shape, strides, 0);
 }
@@ -186,7 +214,7 @@ int kbl_broadcast_shape(const char *op, const kbl_tensor *a, const kbl_tensor *b
         if (sa != sb && sa != 1 && sb != 1) {
             char ba[96], bb[96];
             kbl_fail("%s: shapes %s and %s do not broadcast (dim %d: %lld vs %lld)", op,
-                     kbl_describe(a, ba, 96), kbl_describe(b, bb, 96), i, (long long)sa, (long long)sb);
+                     kbl_describe(a, ba, 96), kbl_describe(b, bb, 96), i + 1, (long long)sa, (long long)sb);
             return -1;
         }
         out[i] = sa == 1 ? sb : sa;

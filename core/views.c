@@ -31,9 +31,9 @@ static int infer_shape(const char *op, const kbl_tensor *t, int ndim, const int6
             if (infer >= 0) return kbl_fail("%s: only one dimension can be -1", op);
             infer = d;
         } else if (in[d] < 0) {
-            return kbl_fail("%s: invalid size %lld in dim %d", op, (long long)in[d], d);
-        } else {
-            prod *= in[d];
+            return kbl_fail("%s: invalid size %lld in dim %d", op, (long long)in[d], d + 1);
+        } else if (__builtin_mul_overflow(prod, in[d], &prod)) {
+            return kbl_fail("%s: the sizes asked for are too large (their product passes 2^63)", op);
         }
     }
     if (infer >= 0) {
@@ -145,7 +145,7 @@ kbl_tensor *kbl_permute(kbl_tensor *t, int ndim, const int *dims) {
         p[d] = kbl_wrap_dim("permute", dims[d], ndim);
         if (p[d] < 0) return NULL;
         if (seen[p[d]]) {
-            kbl_fail("permute: dimension %d repeated", dims[d]);
+            kbl_fail("permute: dimension %d repeated", p[d] + 1);
             return NULL;
         }
         seen[p[d]] = true;
@@ -242,11 +242,11 @@ kbl_tensor *kbl_expand(kbl_tensor *t, int ndim, const int64_t *shape) {
         int64_t have = s >= 0 ? t->shape[s] : 1;
         int64_t want = shape[d] == -1 ? have : shape[d];
         if (s < 0 && shape[d] == -1) {
-            kbl_fail("expand: -1 is not allowed for the new leading dim %d", d);
+            kbl_fail("expand: -1 is not allowed for the new leading dim %d", d + 1);
             return NULL;
         }
         if (have != want && have != 1) {
-            kbl_fail("expand: dim %d of %s has size %lld and cannot expand to %lld", s, KBL_DESC(t),
+            kbl_fail("expand: dim %d of %s has size %lld and cannot expand to %lld", s + 1, KBL_DESC(t),
                      (long long)have, (long long)want);
             return NULL;
         }

@@ -93,6 +93,7 @@ static const kbl_backend table = {
     copy, fill, binary, axpy, where, unary, unary_grad,
     sum_rows, sum_cols, extreme_rows, softmax_rows, cross_entropy,
     gemm, index_check, index, dropout_mask, conv, pool, norm, optim_step,
+    0,  // conv_bias: conv.cu takes no fused bias; the core adds it
 };
 
 }  // namespace kblcuda

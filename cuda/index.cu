@@ -1,4 +1,4 @@
-/* index.cu — indexing kernels (core/index.c and embedding.c on the device):
+/* index.cu — indexing kernels (core/cpu/index.c's, on the device):
  * the range check of int64 indices, index_select and its adjoint index_add,
  * the embedding backward, one_hot, gather and scatter_add; and dropout's
  * keep-mask, drawn with core/philox.h from the same counters as the CPU's.

@@ -1,7 +1,8 @@
 /* norm.cu — the passes over x of batch_norm, layer_norm and group_norm, as
- * core/norm.c computes them: per-channel (batch norm) or per-row (the others)
+ * core/cpu/norm.c computes them: per-channel (batch norm) or per-row (the others)
  * statistics in double, one block per channel or row, and the fused backward.
- * The per-channel arithmetic between the passes is core/norm_cuda.c's, with ops. */
+ * The per-channel arithmetic between the passes is core/norm.c's, with ops,
+ * for every device. */
 #include <math.h>
 
 #include "ops.cuh"

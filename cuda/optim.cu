@@ -1,5 +1,5 @@
 /* optim.cu — the fused optimizer updates: one kernel updates a parameter and
- * its state in one pass, element for element the arithmetic of core/optim.c
+ * its state in one pass, element for element the arithmetic of core/cpu/optim.c
  * (which documents each kind's fields of kbl_optim_update): the scalars are
  * cast to the element type first, as there. */
 #include <math.h>

@@ -2,7 +2,7 @@
  * its argmax positions and their scatter backward, average pooling, adaptive
  * average pooling and nearest upsampling with their backward. kbl's max_pool2d
  * returns the positions its backward scatters to, which cuDNN's pooling does not
- * give, so these are kernels of their own, written as core/pool.c: one thread
+ * give, so these are kernels of their own, written as core/cpu/pool.c: one thread
  * per output (forward) or per input element (backward, gathering the outputs
  * that read it, in the CPU's order and without atomics; max pooling's backward
  * knows only the positions, so it scatters with atomics). */
@@ -17,7 +17,7 @@ namespace {
 #define FOR_EACH(i, n) \
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 
-/* core/pool.c's window: output o's rows [*a, *b), clipped to the input */
+/* core/cpu/pool.c's window: output o's rows [*a, *b), clipped to the input */
 __device__ inline void window(int64_t o, int64_t s, int64_t p, int64_t k, int64_t size, int64_t *a, int64_t *b) {
     int64_t lo = o * s - p, hi = lo + k;
     *a = lo < 0 ? 0 : lo;
@@ -56,7 +56,7 @@ __global__ void max_bwd(kbl_pool_desc d, const T *g, T *dx, const int64_t *idx) 
     }
 }
 
-/* core/pool.c's avg_divisor */
+/* core/cpu/pool.c's avg_divisor */
 __device__ inline int64_t avg_divisor(const kbl_pool_desc &g, int64_t oy, int64_t ox) {
     if (g.count_include_pad) {
         int64_t y0 = oy * g.sh - g.ph, x0 = ox * g.sw - g.pw;
@@ -143,7 +143,7 @@ __global__ void adaptive_bwd(kbl_pool_desc d, const T *g, T *dx) {
     }
 }
 
-/* core/pool.c's nearest_src, in float as there */
+/* core/cpu/pool.c's nearest_src, in float as there */
 __device__ inline int64_t nearest_src(int64_t dst, int64_t in, int64_t out, double scale) {
     float s = scale > 0 ? (float)scale : (float)in / (float)out;
     int64_t i = (int64_t)floorf((float)dst * s);

@@ -2,8 +2,8 @@
  * column sums (tiles of columns, rows split over blocks and the partial sums
  * added in a fixed order, so results do not vary run to run), max/min with their
  * first position (a NaN wins, as on the CPU), softmax and log_softmax rows, and
- * the fused cross entropy, forward and backward: core/reduce.c, softmax.c and
- * loss.c, with float rows summed in double as there. */
+ * the fused cross entropy, forward and backward: core/cpu/reduce.c, softmax.c
+ * and loss.c, with float rows summed in double as there. */
 #include <math.h>
 #include <string.h>
 

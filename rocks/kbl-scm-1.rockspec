@@ -4,7 +4,7 @@
 -- then works from any directory. Add `--tree DIR` for a tree of your own.
 --
 -- Run-time needs outside the rock: LuaJIT, and the Debian packages lua-argparse
--- and lua-dkjson, libopenblas0-openmp, libzstd1 and zlib1g (DESIGN.md). They
+-- and lua-dkjson, libdnnl2, libzstd1 and zlib1g (DESIGN.md). They
 -- are not listed as rock dependencies, since Debian's Lua packages are not
 -- registered with LuaRocks and a listed dependency would be fetched again.
 rockspec_format = "3.0"

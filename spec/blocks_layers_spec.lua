@@ -76,6 +76,17 @@ describe('blocks.Activation', function()
       H.assert_close(blocks.Activation{function(t) return t * 2 end}(x), x * 2, 1e-12)
    end)
 
+   it('offers every activation of the op table (core/ops_unary.def)', function()
+      local x, n = kbl.tensor({{-1.5, 0.5, 2}}, f64), 0
+      for _, u in ipairs(require('kbl.ops.elementwise').unary_ops) do
+         if u.kind == 'activation' then
+            H.assert_close(blocks.Activation{u.name}(x), kbl[u.name](x), 0, u.name)
+            n = n + 1
+         end
+      end
+      assert.is_true(n >= 9, 'activations: ' .. n)
+   end)
+
    it('passes gradients (finite differences)', function()
       for _, name in ipairs{'relu', 'gelu', 'log_softmax', 'leaky_relu'} do
          local x = H.leaf({3, 4})

@@ -14,13 +14,23 @@ local function read(path)
    return s
 end
 
--- The header's text between the markers, as cmake/gen_cdef.cmake cuts it.
+-- The header's text between the markers, as cmake/gen_cdef.cmake cuts it: an
+-- op table's #include "x.def" becomes its enum lines, the X-macro's #define and
+-- #undef lines go.
 local function header_region()
    local h = read('core/kbl.h')
    local open_mark, close_mark = '/* KBL_CDEF_BEGIN */', '/* KBL_CDEF_END */'
    local b = assert(h:find(open_mark, 1, true), 'kbl.h lacks KBL_CDEF_BEGIN')
    local e = assert(h:find(close_mark, 1, true), 'kbl.h lacks KBL_CDEF_END')
-   return h:sub(b + #open_mark, e - 1)
+   local region = h:sub(b + #open_mark, e - 1)
+   region = region:gsub('#include "([%w_]+%.def)"\n', function(def)
+      local lines = {}
+      for name in ('\n' .. read('core/' .. def)):gmatch('\nKBL_%u+%(([%u%d_]+),') do
+         lines[#lines + 1] = '    KBL_' .. name .. ',\n'
+      end
+      return table.concat(lines)
+   end)
+   return (region:gsub('\n#define KBL_%u+[^\n]*', ''):gsub('\n#undef KBL_%u+[^\n]*', ''))
 end
 
 describe('the FFI declarations', function()
@@ -45,6 +55,33 @@ describe('the FFI declarations', function()
       end
       assert.is_true(count > 50, 'found only ' .. count .. ' declarations')
       assert.are.same({}, missing)
+   end)
+end)
+
+describe('the op tables', function()
+   -- every op of core/ops_unary.def and ops_binary.def is in the FFI's enum, in
+   -- the table's order, with the table's name
+   local function rows(def)
+      local names = {}
+      for name, lower in ('\n' .. read('core/' .. def)):gmatch('\nKBL_%u+%(([%u%d_]+), ([%l%d_]+),') do
+         names[#names + 1] = {name, lower}
+      end
+      return names
+   end
+
+   it('give the enums and the names', function()
+      for _, t in ipairs{{'ops_unary.def', 'KBL_UNARY_COUNT', function(op) return C.kbl_unary_info(op).name end},
+                         {'ops_binary.def', 'KBL_BINARY_COUNT', C.kbl_binary_name}} do
+         local r = rows(t[1])
+         assert.is_true(#r > 10, t[1])
+         assert.are.equal(#r, C[t[2]])
+         for i, row in ipairs(r) do
+            assert.are.equal(i - 1, C['KBL_' .. row[1]])
+            assert.are.equal(row[2], ffi.string(t[3](i - 1)))
+         end
+      end
+      assert.is_true(C.kbl_unary_info(C.KBL_UNARY_COUNT) == nil)
+      assert.is_true(C.kbl_binary_name(-1) == nil)
    end)
 end)
 

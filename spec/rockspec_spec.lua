@@ -27,7 +27,7 @@ describe('rocks/kbl-scm-1.rockspec', function()
          local rc2, info = H.run('cd / && ' .. CLEAN .. tree .. '/bin/kbl info')
          assert.equal(0, rc2, info)
          assert.matches('^kbl %d+%.%d+%.%d+\n', info)
-         assert.matches('\nBLAS: ', info)
+         assert.matches('\nCPU kernels: oneDNN ', info)
          assert.matches('\nthreads: %d+\n', info)
       end)
 

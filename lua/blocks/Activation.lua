@@ -4,17 +4,17 @@
 local kbl = require 'kbl'
 local Block = require 'blocks.Block'
 
+-- The unary ops of kind activation in core/ops_unary.def, with their default
+-- parameters, and a few more.
 local fns = {
-   relu = kbl.relu, sigmoid = kbl.sigmoid, tanh = kbl.tanh, silu = kbl.silu, swish = kbl.silu,
-   elu = function(x) return kbl.elu(x) end,
-   leaky_relu = function(x) return kbl.leaky_relu(x, 0.01) end,
-   gelu = function(x) return kbl.gelu(x) end,
-   gelu_tanh = function(x) return kbl.gelu(x, 'tanh') end,
-   softplus = function(x) return kbl.softplus(x) end,
+   swish = kbl.silu,
    softmax = function(x) return kbl.softmax(x, -1) end,
    log_softmax = function(x) return kbl.log_softmax(x, -1) end,
    linear = false, identity = false,
 }
+for _, u in ipairs(require('kbl.ops.elementwise').unary_ops) do
+   if u.kind == 'activation' then fns[u.name] = function(x) return kbl[u.name](x) end end
+end
 
 local names = {}
 for k in pairs(fns) do names[#names + 1] = k end

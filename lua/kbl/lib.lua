@@ -25,7 +25,7 @@ end
 
 -- Marks the loaded library as never to be unloaded. LuaJIT dlcloses an
 -- ffi.load'ed library when the Lua state closes, which would unmap libkbl and
--- the libgomp/OpenBLAS it pulled in while their worker threads still run: the
+-- the libgomp/oneDNN it pulled in while their worker threads still run: the
 -- process then crashes on exit. A second dlopen with RTLD_NODELETE pins it.
 pcall(ffi.cdef, 'void *dlopen(const char *file, int mode);')
 local RTLD_NOW, RTLD_NODELETE = 2, 0x1000

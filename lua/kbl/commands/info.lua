@@ -1,6 +1,7 @@
--- kbl info: version, devices (and why there is no CUDA device), BLAS in use and
--- thread count.
-local M = {summary = 'Print version, devices, BLAS and threads.'}
+-- kbl info: version, devices (and why there is no CUDA device), the CPU kernel
+-- library (oneDNN: its version, the instruction set its JIT uses here, its math
+-- mode) and thread count.
+local M = {summary = 'Print version, devices, CPU kernels and threads.'}
 
 function M.describe(cmd)
    cmd:flag('--json', 'Print one JSON object.')
@@ -11,7 +12,7 @@ function M.run(args)
    local cuda = kbl.cuda.is_available()
    local info = {
       version = kbl.version(),
-      blas = kbl.blas_info(),
+      cpu_kernels = kbl.blas_info(),
       threads = kbl.get_num_threads(),
       cuda = cuda,
       cuda_devices = kbl.cuda.device_count(),
@@ -20,14 +21,14 @@ function M.run(args)
       luajit = jit.version,
    }
    if args.json then
-      local keyorder = {'version', 'blas', 'threads', 'cuda', 'cuda_devices', 'cuda_device', 'cuda_unavailable',
+      local keyorder = {'version', 'cpu_kernels', 'threads', 'cuda', 'cuda_devices', 'cuda_device', 'cuda_unavailable',
          'luajit'}
       print(require('dkjson').encode(info, {keyorder = keyorder}))
       return
    end
    print('kbl ' .. info.version)
    print('LuaJIT: ' .. info.luajit)
-   print('BLAS: ' .. info.blas)
+   print('CPU kernels: ' .. info.cpu_kernels)
    print('threads: ' .. info.threads)
    if cuda then
       print('devices: cpu, cuda x' .. info.cuda_devices .. ' (cuda:0 is ' .. info.cuda_device .. ')')

@@ -1,5 +1,6 @@
 -- kbl.ops.elementwise: arithmetic with tensors or numbers, math functions,
 -- activations, comparisons and logic. Each is kbl.NAME(t, ...) and t:NAME(...).
+local ffi = require 'ffi'
 local lib = require 'kbl.lib'
 local T = require 'kbl.tensor'
 local C = lib.C
@@ -7,11 +8,6 @@ local wrap, live, is_tensor, register = T.wrap, T.live, T.is_tensor, T.register
 
 local M = {}
 
-local U = {neg = C.KBL_NEG, abs = C.KBL_ABS, exp = C.KBL_EXP, log = C.KBL_LOG, log1p = C.KBL_LOG1P,
-   sqrt = C.KBL_SQRT, rsqrt = C.KBL_RSQRT, square = C.KBL_SQUARE, relu = C.KBL_RELU,
-   sigmoid = C.KBL_SIGMOID, tanh = C.KBL_TANH, silu = C.KBL_SILU, reciprocal = C.KBL_RECIPROCAL,
-   sign = C.KBL_SIGN, logical_not = C.KBL_LOGICAL_NOT, sin = C.KBL_SIN, cos = C.KBL_COS}
-local AFFINE, POW_SCALAR, RPOW_SCALAR = C.KBL_AFFINE, C.KBL_POW_SCALAR, C.KBL_RPOW_SCALAR
 local kbl_unary, kbl_binary = C.kbl_unary, C.kbl_binary
 
 local function unary(op, t, p0, p1)
@@ -20,9 +16,22 @@ local function unary(op, t, p0, p1)
 end
 M.unary = unary
 
-for name, op in pairs(U) do
-   M[name] = function(t) return unary(op, t) end
+-- The unary ops from core/ops_unary.def, in enum order: {name, op, grad ('x',
+-- 'y' or false), kind ('internal', 'api' or 'activation'), p0, p1}. Each op of
+-- kind api or activation is kbl.NAME(t, p0, p1) with the table's defaults.
+local grads, kinds = {[0] = false, 'x', 'y'}, {[0] = 'internal', 'api', 'activation'}
+local unary_ops, U = {}, {}
+for op = 0, C.KBL_UNARY_COUNT - 1 do
+   local i = C.kbl_unary_info(op)
+   local u = {name = ffi.string(i.name), op = op, grad = grads[i.grad], kind = kinds[i.kind], p0 = i.p0, p1 = i.p1}
+   unary_ops[#unary_ops + 1], U[u.name] = u, op
+   if u.kind ~= 'internal' then
+      local d0, d1 = u.p0, u.p1
+      M[u.name] = function(t, p0, p1) return unary(op, t, p0 or d0, p1 or d1) end
+   end
 end
+M.unary_ops = unary_ops
+local AFFINE, POW_SCALAR, RPOW_SCALAR = U.affine, U.pow_scalar, U.rpow_scalar
 
 -- A number as a 0-dim tensor of the other operand's dtype, on its device.
 local function scalar_like(x, t)
@@ -76,21 +85,16 @@ function M.pow(a, b)
    return binary(C.KBL_POW, a, b)
 end
 
-function M.maximum(a, b) return binary(C.KBL_MAXIMUM, a, b) end
-function M.minimum(a, b) return binary(C.KBL_MINIMUM, a, b) end
-function M.eq(a, b) return binary(C.KBL_EQ, a, b) end
-function M.ne(a, b) return binary(C.KBL_NE, a, b) end
-function M.lt(a, b) return binary(C.KBL_LT, a, b) end
-function M.le(a, b) return binary(C.KBL_LE, a, b) end
-function M.gt(a, b) return binary(C.KBL_GT, a, b) end
-function M.ge(a, b) return binary(C.KBL_GE, a, b) end
-function M.logical_and(a, b) return binary(C.KBL_LOGICAL_AND, a, b) end
-function M.logical_or(a, b) return binary(C.KBL_LOGICAL_OR, a, b) end
-function M.logical_xor(a, b) return binary(C.KBL_LOGICAL_XOR, a, b) end
+-- The other binary ops of core/ops_binary.def (maximum, comparisons, logic)
+-- are kbl.NAME(a, b) with tensors or numbers.
+for op = 0, C.KBL_BINARY_COUNT - 1 do
+   local name = ffi.string(C.kbl_binary_name(op))
+   if not M[name] then M[name] = function(a, b) return binary(op, a, b) end end
+end
 
 -- clamp(t, min, max): either bound may be nil
 function M.clamp(t, lo, hi)
-   return unary(C.KBL_CLAMP, t, lo or -math.huge, hi or math.huge)
+   return unary(U.clamp, t, lo or -math.huge, hi or math.huge)
 end
 
 -- where(cond, a, b): a where cond is non-zero, else b; a and b may be numbers
@@ -114,21 +118,17 @@ end
 
 -- ---- activations -------------------------------------------------------------
 
-function M.leaky_relu(t, slope) return unary(C.KBL_LEAKY_RELU, t, slope or 0.01) end
-function M.elu(t, alpha) return unary(C.KBL_ELU, t, alpha or 1) end
-function M.softplus(t, beta, threshold) return unary(C.KBL_SOFTPLUS, t, beta or 1, threshold or 20) end
-
 -- gelu(t) is exact (erf); gelu(t, 'tanh') the tanh approximation, as PyTorch.
 function M.gelu(t, approximate)
-   if approximate == 'tanh' then return unary(C.KBL_GELU_TANH, t) end
+   if approximate == 'tanh' then return unary(U.gelu_tanh, t) end
    if approximate ~= nil and approximate ~= 'none' then
       error("kbl: gelu approximate must be 'none' or 'tanh', got " .. tostring(approximate), 2)
    end
-   return unary(C.KBL_GELU, t)
+   return unary(U.gelu, t)
 end
 
 for name, fn in pairs(M) do
-   if name ~= 'unary' and name ~= 'binary' and name ~= 'scalar_like' then register(name, fn) end
+   if name ~= 'unary' and name ~= 'binary' and name ~= 'scalar_like' and name ~= 'unary_ops' then register(name, fn) end
 end
 
 return M
