@@ -79,8 +79,11 @@ for prog in chromium chromium-browser google-chrome; do
    chmod +x "$wrap/$prog"
 done
 
-# Spec files that cannot run under ASan, each with its reason. None so far.
-skip=""
+# Spec files that cannot run under ASan, each with its reason.
+# spec/rockspec_spec.lua: builds and installs kbl again with luarocks (a plain
+# build, nothing of it sanitized), and nvcc, started under the preloaded ASan
+# runtime, segfaults; the plain suite (scripts/test.sh) runs it.
+skip="spec/rockspec_spec.lua"
 specs=""
 for s in ${KBL_SPECS:-spec/*_spec.lua}; do
    case " $skip " in

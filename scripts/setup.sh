@@ -4,10 +4,13 @@
 set -eu
 cd "$(dirname "$0")/.."
 
+# kbl needs no BLAS (oneDNN computes its products); libopenblas0-pthread is for
+# PyTorch, bench/'s reference, which would otherwise get the reference BLAS
+# (its recommends are not installed).
 PACKAGES="build-essential cmake pkg-config luajit libluajit-5.1-dev lua-busted lua-argparse
-  lua-dkjson lua-check libopenblas-dev libopenblas0-openmp libdnnl-dev libzstd-dev zlib1g-dev libstb-dev
-  libreadline-dev luarocks dataset-fashion-mnist python3-torch python3-numpy chromium
-  clang libclang-rt-14-dev"
+  lua-dkjson lua-check libdnnl-dev libzstd-dev zlib1g-dev libstb-dev
+  libreadline-dev luarocks dataset-fashion-mnist python3-torch python3-torchvision libopenblas0-pthread python3-numpy chromium
+  clang libclang-rt-14-dev libomp-dev"
 
 missing=""
 for p in $PACKAGES; do

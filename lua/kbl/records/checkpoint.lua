@@ -128,19 +128,63 @@ local function key_order(v, keys, seen)
    end
 end
 
+-- Metadata nests at most this deep: deeper is a damaged or hostile file, and
+-- the JSON decoder would recurse until the stack overflows.
+M.max_depth = 200
+
+-- The byte of text (JSON) where its nesting passes `limit`, or nil. Strings are
+-- skipped, so brackets inside them do not count.
+local function too_deep(text, limit)
+   local depth, i, in_string = 0, 1, false
+   while true do
+      local j = text:find(in_string and '["\\]' or '[%[%]{}"]', i)
+      if not j then return nil end
+      local ch = text:sub(j, j)
+      if in_string then -- a backslash skips the byte after it; a quote ends the string
+         i = j + (ch == '\\' and 2 or 1)
+         in_string = ch == '\\'
+      else
+         if ch == '"' then
+            in_string = true
+         elseif ch == '[' or ch == '{' then
+            depth = depth + 1
+            if depth > limit then return j end
+         else
+            depth = depth - 1
+         end
+         i = j + 1
+      end
+   end
+end
+
 function M.encode_meta(meta)
    local plain = to_plain(meta or {}, 'meta', {})
    local set, order = {}, {}
    key_order(plain, set, {})
    for k in pairs(set) do order[#order + 1] = k end
    table.sort(order)
-   return json.encode(plain, {keyorder = order})
+   local text = json.encode(plain, {keyorder = order})
+   if too_deep(text, M.max_depth) then
+      error(string.format('checkpoint meta: nests deeper than %d levels', M.max_depth), 0)
+   end
+   return text
 end
 
 function M.decode_meta(text, path)
-   local v, _, err = json.decode(text, 1, nil)
+   local where = 'checkpoint ' .. (path or '?') .. ': metadata'
+   local deep = too_deep(text, M.max_depth)
+   if deep then
+      error(string.format('%s nests deeper than %d levels (at byte %d of the metadata)', where, M.max_depth,
+         deep - 1), 0)
+   end
+   local v, pos, err = json.decode(text, 1, nil)
    if err or type(v) ~= 'table' then
-      error(string.format('checkpoint %s: metadata is not valid JSON: %s', path or '?', err or 'not an object'), 0)
+      error(string.format('%s is not valid JSON: %s', where, err or 'not an object'), 0)
+   end
+   local junk = text:find('%S', pos)
+   if junk then
+      error(string.format('%s is not valid JSON: junk after the JSON value at byte %d of the metadata',
+         where, junk - 1), 0)
    end
    return from_plain(v)
 end
@@ -172,7 +216,7 @@ function M.save(path, content, opts)
    end
    local level = opts and opts.level or 0
    if C.kbl_checkpoint_save(path, text, #text, n, cnames, ctensors, level) ~= 0 then
-      error(last_error(), 2)
+      error(last_error(), 0)
    end
    return path
 end
@@ -181,12 +225,12 @@ end
 -- what is wrong (truncated, bad magic, newer version, checksum mismatch).
 function M.load(path)
    local c = C.kbl_checkpoint_open(path)
-   if c == nil then error(last_error(), 2) end
+   if c == nil then error(last_error(), 0) end
    c = ffi.gc(c, C.kbl_checkpoint_close)
    local len = ffi.new('size_t[1]')
    local mp = C.kbl_checkpoint_meta(c, len)
    local ok, meta = pcall(M.decode_meta, ffi.string(mp, len[0]), path)
-   if not ok then error(meta, 2) end
+   if not ok then error(meta, 0) end
    local tensors = {}
    for i = 0, C.kbl_checkpoint_count(c) - 1 do
       tensors[ffi.string(C.kbl_checkpoint_name(c, i))] = T.wrap(C.kbl_checkpoint_tensor(c, i))
