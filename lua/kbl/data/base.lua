@@ -122,6 +122,7 @@ local idbuf = i64arr(1)
 
 -- Lazy element id of base as an element table.
 function M.element(base, id, epoch)
+   if base.element then return base.element(base, id, epoch) end -- rows that are not in memory (image files)
    idbuf[0] = id
    local xr = wrap(C.kbl_data_gather(live(base.x), 1, idbuf, base.x_dtype, base.x_scale))
    local el = {x = wrap(C.kbl_select(live(xr), 0, 0)), id = id, epoch = epoch}
@@ -143,7 +144,7 @@ end
 function M.job(b)
    local base = b.base
    local job = ffi.new('kbl_data_job')
-   job.x = live(base.x)
+   if base.images then job.images = base.images else job.x = live(base.x) end
    job.y = base.y and live(base.y) or nil
    job.x_dtype = base.x_dtype
    job.x_scale = base.x_scale

@@ -5,7 +5,9 @@
 --      :random_crop{size = 28, padding = 2}:random_flip{}:prefetch(2)
 --   for batch in train:iter() do ... end    -- batch.x float32 [128, 1, 28, 28], batch.y int64 1..10
 --
--- Sources: fashion_mnist, csv, tensors (tables or tensors in memory), generated;
+-- Sources: fashion_mnist, csv, tensors (tables or tensors in memory), generated,
+-- image_folder (image files decoded on the prefetch threads) and records
+-- (sharded record files streamed from disk, written by `kbl data pack`);
 -- readers: idx (gzip or plain), npy. Pipelines (kbl.data.pipeline): shuffle,
 -- map, filter, batch, repeat_, take, skip, cache (kbl.data.cache), prefetch
 -- (kbl.data.prefetch) and the batched augmentations (kbl.data.augment).
@@ -26,5 +28,7 @@ data.tensors = require 'kbl.data.tensors'
 data.tables = data.tensors
 data.generated = require 'kbl.data.generated'
 data.fashion_mnist = require 'kbl.data.fashion_mnist'
+data.image_folder = require 'kbl.data.image_folder'
+data.records = require 'kbl.data.records'
 
 return data

@@ -431,6 +431,9 @@ function Pipeline:iter()
             self._live = nil
             self._epoch, self._position, self._pending = epoch + 1, 0, true
          end
+         local root = self
+         while root.parent do root = root.parent end
+         if root.base and root.base.on_epoch_end then root.base.on_epoch_end(root.base, epoch, self) end
          return nil
       end
       if self._live == live then self._position = self._position + 1 end

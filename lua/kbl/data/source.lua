@@ -25,7 +25,7 @@ function Source.new(o)
       any = any or base
    end
    for _, name in ipairs{'train', 'validation', 'test'} do meta.sizes[name] = meta.sizes[name] or 0 end
-   if any then
+   if any and any.x then
       local xs = any.x:size()
       table.remove(xs, 1)
       meta.shapes = meta.shapes or {x = xs}

@@ -1,0 +1,184 @@
+-- data.records and records.pack: round trips, shuffling, resume and damaged shards,
+-- on small generated data.
+local H = require 'spec.helper'
+local kbl = require 'kbl'
+local data = require 'kbl.data'
+local records = require 'kbl.data.records'
+
+-- 300 rows of uint8 [2, 3, 4] (x / 255 when gathered) with labels 1..5.
+local function source()
+   kbl.manual_seed(7)
+   local x = (kbl.rand({300, 2, 3, 4}) * 255):to('uint8')
+   local y = kbl.tensor((function()
+      local t = {}
+      for i = 1, 300 do t[i] = (i * 7) % 5 + 1 end
+      return t
+   end)(), {dtype = 'int64'})
+   local B = require 'kbl.data.base'
+   local Source = require 'kbl.data.source'
+   return Source.new{name = 'gen', splits = {
+      train = B.new{x = x:narrow(1, 1, 250), y = y:narrow(1, 1, 250), x_dtype = 'float32', x_scale = 1 / 255},
+      test = B.new{x = x:narrow(1, 251, 50), y = y:narrow(1, 251, 50), x_dtype = 'float32', x_scale = 1 / 255},
+   }, meta = {num_classes = 5, class_names = {'a', 'b', 'c', 'd', 'e'}}}
+end
+
+local function collect(pipe)
+   local xs, ys, sizes = {}, {}, {}
+   for b in pipe:iter() do
+      xs[#xs + 1], ys[#ys + 1], sizes[#sizes + 1] = b.x, b.y, b.x:size(1)
+   end
+   return kbl.cat(xs, 1), kbl.cat(ys, 1), sizes
+end
+
+describe('data.records', function()
+   local tmp, src, dir
+   setup(function()
+      tmp = H.tmpdir()
+      src = source()
+      dir = tmp .. '/rec'
+      -- shards of ~3 KB: 250 rows of 32 bytes (24 + an int64 label) make 3 train shards
+      records.pack(src, dir, {shard_mb = 100 / 1048576 * 32})
+   end)
+   teardown(function() os.execute('rm -rf ' .. tmp) end)
+
+   it('packs every split into shards with an index and reads them back bit-exact', function()
+      local idx = require('dkjson').decode(H.read(dir .. '/index.json'))
+      assert.are.equal('kbl-records', idx.format)
+      assert.are.equal(3, #idx.splits.train)
+      assert.are.equal(1, #idx.splits.test)
+      assert.are.same({2, 3, 4}, idx.x.shape)
+      local rec = data.records{dir = dir}
+      assert.are.equal(250, rec:size('train'))
+      assert.are.same({'a', 'b', 'c', 'd', 'e'}, rec.meta.class_names)
+      assert.are.same({2, 3, 4}, rec.meta.shapes.x)
+      for _, split in ipairs{'train', 'test'} do
+         local x, y, sizes = collect(rec:split(split):batch(64))
+         local rx, ry = collect(src:split(split):batch(64))
+         assert.are.equal(H.bytes(rx), H.bytes(x))
+         assert.are.same(ry:tolist(), y:tolist())
+         assert.are.equal(math.min(64, rec:size(split)), sizes[1])
+      end
+      assert.are.equal(4, rec:split('train'):batch(64):num_batches())
+      assert.are.equal(3, rec:split('train'):batch(64, {drop_remainder = true}):num_batches())
+   end)
+
+   it('shuffles shard order and through a buffer, the same for the same seed and epoch', function()
+      local rec = data.records{dir = dir, buffer = 40}
+      local function epoch(seed, e)
+         local p = rec:split('train'):shuffle{seed = seed}:batch(32)
+         p:set_epoch(e)
+         local _, y = collect(p)
+         local p2 = rec:split('train'):shuffle{seed = seed}:batch(32)
+         p2:set_epoch(e)
+         return y, collect(p2)
+      end
+      local a, ax = epoch(3, 1)
+      local b, bx = epoch(3, 1)
+      assert.are.same(a:tolist(), b:tolist())
+      assert.are.equal(H.bytes(ax), H.bytes(bx))
+      local c = epoch(3, 2)
+      local d = epoch(4, 1)
+      assert.are_not.same(a:tolist(), c:tolist())
+      assert.are_not.same(a:tolist(), d:tolist())
+      -- every row exactly once: the multiset of rows is the source's
+      local x = collect(rec:split('train'):shuffle{seed = 3}:batch(50))
+      local rx = collect(src:split('train'):batch(50))
+      local function rows(t)
+         local l = {}
+         for i = 1, t:size(1) do l[i] = H.bytes(t:narrow(1, i, 1)) end
+         table.sort(l)
+         return table.concat(l)
+      end
+      assert.are.equal(rows(rx), rows(x))
+      assert.are_not.equal(H.bytes(rx), H.bytes(x))
+      -- augmentations after it draw from the record ids: the same batches twice
+      local p1 = rec:split('train'):shuffle{seed = 5}:batch(16):random_flip{}:prefetch(2)
+      local p2 = rec:split('train'):shuffle{seed = 5}:batch(16):random_flip{}
+      assert.are.equal(H.bytes(collect(p1)), H.bytes(collect(p2)))
+   end)
+
+   it('resumes mid-epoch from state() in a fresh pipeline', function()
+      local rec = data.records{dir = dir, buffer = 64}
+      local function pipe() return rec:split('train'):shuffle{seed = 11}:batch(24):random_crop{size = 2} end
+      local p = pipe()
+      collect(p) -- epoch 1
+      local it = p:iter() -- epoch 2
+      for _ = 1, 4 do it() end
+      local st = p:state()
+      assert.are.same({epoch = 2, position = 4}, st)
+      local rest = {}
+      for b in it do rest[#rest + 1] = b.x end
+      local q = data.records{dir = dir, buffer = 64}:split('train'):shuffle{seed = 11}:batch(24):random_crop{size = 2}
+      q:set_state(st)
+      local again = {}
+      for b in q:iter() do again[#again + 1] = b.x end
+      assert.are.equal(#rest, #again)
+      assert.are.equal(H.bytes(kbl.cat(rest, 1)), H.bytes(kbl.cat(again, 1)))
+      -- and state past the end is refused as for any pipeline
+      q:set_state{epoch = 2, position = 99}
+      assert.has_error(function() q:iter() end)
+   end)
+
+   it('names a damaged shard and the records, never skipping them', function()
+      local bad = tmp .. '/bad'
+      records.pack(src, bad, {shard_mb = 100 / 1048576 * 32})
+      local shard = bad .. '/train-00001.kblr'
+      local bytes = H.read(shard)
+      -- a flipped byte inside the last block's data
+      local pos = #bytes - 5
+      H.write(shard, bytes:sub(1, pos - 1) .. string.char((bytes:byte(pos) + 1) % 256) .. bytes:sub(pos + 1))
+      local ok, err = pcall(collect, data.records{dir = bad}:split('train'):batch(10))
+      assert.is_false(ok)
+      assert.matches('records: ' .. shard:gsub('%p', '%%%0') .. ': damaged shard: block 0 %(records 0%.%.99%)', err)
+      -- a truncated shard: its size against the index, before reading anything
+      H.write(shard, bytes:sub(1, 200))
+      ok, err = pcall(collect, data.records{dir = bad}:split('train'):batch(10))
+      assert.is_false(ok)
+      assert.matches('damaged shard: 200 bytes, the index says ' .. #bytes, err, 1, true)
+      -- a header claiming more blocks than the file can hold
+      local hdr = bytes:sub(1, 12) .. '\255\255\255\127' .. bytes:sub(17)
+      H.write(shard, hdr)
+      ok, err = pcall(collect, data.records{dir = bad}:split('train'):batch(10))
+      assert.is_false(ok)
+      assert.matches('damaged shard', err, 1, true)
+      -- a missing shard
+      os.remove(shard)
+      local _
+      _, err = pcall(collect, data.records{dir = bad}:split('train'):batch(10))
+      assert.matches('train%-00001%.kblr: cannot open: No such file or directory', err)
+      -- a bad index
+      H.write(bad .. '/index.json', '{"format": "something else"}')
+      _, err = pcall(data.records, {dir = bad})
+      assert.matches('not a kbl records index', err, 1, true)
+      _, err = pcall(data.records, {dir = dir, bufer = 3})
+      assert.matches("unknown option 'bufer' (did you mean 'buffer'?)", err, 1, true)
+   end)
+
+   it('packs an image folder, and streams elements before batch()', function()
+      local ffi = require 'ffi'
+      local T = require 'kbl.tensor'
+      local C = kbl.lib.C
+      for c, name in ipairs{'x', 'y'} do
+         os.execute('mkdir -p ' .. tmp .. '/img/' .. name)
+         for i = 1, 3 do
+            local t = kbl.full({1, 2, 2}, c * 50 + i):to('uint8')
+            assert(C.kbl_data_image_write(tmp .. '/img/' .. name .. '/' .. i .. '.png', T.live(t)) == 0,
+               ffi.string(C.kbl_last_error()))
+         end
+      end
+      local img = data.image_folder{root = tmp .. '/img', channels = 1}
+      records.pack(img, tmp .. '/imgrec')
+      local rec = data.records{dir = tmp .. '/imgrec'}
+      local x, y = collect(rec:split('train'):batch(6))
+      local rx, ry = collect(img:split('train'):batch(6))
+      assert.are.equal(H.bytes(rx), H.bytes(x))
+      assert.are.same(ry:tolist(), y:tolist())
+      local n = 0
+      for el in rec:split('train'):iter() do
+         n = n + 1
+         assert.are.same({1, 2, 2}, el.x:size())
+         assert.are.equal(ry:tolist()[n], el.y)
+      end
+      assert.are.equal(6, n)
+   end)
+end)
