@@ -198,7 +198,9 @@ describe('blocks ready-made parts', function()
       assert.are.same({'hidden1.weight', 'hidden1.bias', 'fc.weight', 'fc.bias'}, names(h))
       assert.are.same({3, 1}, blocks.RegressionHead{}(kbl.randn{3, 6}):size())
       assert.are.same({3, 2}, blocks.RegressionHead{2}(kbl.randn{3, 2, 3}):size())
-      assert.has_error(function() blocks.ClassificationHead{} end)
+      -- num_classes comes from the data's meta in training (spec/fit_spec.lua); without data it is needed
+      assert.has_error(function() blocks.ClassificationHead{}(kbl.randn{2, 3}) end)
+      assert.has_error(function() blocks.ClassificationHead{0} end)
    end)
 end)
 

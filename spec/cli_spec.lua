@@ -71,7 +71,8 @@ describe('kbl run', function()
       assert.equal(3, #csv)
       assert.matches('^epoch,step,stage,loss,accuracy,val_loss,val_accuracy,lr,', csv[1])
       local jl = lines(read(run_dir .. '/metrics.jsonl'))
-      assert.equal(2, #jl)
+      assert.equal(3, #jl)   -- two epochs, then the test split's line
+      assert.equal('test', json.decode(jl[3]).split)
       local e2 = json.decode(jl[2])
       assert.equal(2, e2.epoch)
       assert.equal(16, e2.step)
@@ -106,7 +107,7 @@ describe('kbl run', function()
       assert.equal(0, rc2, err2)
       local a = lines(read(run_dir .. '/metrics.jsonl'))
       local b = lines(read(d .. '/metrics.jsonl'))
-      assert.equal(2, #b)
+      assert.equal(3, #b)   -- two epochs and the test line (the first run's test line is dropped)
       for i = 1, 2 do
          local x, y = json.decode(a[i]), json.decode(b[i])
          for _, k in ipairs{'epoch', 'step', 'loss', 'accuracy', 'val_loss', 'val_accuracy'} do

@@ -22,7 +22,7 @@ local function model()
 end
 
 local function trainer(opts)
-   local o = {model = model(), source = source(), loss = losses.CrossEntropy{},
+   local o = {model = model(), data = source(), loss = losses.CrossEntropy{},
       optimizer = optim.Adam{lr = 0.01}, metrics = {metrics.Accuracy{}}, epochs = 3, batch_size = 32,
       seed = 1, quiet = true, prefetch = 0}
    for k, v in pairs(opts or {}) do o[k] = v end
@@ -77,6 +77,46 @@ describe('fit.Trainer', function()
       assert.near(t.history[3].val_accuracy, val.accuracy, 1e-9)
    end)
 
+   it('runs a Model\'s preprocess in training, evaluation and predict; postprocess in predict only', function()
+      local seen = {}
+      local function zeroed(m)
+         return blocks.Model{preprocess = function(x) seen[#seen + 1] = x:size(1); return x * 0 end,
+            backbone = m.backbone, head = m.head, postprocess = function(y) return y:argmax(2) end}
+      end
+      local t = trainer{model = zeroed(model()), epochs = 2}
+      t:fit()
+      -- every input is zero: nothing to learn from, so no better than chance (a third)
+      assert.is_true(t.history[2].val_accuracy < 0.6, tostring(t.history[2].val_accuracy))
+      assert.is_true(t:evaluate('test').accuracy < 0.6)
+      local pred = t:predict('test')
+      assert.same({64}, pred:size())
+      assert.equal('int64', pred.dtype)
+      -- training and evaluation saw the preprocess too (build's probe, 8 training and 2 validation steps a
+      -- epoch, the two evaluations, then predict's 2)
+      assert.equal(1 + 2 * (8 + 2) + 2 + 2, #seen)
+      -- without it, the same data is learnt
+      local u = trainer{epochs = 2}
+      u:fit()
+      assert.is_true(u.history[2].val_accuracy >= 0.9)
+   end)
+
+   it('builds a head without num_classes for the data\'s meta.num_classes', function()
+      local m = blocks.Model{backbone = blocks.MLP{units = {16}}, head = blocks.ClassificationHead{}}
+      local t = trainer{model = m, epochs = 1}
+      t:fit()
+      assert.same({3, 16}, m:state_dict()['head.fc.weight']:size())
+      assert.is_true(t.history[1].val_accuracy > 0.5)
+      -- given, it wins; without data meta it must be given
+      local m4 = blocks.Model{backbone = blocks.MLP{units = {16}}, head = blocks.ClassificationHead{4}}
+      trainer{model = m4, epochs = 1}:build()
+      assert.same({4, 16}, m4:state_dict()['head.fc.weight']:size())
+      local bare = blocks.ClassificationHead{}
+      local ok, err = pcall(bare, kbl.zeros(2, 5))
+      assert.is_false(ok)
+      assert.matches('blocks.ClassificationHead: give num_classes (the data being fitted gives no meta.num_classes)',
+         err, 1, true)
+   end)
+
    it('keeps to steps_per_epoch', function()
       local t = trainer{epochs = 2, steps_per_epoch = 3}
       local h = t:fit()
@@ -95,10 +135,52 @@ describe('fit.Trainer', function()
    end)
 
    it('rejects an unknown option by name', function()
-      local ok, err = pcall(fit.Trainer, {model = model(), source = source(), loss = losses.CrossEntropy{},
+      local ok, err = pcall(fit.Trainer, {model = model(), data = source(), loss = losses.CrossEntropy{},
          optimizer = optim.SGD{lr = 0.1}, epoch = 3})
       assert.is_false(ok)
       assert.matches("unknown option 'epoch' %(did you mean 'epochs'%?%)", err)
+   end)
+
+   it('takes its options from the config schema, the one list of them', function()
+      local schema = require 'kbl.config.schema'
+      for k in pairs(schema.TOP) do assert.equal(not schema.CONFIG_ONLY[k], fit.OPTIONS[k] == true, k) end
+      for k in pairs(schema.TRAINER) do assert.is_true(fit.OPTIONS[k], k) end
+      local ok, err = pcall(fit.Trainer, {model = model(), data = source(), loss = losses.CrossEntropy{},
+         optimizer = optim.SGD{lr = 0.1}, threads = 2})
+      assert.is_false(ok)
+      assert.matches("unknown option 'threads'", err)
+   end)
+
+   it('keeps its options read-only and what changes in one state table', function()
+      local t = trainer{epochs = 1}
+      assert.equal(32, t.options.batch_size)   -- defaults filled in
+      assert.equal(1, t.options.epochs)
+      local ok, err = pcall(function() t.epochs = 5 end)
+      assert.is_false(ok)
+      assert.matches("fit: the option 'epochs' is read-only once the trainer is made", err, 1, true)
+      ok = pcall(function() t.options.batch_size = 8 end)
+      assert.is_false(ok)
+      t:fit()
+      assert.equal(8, t.step)
+      assert.is_nil(rawget(t, 'step'))
+      assert.equal(8, rawget(t, '_state').step)
+      -- the optimizer in use is state; the option stays what was given
+      assert.equal(t.options.optimizer, t.optimizer)
+   end)
+
+   it('takes data = (source = is an old name that still works)', function()
+      local a = trainer{epochs = 1}
+      local b = fit.Trainer{model = model(), source = source(), loss = losses.CrossEntropy{},
+         optimizer = optim.Adam{lr = 0.01}, metrics = {metrics.Accuracy{}}, epochs = 1, batch_size = 32, seed = 1,
+         quiet = true, prefetch = 0}
+      assert.equal(b.options.data, b.source)
+      a:fit()
+      b:fit()
+      assert.same(a.history[1].loss, b.history[1].loss)
+      local ok, err = pcall(fit.Trainer, {model = model(), source = source(), data = source(),
+         loss = losses.CrossEntropy{}, optimizer = optim.SGD{lr = 0.1}})
+      assert.is_false(ok)
+      assert.matches('give the data once: data = (source = is its old name)', err, 1, true)
    end)
 end)
 
@@ -146,6 +228,26 @@ describe('fit callbacks', function()
       assert.equal(3, #h)       -- best at 1, then 2 epochs without an improvement of 1
       assert.equal(3, es.stopped_epoch)
       assert.equal('max', es.mode)
+   end)
+
+   it('hooks return their decision: stop after the epoch, stop now, or an error naming a wrong one', function()
+      local function stopping(hook, value, at)
+         return callbacks.LambdaCallback{[hook] = function(_, n) if n == at then return value end end}
+      end
+      local t = trainer{epochs = 3, callbacks = {stopping('on_epoch_end', 'stop', 1)}}
+      assert.equal(1, #t:fit())
+      t = trainer{epochs = 3, callbacks = {stopping('on_batch_end', 'stop_now', 3)}}
+      assert.equal(0, #t:fit())
+      assert.equal(3, t.step)
+      t = trainer{epochs = 3, callbacks = {stopping('on_batch_end', 'stopped', 2)}}
+      local ok, err = pcall(t.fit, t)
+      assert.is_false(ok)
+      assert.matches("fit: LambdaCallback's on_batch_end returned stopped; a hook returns nil, "
+         .. "'stop' or 'stop_now'", err, 1, true)
+      -- EarlyStopping decides so too
+      local es = callbacks.EarlyStopping{monitor = 'loss', patience = 1, min_delta = 100}
+      t = trainer{epochs = 5, callbacks = {es}}
+      assert.equal(2, #t:fit())
    end)
 
    it('ReduceLROnPlateau lowers the rate', function()
@@ -231,6 +333,51 @@ describe('fit progress', function()
       trainer{epochs = 1, quiet = false, progress = 'bar', out = out}:fit()
       assert.matches('\repoch 1/1 %[=+%] 8/8  ETA 0:00  loss [%d.]+  accuracy [%d.]+  %d+ samples/s', out.text)
       assert.matches('\r\27%[Kepoch 1/1  8 steps', out.text)
+   end)
+
+   it('keeps an epoch line within a width: drops the timings, then wraps between metrics', function()
+      local progress = require 'kbl.callbacks.progress'
+      local parts = {{'epoch 1/9'}, {'8 steps', drop = 1}, {'0.1s', drop = 2}, {'loss 0.1234'},
+         {'accuracy 0.9000'}, {'val_loss 0.2000'}, {'900 samples/s', drop = 3}, {'[data 0.1s]', drop = 4}}
+      assert.equal('epoch 1/9  8 steps  0.1s  loss 0.1234  accuracy 0.9000  val_loss 0.2000  900 samples/s  '
+         .. '[data 0.1s]', progress.fit_parts(parts))
+      assert.equal('epoch 1/9  8 steps  0.1s  loss 0.1234  accuracy 0.9000  val_loss 0.2000',
+         progress.fit_parts(parts, 80))
+      assert.equal('epoch 1/9  loss 0.1234  accuracy 0.9000\n  val_loss 0.2000', progress.fit_parts(parts, 40))
+   end)
+
+   it('takes the terminal\'s width: bar redraws and epoch lines keep to 60 columns', function()
+      if os.execute('command -v script >/dev/null 2>&1') ~= 0 then
+         pending('needs script(1) (util-linux) to run kbl on a pseudo-terminal')
+         return
+      end
+      local H = require 'helper'
+      local dir = H.tmpdir()
+      local cfg = H.write(dir .. '/tty.lua', [[
+return {
+   extends = 'fit', name = 'tty', epochs = 1, batch_size = 8,
+   data = data.generated{kind = 'blobs', n = 256, validation = 16, test = 16, dim = 8, classes = 3, seed = 5},
+   model = blocks.Sequential{blocks.Dense{3}},
+   optimizer = optim.SGD{lr = 0.1},
+}
+]])
+      local build = os.getenv('KBL_BUILD_DIR') or 'build'
+      os.execute(string.format("script -qec 'stty cols 60 rows 20; env -u COLUMNS KBL_BUILD_DIR=%s bin/kbl run %s "
+         .. "--run-dir %s/run' %s/tty.out >/dev/null 2>&1", build, cfg, dir, dir))
+      local text = H.read(dir .. '/tty.out') or ''
+      os.execute('rm -rf ' .. dir)
+      local body = text:match('\n(run tty: .*)\n\nScript done') or text:match('\n(run tty: .*)$')
+      assert.truthy(body, text)
+      assert.truthy(body:find('1 epoch ->', 1, true), body)   -- not "1 epochs"
+      local redraws, lines = 0, 0
+      for seg in (body:gsub('\27%[K', '')):gmatch('[^\r\n]+') do
+         if seg:match('^epoch 1/1 %[') then redraws = redraws + 1 end
+         lines = lines + 1
+         assert.is_true(#seg <= 59, string.format('%d columns: %q', #seg, seg))
+      end
+      assert.is_true(redraws >= 1, body)
+      assert.truthy(body:find('\r\27%[Kepoch 1/1  loss [%d.]+  accuracy [%d.]+  val_loss [%d.]+\r\n  val_accuracy'),
+         body)
    end)
 
    it('warns when the data pipeline is the bottleneck', function()
@@ -325,6 +472,17 @@ describe('fit state', function()
       second:fit()
       assert.same(snapshot(straight.model), snapshot(second.model))
       assert.equal(0.003, second.optimizer:get_lr())
+   end)
+
+   it('keeps Adam\'s moments by parameter name through a change of freezing', function()
+      local t = trainer{batch_size = 32,
+         stages = {{epochs = 1, freeze = 'backbone'}, {epochs = 1, unfreeze = 'backbone'}}}
+      t:fit()
+      local steps = {}
+      for name, st in pairs(t.optimizer.state) do steps[name] = st.step end
+      -- one optimizer for both stages: the head trained 16 steps, the backbone the last 8
+      assert.same({['backbone.dense1.weight'] = 8, ['backbone.dense1.bias'] = 8, ['head.fc.weight'] = 16,
+         ['head.fc.bias'] = 16}, steps)
    end)
 
    it('holds counters, optimizer, generator and pipeline state', function()

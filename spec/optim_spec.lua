@@ -92,6 +92,92 @@ describe('optim', function()
       plain(sd, 'sd')
    end)
 
+   it('keys state by parameter name when step is given names, so it survives a change of the list', function()
+      local w, b = start('float64')
+      local opt = optim.Adam{lr = 0.1}
+      local function steps(params, names, n)
+         for _ = 1, n do
+            w.grad, b.grad = nil, nil
+            loss_of(w, b):backward()
+            opt:step(params, names)
+         end
+      end
+      steps({w, b}, {'w', 'b'}, 2)
+      steps({b}, {'b'}, 1)   -- w frozen: b is now first in the list, and keeps its own moments
+      assert.are.equal(2, opt.state.w.step)
+      assert.are.equal(3, opt.state.b.step)
+      assert.is_nil(opt.state[1])
+      -- the same three updates of b by position, with b in one place throughout
+      local w2, b2 = start('float64')
+      local ref = optim.Adam{lr = 0.1}
+      for _ = 1, 3 do
+         w2.grad, b2.grad = nil, nil
+         loss_of(w2, b2):backward()
+         ref:step({b2})
+      end
+      assert.are.same(H.flat(b2), H.flat(b))
+   end)
+
+   it('loads a state saved by position (an older checkpoint) under the parameters\' names', function()
+      local w1, b1 = start('float64')
+      local old = optim.Adam{lr = 0.1}
+      run_steps(old, {}, w1, b1, 2)
+      local sd = old:state_dict()   -- keyed 1, 2
+      local w2, b2 = w1:detach():clone(), b1:detach():clone()
+      w2.requires_grad, b2.requires_grad = true, true
+      local new = optim.Adam{}
+      new:load_state_dict(sd, {w2, b2}, {'w', 'b'})
+      assert.are.equal(2, new.state.w.step)
+      for _ = 1, 2 do
+         w1.grad, b1.grad, w2.grad, b2.grad = nil, nil, nil, nil
+         loss_of(w1, b1):backward()
+         loss_of(w2, b2):backward()
+         old:step({w1, b1})
+         new:step({w2, b2}, {'w', 'b'})
+      end
+      assert.are.same(H.flat(w1), H.flat(w2))
+      assert.are.same(H.flat(b1), H.flat(b2))
+      -- one that does not fit the parameters is a clear error
+      local ok, err = pcall(new.load_state_dict, optim.Adam{}, sd, {b2, w2}, {'b', 'w'})
+      assert.is_false(ok)
+      assert.matches("optim.Adam: the saved exp_avg of parameter 'b' (1 of 2) is [3, 2] float64, the parameter is "
+         .. '[4] float64', err, 1, true)
+   end)
+
+   it('takes a schedule as lr: the rate of each step, absolute; one that gives a factor is refused', function()
+      local sched = optim.schedules.exponential{lr = 0.1, gamma = 0.5}
+      local w1, b1 = start('float64')
+      local a = optim.Adam{lr = sched}
+      assert.are.equal(0.1, a:get_lr())
+      local w2, b2 = start('float64')
+      local b = optim.Adam{lr = 0.1}
+      for step = 1, 3 do
+         b:set_lr(0.1 * 0.5 ^ (step - 1))
+         run_steps(a, {}, w1, b1, 1)
+         run_steps(b, {}, w2, b2, 1)
+         assert.are.equal(0.1 * 0.5 ^ (step - 1), a:get_lr())
+      end
+      assert.are.same(H.flat(w2), H.flat(w1))
+      -- a plain function of the step is a rate too
+      local f = optim.SGD{lr = function(t) return 1 / t end}
+      local w3, b3 = start('float64')
+      run_steps(f, {}, w3, b3, 2)
+      assert.are.equal(0.5, f:get_lr())
+      assert.has_error(function() optim.Adam{lr = optim.schedules.exponential{gamma = 0.5}} end,
+         'optim.Adam: lr = schedules.exponential gives a factor (it names no lr); give it the rate: '
+         .. 'schedules.exponential{lr = 1e-3, ...}')
+      assert.has_error(function() a:set_lr(0.5) end, "optim.Adam: its lr follows schedules.exponential, so it "
+         .. "cannot be set to 0.5 (by ReduceLROnPlateau, LearningRateScheduler or a stage's lr): use one or the other")
+      -- LearningRateScheduler, the same rule: relative = false on a factor would set the rate to 1
+      local cbs = require 'kbl.callbacks'
+      assert.is_true(cbs.LearningRateScheduler{optim.schedules.exponential{gamma = 0.5}}.relative)
+      assert.is_false(cbs.LearningRateScheduler{function() return 0.1 end}.relative)
+      local ok, err = pcall(cbs.LearningRateScheduler, {optim.schedules.exponential{gamma = 0.5}, relative = false})
+      assert.is_false(ok)
+      assert.matches('names no lr, so it gives a factor (from 1), and relative = false would make that the rate',
+         err, 1, true)
+   end)
+
    it('skips parameters without a gradient and keeps positions stable', function()
       local w, b = start('float64')
       local before = H.flat(b)

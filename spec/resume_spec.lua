@@ -77,15 +77,15 @@ local function temporaries(run_dir)
    return t
 end
 
--- metrics.jsonl without the timings
+-- metrics.jsonl's epoch lines without the timings; the test split's line second
 local function metrics(run_dir)
-   local out = {}
+   local out, test = {}, nil
    for l in (read(run_dir .. '/metrics.jsonl') or ''):gmatch('[^\n]+') do
       local obj = json.decode(l)
       for k in pairs(obj) do if k == 'time' or k == 'samples_per_sec' or k:match('^time_') then obj[k] = nil end end
-      out[#out + 1] = obj
+      if obj.split then test = obj else out[#out + 1] = obj end
    end
-   return out
+   return out, test
 end
 
 -- 24 steps an epoch, 3 epochs, dropout (the generator), prefetch (the
@@ -147,7 +147,7 @@ describe('resume', function()
       assert.are.same({}, temporaries(d))
       assert.are.equal('finished', status.read(d).state)
       assert.are.equal(read(base .. '/model.safetensors'), read(d .. '/model.safetensors'))
-      assert.are.same(metrics(base), metrics(d))
+      assert.are.same(metrics(base), (metrics(d)))
       assert.are.equal(3, #metrics(d))
       local lr = metrics(d)[3].lr
       assert.is_true(lr < 0.003)   -- the plateau callback's state came through the resumes
@@ -172,7 +172,7 @@ describe('resume', function()
       assert.truthy(err:find('skipping checkpoint ' .. l[2].path .. ': truncated', 1, true), err)
       assert.truthy(err:match('step%-000000000072%.ckpt: [^\n]*checksum'), err)
       assert.are.equal(read(base .. '/model.safetensors'), read(d .. '/model.safetensors'))
-      assert.are.same(metrics(base), metrics(d))
+      assert.are.same(metrics(base), (metrics(d)))
       -- nothing valid: a clear error
       local e = dir .. '/none'
       os.execute('mkdir -p ' .. e .. '/checkpoints && cp ' .. base .. '/config.lua ' .. e)
@@ -201,7 +201,7 @@ describe('resume', function()
       local rc, _, err2 = kbl(cmd:gsub('^kbl ', '') .. ' --quiet')
       assert.are.equal(0, rc, err2)
       assert.are.equal(read(base .. '/model.safetensors'), read(d .. '/model.safetensors'))
-      assert.are.same(metrics(base), metrics(d))
+      assert.are.same(metrics(base), (metrics(d)))
    end)
 
    it('keeps EarlyStopping\'s best weights in the checkpoint', function()
@@ -213,7 +213,7 @@ describe('resume', function()
          K.manual_seed(1)
          local es = callbacks.EarlyStopping{monitor = 'loss', patience = 5, restore_best_weights = true}
          return fit.Trainer{model = require('blocks').Dense{3}, loss = require('kbl.losses').CrossEntropy{},
-            source = require('kbl.data').generated{kind = 'blobs', n = 32, dim = 4, classes = 3},
+            data = require('kbl.data').generated{kind = 'blobs', n = 32, dim = 4, classes = 3},
             optimizer = require('kbl.optim').SGD{lr = 0.1}, epochs = 2, batch_size = 16, quiet = true,
             callbacks = {es}}, es
       end
@@ -234,6 +234,157 @@ describe('resume', function()
          assert.are.same(t:tolist(), es2.best_weights[name]:tolist(), name)
       end
       assert.are.equal(2, n)
+   end)
+
+   -- A finished run's directory cut back to its checkpoint at `step` (as if
+   -- stopped there), marked interrupted: a copy of `from` at `to`.
+   local function cut_back(from, to, step)
+      os.execute('rm -rf ' .. to .. ' && cp -r ' .. from .. ' ' .. to)
+      for _, c in ipairs(checkpoint.list(to .. '/checkpoints')) do
+         if c.step > step then os.remove(c.path) end
+      end
+      os.remove(to .. '/checkpoints/best.ckpt')
+      assert.are.equal(step, newest_step(to))
+      status.write(to, {state = 'interrupted'})
+   end
+
+   -- 12 steps an epoch, 3 epochs; the plateau cut comes after epoch 2 and early
+   -- stopping ends the run after epoch 3, restoring epoch 1's weights, only when
+   -- their state from epoch 1 comes through a resume in epoch 2.
+   local DISPLAY = write(dir .. '/display.lua', [[
+return {
+   extends = 'fit',
+   name = 'display',
+   epochs = 3,
+   batch_size = 16,
+   data = data.generated{kind = 'blobs', n = 192, validation = 32, dim = 16, classes = 3, seed = 5},
+   model = blocks.Sequential{blocks.Dense{units = 32, activation = 'relu'}, blocks.Dropout{0.3}, blocks.Dense{3}},
+   optimizer = optim.Adam{lr = 0.003},
+   callbacks = {
+      callbacks.ReduceLROnPlateau{monitor = 'loss', patience = 1, factor = 0.5, min_delta = 10},
+      callbacks.EarlyStopping{monitor = 'loss', patience = 2, min_delta = 10, restore_best_weights = true},
+      callbacks.ModelCheckpoint{every_steps = 4, keep = 100},
+   },
+}
+]])
+
+   it('ends bit-identical whatever display flags the interrupted and the resumed run had', function()
+      local quiet, loud = dir .. '/display-quiet', dir .. '/display-loud'
+      local rc, _, err = kbl('run ' .. DISPLAY .. ' --quiet --run-dir ' .. quiet)
+      assert.are.equal(0, rc, err)
+      local out
+      rc, out, err = kbl('run ' .. DISPLAY .. ' --run-dir ' .. loud)
+      assert.are.equal(0, rc, err)
+      assert.truthy(out:find('early stopping at epoch 3', 1, true), out)
+      assert.are.equal(read(quiet .. '/model.safetensors'), read(loud .. '/model.safetensors'))
+      assert.are.equal(0.0015, metrics(quiet)[3].lr)
+      -- stopped under --quiet in epoch 2, resumed with the command kbl prints (no --quiet)
+      local d = dir .. '/display-a'
+      cut_back(quiet, d, 16)
+      rc, out, err = kbl('run --resume ' .. d)
+      assert.are.equal(0, rc, err)
+      assert.truthy(out:find('early stopping at epoch 3', 1, true), out)
+      assert.are.equal(read(quiet .. '/model.safetensors'), read(d .. '/model.safetensors'))
+      assert.are.same(metrics(quiet), (metrics(d)))
+      -- and the reverse
+      d = dir .. '/display-b'
+      cut_back(loud, d, 16)
+      rc, _, err = kbl('run --resume ' .. d .. ' --quiet')
+      assert.are.equal(0, rc, err)
+      assert.are.equal(read(quiet .. '/model.safetensors'), read(d .. '/model.safetensors'))
+      assert.are.same(metrics(quiet), (metrics(d)))
+   end)
+
+   it('ends bit-identical across a stage change that unfreezes the backbone', function()
+      local c = write(dir .. '/stages.lua', [[
+return {
+   extends = 'fit',
+   name = 'stages',
+   batch_size = 16,
+   data = data.generated{kind = 'blobs', n = 192, validation = 32, dim = 16, classes = 3, seed = 5},
+   model = blocks.Model{backbone = blocks.Sequential{blocks.Dense{units = 32, activation = 'relu'}},
+      head = blocks.Dense{3}},
+   optimizer = optim.Adam{lr = 0.003},
+   stages = {{name = 'head', epochs = 1, freeze = 'backbone'}, {name = 'all', epochs = 2, unfreeze = 'backbone'}},
+   callbacks = {
+      callbacks.ReduceLROnPlateau{monitor = 'loss', patience = 1, factor = 0.5, min_delta = 10},
+      callbacks.ModelCheckpoint{every_steps = 4, keep = 100},
+   },
+}
+]])
+      local base_dir = dir .. '/stages-base'
+      local rc, out, err = kbl('run ' .. c .. ' --run-dir ' .. base_dir)
+      assert.are.equal(0, rc, err)
+      assert.truthy(out:find('stage 2/2 (all): 2 epochs, lr 0.003, training backbone\n', 1, true), out)
+      assert.truthy(out:find('stage 1/2 (head): 1 epoch, lr 0.003, frozen backbone\n', 1, true), out)
+      for _, step in ipairs{8, 12, 28} do   -- in the first stage, at its end, in the second
+         local d = dir .. '/stages-' .. step
+         cut_back(base_dir, d, step)
+         rc, _, err = kbl('run --resume ' .. d .. ' --quiet')
+         assert.are.equal(0, rc, err)
+         assert.are.equal(read(base_dir .. '/model.safetensors'), read(d .. '/model.safetensors'), 'step ' .. step)
+         assert.are.same(metrics(base_dir), (metrics(d)))
+      end
+   end)
+
+   it('--resume with --set epochs=N extends a run to N epochs, and refuses fewer than it has done', function()
+      local c = write(dir .. '/extend.lua', [[
+return {
+   extends = 'fit', name = 'extend', epochs = 2, batch_size = 16,
+   data = data.generated{kind = 'blobs', n = 96, validation = 16, dim = 8, classes = 3, seed = 5},
+   model = blocks.Sequential{blocks.Dense{units = 8, activation = 'relu'}, blocks.Dense{3}},
+   optimizer = optim.Adam{lr = 0.01},
+}
+]])
+      local straight, d = dir .. '/extend-4', dir .. '/extend'
+      local rc, _, err = kbl('run ' .. c .. ' --quiet --set epochs=4 --run-dir ' .. straight)
+      assert.are.equal(0, rc, err)
+      rc, _, err = kbl('run ' .. c .. ' --quiet --run-dir ' .. d)
+      assert.are.equal(0, rc, err)
+      assert.are.equal(2, #metrics(d))
+      rc, _, err = kbl('run --resume ' .. d .. ' --quiet --set epochs=4')
+      assert.are.equal(0, rc, err)
+      assert.are.equal(read(straight .. '/model.safetensors'), read(d .. '/model.safetensors'))
+      assert.are.same(metrics(straight), (metrics(d)))
+      assert.are.same(select(2, metrics(straight)), select(2, metrics(d)))   -- the test split's line
+      -- the run's config says what it now is, so that a later --resume continues it
+      assert.truthy(read(d .. '/config.lua'):find('\n   epochs = 4,\n', 1, true))
+      local before = read(d .. '/config.lua')
+      rc, _, err = kbl('run --resume ' .. d .. ' --quiet --set epochs=3')
+      assert.are.equal(1, rc)
+      assert.matches('resume: the run has done 4 epochs already, more than the 3 epochs it is now set to; '
+         .. 'give epochs of at least 4', err, 1, true)
+      assert.are.equal(before, read(d .. '/config.lua'))
+   end)
+
+   it('refuses a top-level epochs that no stage runs, given with --set or beside the stages', function()
+      local c = write(dir .. '/staged.lua', [[
+return {
+   extends = 'fit', name = 'staged', batch_size = 16,
+   data = data.generated{kind = 'blobs', n = 96, validation = 16, dim = 8, classes = 3, seed = 5},
+   model = blocks.Sequential{blocks.Dense{3}},
+   optimizer = optim.SGD{lr = 0.1},
+   stages = {{epochs = 1}, {epochs = 1, lr = 0.01}},
+}
+]])
+      local rc, _, err = kbl('run ' .. c .. ' --quiet --set epochs=8 --run-dir ' .. dir .. '/staged-set')
+      assert.are.equal(1, rc)
+      assert.matches("--set epochs=8: 'epochs' = 8 is not used: with stages, the first stage runs the top-level "
+         .. "epochs unless it names its own (it names 1) and each later stage inherits the one before; set a "
+         .. "stage's epochs (--set stages.1.epochs=8)", err, 1, true)
+      -- fit's epochs = 10 is a default the stages override; the saved config runs again as it is
+      local d = dir .. '/staged'
+      rc, _, err = kbl('run ' .. c .. ' --quiet --run-dir ' .. d)
+      assert.are.equal(0, rc, err)
+      assert.are.equal(2, #metrics(d))
+      rc, _, err = kbl('run ' .. d .. '/config.lua --quiet --run-dir ' .. dir .. '/staged-again')
+      assert.are.equal(0, rc, err)
+      assert.are.equal(read(d .. '/model.safetensors'), read(dir .. '/staged-again/model.safetensors'))
+      -- a first stage without epochs runs the top-level epochs
+      local c2 = write(dir .. '/staged2.lua', (read(c):gsub('{{epochs = 1}', "{{name = 'warm'}")))
+      rc, _, err = kbl('run ' .. c2 .. ' --quiet --set epochs=2 --run-dir ' .. dir .. '/staged-3')
+      assert.are.equal(0, rc, err)
+      assert.are.equal(3, #metrics(dir .. '/staged-3'))
    end)
 
    it('kbl verify-resume passes a config that resumes exactly', function()

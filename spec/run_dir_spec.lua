@@ -57,15 +57,16 @@ local function config(name, callbacks)
    return write(name, (TINY:gsub('CALLBACKS', callbacks or '')))
 end
 
--- metrics.jsonl without the timings, which differ from run to run
+-- metrics.jsonl's epoch lines without the timings, which differ from run to
+-- run; the test split's line (split = 'test') second
 local function metrics(run_dir)
-   local out = {}
-   for i, l in ipairs(lines(read(run_dir .. '/metrics.jsonl'))) do
+   local out, test = {}, nil
+   for _, l in ipairs(lines(read(run_dir .. '/metrics.jsonl'))) do
       local obj = json.decode(l)
       for k in pairs(obj) do if k == 'time' or k == 'samples_per_sec' or k:match('^time_') then obj[k] = nil end end
-      out[i] = obj
+      if obj.split then test = obj else out[#out + 1] = obj end
    end
-   return out
+   return out, test
 end
 
 describe('kbl run directory', function()
@@ -77,7 +78,10 @@ describe('kbl run directory', function()
 
    it('holds the config, logs, checkpoints, event file, report, status and weights', function()
       assert.are.equal(0, rc, err)
-      assert.are.equal('', out)   -- --quiet
+      -- --quiet: the run directory and the final metrics line only
+      local test = out:match('^run tiny: 131 parameters, 3 epochs %-> ' .. run_dir:gsub('%p', '%%%0')
+         .. '\n(test: loss [%d.]+  accuracy [%d.]+)\n$')
+      assert.truthy(test, out)
       local names = table.concat(ls(run_dir), ' ')
       for _, f in ipairs{'config.lua', 'summary.txt', 'metrics.jsonl', 'metrics.csv', 'report.html', 'status.json',
          'model.safetensors', 'checkpoints'} do
@@ -94,6 +98,41 @@ describe('kbl run directory', function()
       for name, t in pairs(last.model) do
          assert.are.equal(bytes(t), bytes(w[name]), name)
       end
+   end)
+
+   it('records the test metrics in metrics.jsonl, summary.txt, status.json and report.html', function()
+      local line = out:match('\n(test: [^\n]+)\n$')
+      local loss, acc = line:match('^test: loss ([%d.]+)  accuracy ([%d.]+)$')
+      local m, t = metrics(run_dir)
+      assert.are.equal(3, #m)
+      assert.are.same({split = 'test', epoch = 3, step = 18, test_loss = t.test_loss,
+         test_accuracy = t.test_accuracy}, t)
+      assert.are.equal(loss, string.format('%.4f', t.test_loss))
+      assert.are.equal(acc, string.format('%.4f', t.test_accuracy))
+      assert.truthy(read(run_dir .. '/summary.txt'):find('\n' .. line .. '\n', 1, true))
+      local s = status.read(run_dir)
+      assert.are.same({split = 'test', loss = t.test_loss, accuracy = t.test_accuracy}, s.test)
+      local html = read(run_dir .. '/report.html')
+      assert.truthy(html:find(string.format('<h2>Test (test split)</h2><table class="epochs test"><tr><th>accuracy'
+         .. '</th><th>loss</th></tr><tr><td>%.6g</td><td>%.6g</td></tr></table>', t.test_accuracy, t.test_loss),
+         1, true), html)
+   end)
+
+   it('kbl.load_run gives back the built model with the run\'s weights, and its config', function()
+      local m, loaded, trainer = kbl.load_run(run_dir)
+      assert.are.equal('tiny', loaded.name)
+      assert.is_false(m.training)
+      local w = kbl.load(run_dir .. '/model.safetensors')
+      local n = 0
+      for name, t in pairs(m:state_dict()) do
+         n = n + 1
+         assert.are.equal(bytes(w[name]), bytes(t), name)
+      end
+      assert.are.equal(4, n)
+      assert.near(status.read(run_dir).test.loss, trainer:evaluate('test').loss, 1e-6)
+      local ok, why = pcall(kbl.load_run, dir .. '/nowhere')
+      assert.is_false(ok)
+      assert.matches('load_run: ' .. dir .. '/nowhere is not a run directory', why, 1, true)
    end)
 
    it('keeps the last K epoch checkpoints and the best by the monitored metric', function()
@@ -166,7 +205,7 @@ describe('kbl run directory', function()
       local seen = {}
       kbl.manual_seed(1)
       local tr = fit.Trainer{model = require('blocks').Dense{3}, loss = require('kbl.losses').CrossEntropy{},
-         source = require('kbl.data').generated{kind = 'blobs', n = 64, validation = 16, dim = 4, classes = 3},
+         data = require('kbl.data').generated{kind = 'blobs', n = 64, validation = 16, dim = 4, classes = 3},
          optimizer = require('kbl.optim').SGD{lr = 0.1}, epochs = 3, batch_size = 16, quiet = true, run_dir = d}
       tr:add_callback(records.Recorder{run_dir = d, handle_signals = false, every_n_epochs = 0})
       tr:add_callback(callbacks.LambdaCallback{on_epoch_end = function(_, epoch)
@@ -249,7 +288,7 @@ describe('kbl run directory', function()
       local runs, io_dir = dir .. '/auto_runs', dir .. '/auto.io'
       os.execute('mkdir -p ' .. io_dir)
       local one = string.format("%s run %s --quiet --set runs='\\''%s'\\''", KBL, cfg, runs)
-      os.execute(string.format("sh -c '%s 2>%s/a.err & pa=$!; %s 2>%s/b.err & pb=$!; "
+      os.execute(string.format("sh -c '%s >/dev/null 2>%s/a.err & pa=$!; %s >/dev/null 2>%s/b.err & pb=$!; "
          .. "wait $pa; echo $? >%s/a.rc; wait $pb; echo $? >%s/b.rc'", one, io_dir, one, io_dir, io_dir, io_dir))
       assert.are.equal(0, tonumber(read(io_dir .. '/a.rc')), read(io_dir .. '/a.err'))
       assert.are.equal(0, tonumber(read(io_dir .. '/b.rc')), read(io_dir .. '/b.err'))

@@ -20,30 +20,9 @@ Block.REQUIRED = setmetatable({}, {__tostring = function() return 'required' end
 local registry = {}
 Block.registry = registry
 
-local function sorted_keys(t)
-   local keys = {}
-   for k in pairs(t) do if type(k) == 'string' then keys[#keys + 1] = k end end
-   table.sort(keys)
-   return keys
-end
-
--- Levenshtein distance, for "did you mean" in messages.
-local function distance(a, b)
-   local prev, before = {}, {}
-   for j = 0, #b do prev[j] = j end
-   for i = 1, #a do
-      local cur = {[0] = i}
-      for j = 1, #b do
-         local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-         cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-         if i > 1 and j > 1 and a:sub(i, i) == b:sub(j - 1, j - 1) and a:sub(i - 1, i - 1) == b:sub(j, j) then
-            cur[j] = math.min(cur[j], before[j - 2] + 1) -- a transposition
-         end
-      end
-      before, prev = prev, cur
-   end
-   return prev[#b]
-end
+local util = require 'kbl.util'
+local STRINGS = {strings = true}   -- sorted_keys: string keys only
+local distance = util.distance   -- for "did you mean" in messages
 
 function Block.closest(word, candidates)
    local best, bd = nil, math.huge
@@ -80,7 +59,7 @@ function Block.extend(name, spec)
    for k, v in pairs(COMMON) do cls.options[k] = v end
    cls.positional = spec.positional or {}
    cls.takes_children = spec.children or false
-   cls.option_names = sorted_keys(cls.options)
+   cls.option_names = util.sorted_keys(cls.options, STRINGS)
    setmetatable(cls, {
       __index = parent,
       __call = function(c, args) return Block.new(c, args) end,
@@ -167,6 +146,7 @@ function Block.construct(cls, args)
    self._regularizers = {}  -- {param name, function}
    self._rules = {}         -- freeze/unfreeze rules, applied to parameters made later too
    self._built = false
+   self._scopes = defaults.scopes()   -- the defaults' scopes it is made in, for its build
    self.training = true
    resolve(cls, args, self)
    self.name = self.opts.name
@@ -198,7 +178,7 @@ function Block.from_spec(spec)
    end
    local cls = registry[spec.type:gsub('^blocks%.', '')]
    if not cls then
-      local near = Block.closest(spec.type, sorted_keys(registry))
+      local near = Block.closest(spec.type, util.sorted_keys(registry, STRINGS))
       error(string.format("blocks.build: unknown block type '%s'%s", spec.type,
          near and (" (did you mean '" .. near .. "'?)") or ''), 2)
    end
@@ -333,7 +313,12 @@ end
 -- y = m(x, ...): builds the block on its first input, then runs forward.
 function Block.__call(self, x, ...)
    if not self._built then
-      local ok, err = pcall(self.build, self, x, ...)
+      local ok, err
+      if #self._scopes > 0 then
+         ok, err = pcall(defaults.in_scope, self._scopes, self.build, self, x, ...)
+      else
+         ok, err = pcall(self.build, self, x, ...)
+      end
       if not ok then error(locate(self, err), 0) end
       self._built = true
    end
@@ -401,7 +386,7 @@ function Block:load_state_dict(sd, opts)
    for _, kind in ipairs{'_params', '_buffers'} do
       for _, r in ipairs(self:_entries(kind)) do targets[r[1]] = r[2].tensor end
    end
-   for _, name in ipairs(sorted_keys(targets)) do
+   for _, name in ipairs(util.sorted_keys(targets, STRINGS)) do
       local src, dst = sd[name], targets[name]
       if src == nil then
          missing[#missing + 1] = name
@@ -417,7 +402,7 @@ function Block:load_state_dict(sd, opts)
          end
       end
    end
-   for _, name in ipairs(sorted_keys(sd)) do
+   for _, name in ipairs(util.sorted_keys(sd, STRINGS)) do
       if targets[name] == nil then unexpected[#unexpected + 1] = name end
    end
    local unbuilt = {}

@@ -4,10 +4,18 @@
 -- afterwards takes it unless its own arguments say otherwise, also the ones
 -- that library code (MLP, ResNet, heads) makes inside itself. Keys are checked
 -- against the type's options, so a misspelt default is an error, not a no-op.
+--
+-- Scoped, as gin's `scope/Dense.units`: `blocks.defaults['backbone/Dense'] =
+-- {...}` reaches only the Dense blocks made inside the scope 'backbone' (a
+-- config's model.backbone: kbl.config builds each spec inside the scopes of its
+-- key path), over the unscoped defaults; a block built later (on its first
+-- input) is built inside the scopes it was made in.
 local M = {}
 
 local known = {}   -- type name -> sorted list of option names
 local values = {}  -- type name -> {option = value}
+local scoped = {}  -- scope name -> type name -> {option = value}
+local active = {}  -- the scopes in force, outermost first
 
 local function closest(word, list)
    return require('blocks.Block').closest(word, list)
@@ -43,18 +51,40 @@ local function bare(type_name)
    return type(type_name) == 'string' and (type_name:gsub('^blocks%.', '')) or type_name
 end
 
+-- 'backbone/blocks.Dense' -> 'backbone', 'Dense'; 'Dense' -> nil, 'Dense'.
+local function split_scope(key)
+   local scope, t = tostring(key):match('^([^/]+)/(.+)$')
+   if scope then return scope, bare(t) end
+   return nil, bare(key)
+end
+
+-- The proxy for a scoped type: writes are checked against the type's options.
+local function scoped_proxy(scope, type_name)
+   scoped[scope] = scoped[scope] or {}
+   scoped[scope][type_name] = scoped[scope][type_name] or {}
+   local t = scoped[scope][type_name]
+   return setmetatable({}, {
+      __index = function(_, k) return t[k] end,
+      __newindex = function(_, k, v)
+         check_key(type_name, k)
+         t[k] = v
+      end,
+   })
+end
+
 -- The table programs write to: blocks.defaults.
 M.table = setmetatable({}, {
-   __index = function(_, type_name)
-      type_name = bare(type_name)
+   __index = function(_, key)
+      local scope, type_name = split_scope(key)
+      if scope and proxies[type_name] then return scoped_proxy(scope, type_name) end
       local p = proxies[type_name]
       if not p then
          error(string.format("blocks.defaults: unknown block type '%s'", tostring(type_name)), 2)
       end
       return p
    end,
-   __newindex = function(_, type_name, tbl)
-      type_name = bare(type_name)
+   __newindex = function(_, key, tbl)
+      local scope, type_name = split_scope(key)
       if not proxies[type_name] then
          error(string.format("blocks.defaults: unknown block type '%s'", tostring(type_name)), 2)
       end
@@ -66,7 +96,12 @@ M.table = setmetatable({}, {
          check_key(type_name, k)
          fresh[k] = v
       end
-      values[type_name] = fresh
+      if scope then
+         scoped[scope] = scoped[scope] or {}
+         scoped[scope][type_name] = fresh
+      else
+         values[type_name] = fresh
+      end
    end,
 })
 
@@ -76,15 +111,52 @@ function M.register(type_name, option_names)
    proxies[type_name] = proxies[type_name] or proxy(type_name)
 end
 
--- The values set for a type (a plain table; empty when none).
-function M.get(type_name) return values[type_name] or {} end
+-- The values in force for a type (a plain table; empty when none): its
+-- defaults, overridden by those of each scope in force, inner ones last.
+function M.get(type_name)
+   local out = values[type_name] or {}
+   local copied = false
+   for _, scope in ipairs(active) do
+      local s = scoped[scope] and scoped[scope][type_name]
+      if s and next(s) ~= nil then
+         if not copied then
+            local c = {}
+            for k, v in pairs(out) do c[k] = v end
+            out, copied = c, true
+         end
+         for k, v in pairs(s) do out[k] = v end
+      end
+   end
+   return out
+end
 
--- Clears the defaults of one type, or of every type.
+-- The scopes in force (a copy), outermost first.
+function M.scopes()
+   local c = {}
+   for i, s in ipairs(active) do c[i] = s end
+   return c
+end
+
+-- Runs fn(...) with the scopes `names` (a list) in force after those already
+-- in force; returns what fn returns.
+function M.in_scope(names, fn, ...)
+   if #names == 0 then return fn(...) end
+   local n = #active
+   for i, s in ipairs(names) do active[n + i] = s end
+   local res = {pcall(fn, ...)}
+   for i = #active, n + 1, -1 do active[i] = nil end
+   if not res[1] then error(res[2], 0) end
+   return unpack(res, 2, table.maxn(res))
+end
+
+-- Clears the defaults of one type (scoped ones too), or of every type.
 function M.reset(type_name)
    if type_name then
       values[bare(type_name)] = {}
+      for _, types in pairs(scoped) do types[bare(type_name)] = nil end
    else
       for k in pairs(values) do values[k] = {} end
+      scoped = {}
    end
 end
 

@@ -6,7 +6,7 @@
 -- KBL_DEBUG=1 prints the message as raised and the traceback.
 local argparse = require 'argparse'
 
-local COMMANDS = {'run', 'check', 'eval', 'repl', 'info', 'bench', 'verify-resume'}
+local COMMANDS = {'run', 'check', 'eval', 'sweep', 'compare', 'repl', 'info', 'bench', 'verify-resume', 'data'}
 
 local M = {}
 

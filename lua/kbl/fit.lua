@@ -5,18 +5,23 @@
 -- optimizer, learning rate and frozen parts); per-phase timings.
 --
 --   local fit = require 'kbl.fit'
---   local trainer = fit.Trainer{model = m, source = src, loss = losses.CrossEntropy{},
+--   local trainer = fit.Trainer{model = m, data = src, loss = losses.CrossEntropy{},
 --      optimizer = optim.Adam{lr = 1e-3}, metrics = {metrics.Accuracy{}}, epochs = 10, batch_size = 128}
 --   local history = trainer:fit()
 --   local test = trainer:evaluate('test')          --> {loss = ..., accuracy = ...}
 --
 -- Hooks for run records (checkpoints, exact resume): callbacks receive the
 -- trainer as their context (ctx.model, ctx.optimizer, ctx.step, ctx.epoch,
--- ctx.logs, ctx.history, ctx.run_dir; ctx.stop_training = true ends the run
--- after this epoch, = 'now' after this step) in on_train_begin,
--- on_stage_begin, on_epoch_begin, on_batch_begin, on_batch_end, on_epoch_end and
--- on_train_end; trainer:state() gathers everything a resume needs and
--- trainer:set_state(s) (before fit) continues from it.
+-- ctx.logs, ctx.history, ctx.run_dir) in on_train_begin, on_stage_begin,
+-- on_epoch_begin, on_batch_begin, on_batch_end, on_epoch_end and on_train_end,
+-- and return their decision: nil to go on, 'stop' to end the run after this
+-- epoch, 'stop_now' after this step (ctx.stop_training = true / 'now', the
+-- older way, still works). trainer:state() gathers everything a resume needs
+-- and trainer:set_state(s) (before fit) continues from it.
+--
+-- The trainer's options are read-only once it is made (trainer.options);
+-- what changes as it runs is its state (kbl.fit reads trainer.x from the
+-- state, then the options).
 local ffi = require 'ffi'
 local kbl = require 'kbl'
 
@@ -33,66 +38,114 @@ function M.isatty(fd) return ffi.C.kbl_fit_isatty(fd or 1) == 1 end
 -- ---- the trainer --------------------------------------------------------------
 
 local Trainer = {}
-Trainer.__index = Trainer
 
-local OPTIONS = {
-   model = true, source = true, train_data = true, validation_data = true, loss = true, optimizer = true,
-   metrics = true, callbacks = true, epochs = true, steps_per_epoch = true, validation_steps = true,
-   seed = true, device = true, batch_size = true, eval_batch_size = true, shuffle = true, prefetch = true,
-   transforms = true, augment = true, drop_remainder = true, train_split = true, validation_split = true,
-   test_split = true, clip_grad_norm = true, clip_grad_value = true, stages = true, progress = true,
-   quiet = true, out = true, run_dir = true, terminate_on_nan = true, name = true,
-}
+-- The options a Trainer takes: the experiment keys of kbl.config.schema that
+-- reach the trainer (the one list of them), and those only a script gives.
+-- `source` is the old name of `data`.
+local schema = require 'kbl.config.schema'
+local OPTIONS = {}
+for k in pairs(schema.TOP) do if not schema.CONFIG_ONLY[k] then OPTIONS[k] = true end end
+for k in pairs(schema.TRAINER) do OPTIONS[k] = true end
+OPTIONS.source = true
+M.OPTIONS = OPTIONS
+
+-- What changes as the trainer runs, under names that options also have: the
+-- optimizer in use, the callbacks (with the trainer's own), the stage's
+-- steps_per_epoch.
+local STATE = {optimizer = true, callbacks = true, steps_per_epoch = true}
+
+-- A trainer is two tables: its options (read-only once made, defaults filled
+-- in) and its state (counters, pipelines, the optimizer in use...). Reading
+-- trainer.x finds a method, then the state, then the options; writing one
+-- sets the state, and an option's name is an error.
+Trainer.__index = function(self, k)
+   local m = Trainer[k]
+   if m ~= nil then return m end
+   local v = rawget(self, '_state')[k]
+   if v ~= nil then return v end
+   return rawget(self, 'options')[k]
+end
+Trainer.__newindex = function(self, k, v)
+   if OPTIONS[k] and not STATE[k] then
+      error(string.format("fit: the option '%s' is read-only once the trainer is made; give it to "
+         .. 'fit.Trainer{...}', tostring(k)), 2)
+   end
+   rawget(self, '_state')[k] = v
+end
+
+local function read_only(t)
+   return setmetatable({}, {__index = t,
+      __newindex = function(_, k)
+         error(string.format("fit: the option '%s' is read-only once the trainer is made", tostring(k)), 2)
+      end})
+end
+
+local warned_source = false
 
 -- Trainer{...}: see the module comment. Required: model, loss, an optimizer
--- (or stages that each name one), and data (source, or train_data pipeline).
+-- (or stages that each name one), and data (a source, or a train_data pipeline).
 function M.Trainer(opts)
    for k in pairs(opts) do
       if not OPTIONS[k] then
          local names = {}
-         for n in pairs(OPTIONS) do names[#names + 1] = n end
+         for n in pairs(OPTIONS) do if n ~= 'source' then names[#names + 1] = n end end
          error(string.format("fit.Trainer: unknown option '%s' (did you mean '%s'?)", tostring(k),
-            require('kbl.config.schema').closest(tostring(k), names)), 2)
+            schema.closest(tostring(k), names)), 2)
       end
    end
    for _, k in ipairs{'model', 'loss'} do
       if opts[k] == nil then error('fit.Trainer: ' .. k .. ' is required', 2) end
    end
-   if opts.source == nil and opts.train_data == nil then
-      error('fit.Trainer: give a data source (source =) or a training pipeline (train_data =)', 2)
+   local o = {}
+   for k, v in pairs(opts) do o[k] = v end
+   if o.source ~= nil then
+      if o.data ~= nil and o.data ~= o.source then
+         error('fit.Trainer: give the data once: data = (source = is its old name)', 2)
+      end
+      if not warned_source then
+         warned_source = true
+         io.stderr:write("warning: fit.Trainer: 'source =' is now 'data =' (the name configs use)\n")
+      end
+      o.data = o.source
    end
-   local self = setmetatable({}, Trainer)
-   for k, v in pairs(opts) do self[k] = v end
-   self.trainer = self
-   self.metrics = opts.metrics or {}
-   self.callbacks = {}
-   self.batch_size = opts.batch_size or 32
-   self.eval_batch_size = opts.eval_batch_size or self.batch_size
-   self.train_split = opts.train_split or 'train'
-   if opts.validation_split == nil then self.validation_split = 'validation' end
-   if opts.test_split == nil then self.test_split = 'test' end
-   self.device = opts.device or 'cpu'
-   self.stages = opts.stages or {{name = 'main', epochs = opts.epochs or 1, optimizer = opts.optimizer,
-      steps_per_epoch = opts.steps_per_epoch, new_optimizer = true}}
-   for i, st in ipairs(self.stages) do
-      st.index = st.index or i
-      st.epochs = st.epochs or opts.epochs or 1
+   o.source = o.data   -- read as trainer.source too
+   if o.data == nil and o.train_data == nil then
+      error('fit.Trainer: give a data source (data =) or a training pipeline (train_data =)', 2)
    end
-   if not self.stages[1].optimizer and not opts.optimizer then
+   o.metrics = o.metrics or {}
+   o.batch_size = o.batch_size or 32
+   o.eval_batch_size = o.eval_batch_size or o.batch_size
+   o.train_split = o.train_split or 'train'
+   if o.validation_split == nil then o.validation_split = 'validation' end
+   if o.test_split == nil then o.test_split = 'test' end
+   o.device = o.device or 'cpu'
+   local stages = {}
+   for i, st in ipairs(opts.stages or {{name = 'main', optimizer = opts.optimizer,
+      steps_per_epoch = opts.steps_per_epoch}}) do
+      local c = {}
+      for k, v in pairs(st) do c[k] = v end
+      c.index = c.index or i
+      c.epochs = c.epochs or opts.epochs or 1
+      stages[i] = read_only(c)
+   end
+   o.stages = stages
+   if not stages[1].optimizer and not opts.optimizer then
       error('fit.Trainer: an optimizer is required', 2)
    end
-   self.optimizer_arg, self.steps_per_epoch_arg = opts.optimizer, opts.steps_per_epoch
-   self.step, self.epoch, self.epochs_done, self.batches_done = 0, 0, 0, 0
-   self.history = {}
-   self.stop_training = false
+   local self = setmetatable({options = read_only(o), _state = {}}, Trainer)
+   local state = rawget(self, '_state')
+   state.trainer = self
+   state.callbacks = {}
+   state.step, state.epoch, state.epochs_done, state.batches_done = 0, 0, 0, 0
+   state.history = {}
    -- the progress display first, so that the epoch line comes before what
    -- other callbacks say about the epoch (early stopping, a lowered rate)
    local cbs = require 'kbl.callbacks'
-   if not opts.quiet and opts.progress ~= 'none' then
-      self.callbacks[#self.callbacks + 1] = cbs.Progress{mode = opts.progress or 'auto', out = opts.out}
+   if not o.quiet and o.progress ~= 'none' then
+      state.callbacks[#state.callbacks + 1] = cbs.Progress{mode = o.progress or 'auto', out = o.out}
    end
-   if opts.terminate_on_nan ~= false then self.callbacks[#self.callbacks + 1] = cbs.TerminateOnNaN{} end
-   for _, cb in ipairs(opts.callbacks or {}) do self.callbacks[#self.callbacks + 1] = cb end
+   if o.terminate_on_nan ~= false then state.callbacks[#state.callbacks + 1] = cbs.TerminateOnNaN{} end
+   for _, cb in ipairs(o.callbacks or {}) do state.callbacks[#state.callbacks + 1] = cb end
    return self
 end
 
@@ -112,11 +165,35 @@ end
 
 function Trainer:add_callback(cb) self.callbacks[#self.callbacks + 1] = cb; return cb end
 
+-- What a hook may return: nil (go on), 'stop' (end the run after this epoch)
+-- or 'stop_now' (after this step). The strongest of the callbacks' wins.
+local DECISIONS = {stop = 1, stop_now = 2}
+M.DECISIONS = DECISIONS
+
+local function stronger(a, b)
+   if a == nil then return b end
+   if b == nil then return a end
+   return DECISIONS[b] > DECISIONS[a] and b or a
+end
+
+-- Calls a hook of every callback; returns the decision. A callback of an
+-- older kind that sets ctx.stop_training (true, or 'now') is read the same.
 function Trainer:call(hook, ...)
+   local decision
    for _, cb in ipairs(self.callbacks) do
       local fn = cb[hook]
-      if fn then fn(cb, self, ...) end
+      if fn then
+         local d = fn(cb, self, ...)
+         if d ~= nil and not DECISIONS[d] then
+            error(string.format("fit: %s's %s returned %s; a hook returns nil, 'stop' or 'stop_now'",
+               tostring(cb.name or cb), hook, tostring(d)), 0)
+         end
+         decision = stronger(decision, d)
+      end
    end
+   local legacy = rawget(self, '_state').stop_training
+   if legacy then decision = stronger(decision, legacy == 'now' and 'stop_now' or 'stop') end
+   return decision
 end
 
 -- ---- data -------------------------------------------------------------------
@@ -172,6 +249,15 @@ local function to_device(self, t)
    return t
 end
 
+-- The model's input for a batch's x: a Model's preprocess part runs in
+-- training, evaluation and predict alike (what trains is what deploys).
+local function model_input(self, x)
+   x = to_device(self, x)
+   local m = self.model
+   if type(m.prepare) == 'function' then return m:prepare(x) end
+   return x
+end
+
 -- Seeds the generator, makes the pipelines and builds the (lazy) model on one
 -- small batch, so that parameters exist before training (for the optimizer,
 -- the summary and loading weights). Idempotent.
@@ -189,7 +275,10 @@ function Trainer:build()
    if not batch then error('fit: the training split gave no batch', 0) end
    if self.model.to and self.device ~= 'cpu' then self.model:to(self.device) end
    self.model:eval()
-   kbl.no_grad(function() return self.model(to_device(self, batch.x)) end)
+   -- a head without num_classes takes the data's (meta.num_classes), as it is built here
+   require('blocks.ClassificationHead').with_data_meta(self.source and self.source.meta, function()
+      kbl.no_grad(function() return self.model(model_input(self, batch.x)) end)
+   end)
    self.model:train()
    if self.source and probe.close then probe:close() end
    self.built = true
@@ -203,32 +292,65 @@ local function patterns(p)
    return type(p) == 'string' and {p} or p
 end
 
-function Trainer:enter_stage(i)
+-- Enters stage i: freezing, the optimizer, the learning rate; with resume (a
+-- state()), the saved optimizer state first when this stage trains with the
+-- optimizer it was saved from. Returns on_stage_begin's decision.
+function Trainer:enter_stage(i, resume)
    local prev, st = self.stages[i - 1], self.stages[i]
    self.stage, self.stage_index = st, i
    if prev then for _, p in ipairs(patterns(prev.freeze)) do self.model:unfreeze(p) end end
    for _, p in ipairs(patterns(st.freeze)) do self.model:freeze(p) end
    for _, p in ipairs(patterns(st.unfreeze)) do self.model:unfreeze(p) end
-   -- a stage's own optimizer starts fresh (its state is keyed by the position
-   -- of each trainable parameter, so a stage that changes freezing needs one;
-   -- configs build one for it); a stage without one keeps the one before
-   if st.optimizer then
-      self.optimizer_obj = st.optimizer
-   elseif not self.optimizer_obj then
-      self.optimizer_obj = self.optimizer_arg or self.optimizer
-   end
-   self.optimizer = self.optimizer_obj
+   -- a stage's own optimizer starts fresh; a stage without one keeps the one
+   -- before, whose state is keyed by parameter name, so that moments survive
+   -- a change of freezing
+   local used
+   self.optimizer, used = self:stage_optimizer(i)
    if st.lr then self.optimizer:set_lr(st.lr) end
-   self.params = nil -- the trainable list changes with freezing
-   self.steps_per_epoch = st.steps_per_epoch or self.steps_per_epoch_arg
-   self:call('on_stage_begin', st)
+   self.params, self.param_names = nil, nil -- the trainable list changes with freezing
+   self.steps_per_epoch = st.steps_per_epoch or self.options.steps_per_epoch
+   local decision = self:call('on_stage_begin', st)
+   -- then the saved state (the callbacks' was restored before: on_stage_begin
+   -- sees the stage's starting optimizer, as in the run that was not stopped)
+   local _, saved_with = self:stage_optimizer(resume and resume.stage or 1)
+   if resume and resume.optimizer and saved_with == used and self.optimizer.load_state_dict then
+      local params, names = self:parameters()
+      local ok, err = pcall(self.optimizer.load_state_dict, self.optimizer, resume.optimizer, params, names)
+      if not ok then error(self:resume_error(err), 0) end
+      if resume.stage ~= i and st.lr then self.optimizer:set_lr(st.lr) end
+   end
+   if resume and resume.stage == i and resume.lr then self.optimizer:set_lr(resume.lr) end
+   return decision
+end
+
+-- The optimizer stage i trains with: its own, else that of the nearest stage
+-- before it that has one (else the optimizer option), and the index of that
+-- stage.
+function Trainer:stage_optimizer(i)
+   for j = i, 1, -1 do
+      local o = self.stages[j].optimizer
+      if o then return o, j end
+   end
+   return self.options.optimizer, 1
 end
 
 -- ---- one step and one epoch ----------------------------------------------------
+-- run_epoch returns how the epoch ended: 'done', 'stop_now' (a callback
+-- stopped it after a step) or 'failed' and the message.
 
+-- The trainable parameters, and their names (what keys the optimizer's state).
 function Trainer:parameters()
-   if not self.params then self.params = self.model:parameters() end
-   return self.params
+   if not self.params then
+      local m = self.model
+      if type(m.named_parameters) == 'function' then
+         local params, names = {}, {}
+         for i, np in ipairs(m:named_parameters{trainable = true}) do names[i], params[i] = np[1], np[2] end
+         self.params, self.param_names = params, names
+      else
+         self.params = m:parameters()
+      end
+   end
+   return self.params, self.param_names
 end
 
 -- Running logs of the epoch so far: loss and metrics.
@@ -243,12 +365,12 @@ end
 
 function Trainer:train_step(batch)
    local t1 = now()
-   local x, y = to_device(self, batch.x), to_device(self, batch.y)
+   local x, y = batch.x, to_device(self, batch.y)
    local n = x:size(1)
    local model, params = self.model, nil
    local times = self.phase
    local loss_value, bad = kbl.scope(function()
-      local pred = model(x)
+      local pred = model(model_input(self, x))
       local loss = self.loss(pred, y)
       local reg = model.regularization_loss and model:regularization_loss()
       if reg then loss = loss + reg end
@@ -275,7 +397,7 @@ function Trainer:train_step(batch)
       if self.stage.clip_grad_value or self.clip_grad_value then
          require('kbl.optim').clip_grad_value(params, self.stage.clip_grad_value or self.clip_grad_value)
       end
-      self.optimizer:step(params)
+      self.optimizer:step(params, self.param_names)
       model:zero_grad()
       times.update = times.update + (now() - t3)
       return lv
@@ -300,29 +422,27 @@ function Trainer:run_epoch()
    self.phase = {data = 0, forward = 0, backward = 0, update = 0}
    self.epoch_start = now()
    self.model:train()
-   self:call('on_epoch_begin', self.epoch)
+   self.decision = stronger(self.decision, self:call('on_epoch_begin', self.epoch))
+   if self.decision == 'stop_now' then return 'stop_now' end
    local it = pipe:iter()
    while not (self.steps_per_epoch and self.batches_done >= self.steps_per_epoch) do
       local t0 = now()
       local batch = it()
       if batch == nil then break end
       self.phase.data = self.phase.data + (now() - t0)
-      self:call('on_batch_begin', self.step + 1)
+      self.decision = stronger(self.decision, self:call('on_batch_begin', self.step + 1))
       local lv, n, bad = self:train_step(batch)
       self.step = self.step + 1
-      if bad then
-         self.failed = string.format('%s; stopped', bad)
-         return false
-      end
+      if bad then return 'failed', string.format('%s; stopped', bad) end
       self.batches_done = self.batches_done + 1
       self.run_loss = self.run_loss + lv * n
       self.run_count = self.run_count + n
       self.run_samples = self.run_samples + n
       self.last_batch_logs = {loss = lv, size = n, batch = self.batches_done, step = self.step}
-      self:call('on_batch_end', self.step, self.last_batch_logs)
-      if self.stop_training == 'now' then return 'stopped' end
+      self.decision = stronger(self.decision, self:call('on_batch_end', self.step, self.last_batch_logs))
+      if self.decision == 'stop_now' then return 'stop_now' end
    end
-   return true
+   return 'done'
 end
 
 -- Mean loss and metrics over a pipeline, under no-grad, in eval mode.
@@ -337,8 +457,8 @@ function Trainer:evaluate_pipeline(pipe, steps, prefix)
          if steps and k >= steps then break end
          k = k + 1
          kbl.scope(function()
-            local x, y = to_device(self, batch.x), to_device(self, batch.y)
-            local pred = self.model(x)
+            local x, y = batch.x, to_device(self, batch.y)
+            local pred = self.model(model_input(self, x))
             local n = x:size(1)
             loss_sum = loss_sum + self.loss(pred, y):item() * n
             count = count + n
@@ -362,7 +482,8 @@ function Trainer:evaluate(split, opts)
 end
 
 -- predict('test') or predict(pipeline): the model's outputs for every
--- element, concatenated along the first dim.
+-- element, concatenated along the first dim; a Model's postprocess part runs
+-- on them (here and in export, not in training or evaluation).
 function Trainer:predict(split, opts)
    opts = opts or {}
    self:build()
@@ -373,7 +494,10 @@ function Trainer:predict(split, opts)
    kbl.no_grad(function()
       for batch in pipe:iter() do
          if opts.steps and #outs >= opts.steps then break end
-         outs[#outs + 1] = kbl.keep(self.model(to_device(self, batch.x)))
+         local y = self.model(model_input(self, batch.x))
+         local post = self.model._child and self.model._child.postprocess
+         if post and type(self.model.prepare) == 'function' then y = post(y) end
+         outs[#outs + 1] = kbl.keep(y)
       end
    end)
    if was_training ~= false then self.model:train() end
@@ -414,18 +538,19 @@ function Trainer:finish_epoch()
    self.epochs_done, self.batches_done = self.epoch, 0
    self.logs = logs
    self.history[#self.history + 1] = numbers_only(logs)
-   self:call('on_epoch_end', self.epoch, logs)
+   return self:call('on_epoch_end', self.epoch, logs)
 end
 
 -- Trains through every stage; returns the history (a list of epoch logs).
+-- on_train_end(ctx, logs, failure) gets the message of a run that failed.
 function Trainer:fit()
    self:build()
    local resume = self.resume_state
    self.resume_state = nil
-   self.stop_training = false
+   self.stop_training, self.decision = nil, nil
    self.resumed = resume ~= nil
    if resume then self.step, self.epochs_done, self.epoch = resume.step, resume.epochs_done, resume.epochs_done end
-   self:call('on_train_begin')
+   self.decision = self:call('on_train_begin')
    local start_stage, first_epoch = 1, 1
    if resume then
       self:restore(resume)
@@ -440,28 +565,23 @@ function Trainer:fit()
    local epoch_base = 0
    for i = 1, start_stage - 1 do epoch_base = epoch_base + self.stages[i].epochs end
    for si = start_stage, #self.stages do
-      if self.stop_training then break end
-      self:enter_stage(si)
-      -- the saved optimizer state belongs to the stage it was saved in; a resume
-      -- at the boundary into the next stage starts that stage's optimizer afresh
-      if resume and si == start_stage and resume.stage == si and resume.optimizer
-         and self.optimizer.load_state_dict then
-         self.optimizer:load_state_dict(resume.optimizer)
-         if resume.lr then self.optimizer:set_lr(resume.lr) end
-      end
+      if self.decision then break end
+      -- the saved optimizer state belongs to the optimizer in use when it was
+      -- saved: loaded when the first stage run trains with that one
+      self.decision = stronger(self.decision, self:enter_stage(si, si == start_stage and resume or nil))
       local st = self.stages[si]
       for e = math.max(1, first_epoch - epoch_base), st.epochs do
+         if self.decision then break end
          self.epoch, self.stage_epoch = epoch_base + e, e
-         local how = self:run_epoch()
-         if not how then
-            self:call('on_train_end', self.logs)
-            local msg = self.failed
-            if self.last_checkpoint then msg = msg .. '; the last good checkpoint is ' .. self.last_checkpoint end
-            error(msg, 0)
+         local how, failure = self:run_epoch()
+         if how == 'failed' then
+            self:call('on_train_end', self.logs, failure)
+            if self.last_checkpoint then
+               failure = failure .. '; the last good checkpoint is ' .. self.last_checkpoint
+            end
+            error(failure, 0)
          end
-         if how == 'stopped' then break end -- stop_training = 'now': in the middle of the epoch
-         self:finish_epoch()
-         if self.stop_training then break end
+         if how == 'done' then self.decision = stronger(self.decision, self:finish_epoch()) end
       end
       epoch_base = epoch_base + st.epochs
    end
@@ -483,11 +603,32 @@ end
 -- state, generator state, pipeline position, callbacks' and metrics' state.
 -- Values are numbers, strings, booleans, tables of them, and tensors (the
 -- optimizer's moments), which a checkpoint stores by name.
+-- The stable key of each callback that keeps state: its `key`, else its name,
+-- with '#2', '#3'... for a second and third of one name. A checkpoint keys
+-- callbacks' state by it, not by list position, so a callback present under
+-- some display flags only (Progress) moves no other's state.
+-- list: callbacks, or saved {name =} entries in their order.
+local function callback_keys(list)
+   local keys, seen = {}, {}
+   for i, cb in ipairs(list) do
+      local base = cb.key or cb.name or 'callback'
+      seen[base] = (seen[base] or 0) + 1
+      keys[i] = seen[base] == 1 and base or (base .. '#' .. seen[base])
+   end
+   return keys
+end
+M.callback_keys = callback_keys
+
+local function stateful(callbacks)
+   local out = {}
+   for _, cb in ipairs(callbacks) do if cb.state then out[#out + 1] = cb end end
+   return out
+end
+
 function Trainer:state()
    local cbs = {}
-   for i, cb in ipairs(self.callbacks) do
-      if cb.state then cbs[i] = {name = cb.name, state = cb:state()} end
-   end
+   local list = stateful(self.callbacks)
+   for i, key in ipairs(callback_keys(list)) do cbs[key] = {name = list[i].name, state = list[i]:state()} end
    local ms = {}
    for i, m in ipairs(self.metrics) do if m.state then ms[i] = m:state() end end
    return {
@@ -507,20 +648,51 @@ end
 
 -- Continue from a state() on the next fit() (after the model's weights are
 -- loaded). The optimizer's state is loaded when its stage begins.
-function Trainer:set_state(s)
+-- source (optional) names where s came from (a checkpoint's path), for messages.
+function Trainer:set_state(s, source)
    if type(s) ~= 'table' or s.version ~= 1 then error('fit: set_state needs a state() table (version 1)', 2) end
-   self.resume_state = s
+   -- more epochs than the run had extend it (as Keras' fit(initial_epoch =)); fewer than it has done are refused
+   if (s.epochs_done or 0) > self:total_epochs() then
+      local plural = require('kbl.util').plural
+      error(string.format('resume: the run has done %s already, more than the %s it is now set to; '
+         .. 'give epochs of at least %d', plural(s.epochs_done, 'epoch'), plural(self:total_epochs(), 'epoch'),
+         s.epochs_done), 0)
+   end
+   self.resume_state, self.resume_source = s, source
+end
+
+-- A message about restoring the state, naming where it came from.
+function Trainer:resume_error(err)
+   return string.format('resume%s: %s', self.resume_source and (' from ' .. self.resume_source) or '',
+      (tostring(err):gsub('^resume: ', '')))
 end
 
 function Trainer:restore(s)
    self.step, self.epochs_done = s.step, s.epochs_done
    self.history = s.history or {}
    self.logs = self.history[#self.history]
-   for i, c in pairs(s.callbacks or {}) do
-      local cb = self.callbacks[i]
-      if cb and cb.set_state and (cb.name == c.name) then cb:set_state(c.state) end
+   local saved = s.callbacks or {}
+   local numbered = {}   -- a checkpoint of an older kbl keyed them by list position
+   for k in pairs(saved) do if type(k) == 'number' then numbered[#numbered + 1] = k end end
+   if #numbered > 0 then
+      table.sort(numbered)
+      local entries = {}
+      for i, k in ipairs(numbered) do entries[i] = saved[k] end
+      saved = {}
+      for i, key in ipairs(callback_keys(entries)) do saved[key] = entries[i] end
    end
-   if s.pipeline and self.train_pipe.set_state then self.train_pipe:set_state(s.pipeline) end
+   local list = stateful(self.callbacks)
+   for i, key in ipairs(callback_keys(list)) do
+      local cb, c = list[i], saved[key]
+      if c and cb.set_state and (cb.name == c.name) then
+         local ok, err = pcall(cb.set_state, cb, c.state, self)
+         if not ok then error(self:resume_error(err), 0) end
+      end
+   end
+   if s.pipeline and self.train_pipe.set_state then
+      local ok, err = pcall(self.train_pipe.set_state, self.train_pipe, s.pipeline)
+      if not ok then error(self:resume_error(err), 0) end
+   end
    if (s.batches_done or 0) > 0 then
       self.resume_batches = s.batches_done
       local r = s.running or {}

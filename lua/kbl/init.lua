@@ -26,6 +26,8 @@ kbl.keep = memory.keep
 kbl.memory = memory
 kbl.lib = lib
 kbl.save, kbl.load = require('kbl.io.safetensors').save, require('kbl.io.safetensors').load
+-- kbl.load_run(dir) -> model, config: a `kbl run` directory's model with its weights
+function kbl.load_run(dir, opts) return require('kbl.records.run').load_run(dir, opts) end
 
 function kbl.version() return ffi.string(C.kbl_version()) end
 function kbl.blas_info() return ffi.string(C.kbl_blas_info()) end

@@ -1,9 +1,10 @@
 -- kbl.print: Torch7-style printing: the values (a matrix at a time for more
 -- dims, slices headed "(i,j,.,.) ="), then a line with the dtype and size.
--- Large tensors show their first and last three items per dim, as PyTorch.
+-- Large tensors show their first and last three items per dim, as PyTorch; so
+-- does a 1-D tensor longer than a screenful (it prints one item a line).
 local M = {}
 
-local EDGE, SUMMARIZE_OVER = 3, 1000
+local EDGE, SUMMARIZE_OVER, LONGEST_COLUMN = 3, 1000, 20
 
 local function fmt_for(values, is_int)
    if is_int then
@@ -56,7 +57,7 @@ function M.format(t)
       local v = t:item()
       return fmt_for({v}, is_int)(v) .. '\n' .. footer
    end
-   local summarize = n > SUMMARIZE_OVER
+   local summarize = n > SUMMARIZE_OVER or (#size == 1 and n > LONGEST_COLUMN)
    local list = t:tolist()
    -- collect the shown values to choose one format
    local values = {}

@@ -72,17 +72,7 @@ local LIMIT = 40 -- items shown per table
 
 local function is_ident(k) return type(k) == 'string' and k:match('^[%a_][%w_]*$') ~= nil end
 
-local function sorted_keys(t)
-   local keys = {}
-   for k in pairs(t) do keys[#keys + 1] = k end
-   table.sort(keys, function(a, b)
-      local ta, tb = type(a), type(b)
-      if ta ~= tb then return ta < tb end
-      if ta == 'number' or ta == 'string' then return a < b end
-      return tostring(a) < tostring(b)
-   end)
-   return keys
-end
+local sorted_keys = require('kbl.util').sorted_keys
 
 -- A value as the REPL shows it: tensors and objects by their __tostring,
 -- tables as nested constructors (depth 3, LIMIT items each).

@@ -4,12 +4,8 @@ local schema = require 'kbl.config.schema'
 
 local M = {}
 
-local function sorted_keys(t)
-   local keys = {}
-   for k in pairs(t) do if type(k) == 'string' then keys[#keys + 1] = k end end
-   table.sort(keys)
-   return keys
-end
+local util = require 'kbl.util'
+local STRINGS = {strings = true}   -- sorted_keys: string keys only
 
 -- define(name, defaults, methods, {positional = 'key'}) -> constructor.
 -- Options are checked against the defaults' keys (and `optional`, keys
@@ -18,7 +14,7 @@ function M.define(name, defaults, methods, how)
    how = how or {}
    methods.__index = methods
    methods.__tostring = methods.__tostring or function() return 'callbacks.' .. name end
-   local valid = sorted_keys(defaults)
+   local valid = util.sorted_keys(defaults, STRINGS)
    for _, k in ipairs(how.optional or {}) do valid[#valid + 1] = k end
    local allowed = {}
    for _, k in ipairs(valid) do allowed[k] = true end
@@ -66,7 +62,7 @@ function M.monitored(cb, logs)
       if not cb.warned then
          cb.warned = true
          io.stderr:write(string.format("warning: %s monitors '%s', which is not in the logs (they have: %s)\n",
-            cb.name, cb.monitor, table.concat(sorted_keys(logs), ', ')))
+            cb.name, cb.monitor, table.concat(util.sorted_keys(logs, STRINGS), ', ')))
       end
       return nil
    end

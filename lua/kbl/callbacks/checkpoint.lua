@@ -30,7 +30,7 @@ function M.restore(trainer, path, opts)
    trainer.model:load_state_dict(weights)
    if opts and opts.resume then
       if not state then error(path .. ' holds no trainer state to resume from', 0) end
-      trainer:set_state(state)
+      trainer:set_state(state, path)
    end
    return state
 end

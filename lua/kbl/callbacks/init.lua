@@ -3,8 +3,9 @@
 -- epoch), on_batch_begin(ctx, step), on_batch_end(ctx, step, logs),
 -- on_epoch_end(ctx, epoch, logs), on_train_end(ctx, logs), where ctx is the
 -- trainer (ctx.model, ctx.optimizer, ctx.step, ctx.epoch, ctx.history,
--- ctx.run_dir; setting ctx.stop_training = true ends the run after this
--- epoch), and state()/set_state(s) for what a checkpoint keeps.
+-- ctx.run_dir). A hook returns its decision: nil to go on, 'stop' to end the
+-- run after this epoch, 'stop_now' after this step. state()/set_state(s) keep
+-- what a checkpoint holds, keyed by the callback's `key` or name.
 --
 --   callbacks.EarlyStopping{monitor = 'val_loss', patience = 3}
 --   callbacks.LambdaCallback{on_epoch_end = function(ctx, epoch, logs) print(logs.loss) end}

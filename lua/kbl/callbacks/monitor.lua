@@ -3,8 +3,32 @@
 -- lowers the learning rate.
 local kbl = require 'kbl'
 local base = require 'kbl.callbacks.base'
+local plural = require('kbl.util').plural
 
 local M = {}
+
+local function shape_str(t) return '[' .. table.concat(t:size(), ', ') .. '] ' .. t.dtype end
+
+-- Saved weights (name -> tensor) against the model's: the same names, shapes and dtypes.
+local function check_weights(saved, model)
+   local names = {}
+   for name in pairs(model) do names[#names + 1] = name end
+   for name in pairs(saved) do if model[name] == nil then names[#names + 1] = name end end
+   table.sort(names)
+   for _, name in ipairs(names) do
+      local a, b = saved[name], model[name]
+      local why
+      if not kbl.is_tensor(a) then why = 'is missing'
+      elseif b == nil then why = 'is not in the model'
+      else
+         local sa, sb = a:size(), b:size()
+         local same = #sa == #sb and a.dtype == b.dtype
+         for d = 1, #sa do same = same and sa[d] == sb[d] end
+         if not same then why = string.format('is %s, the model has %s', shape_str(a), shape_str(b)) end
+      end
+      if why then error(string.format("EarlyStopping: the saved best weight '%s' %s", name, why), 0) end
+   end
+end
 
 -- EarlyStopping{monitor = 'val_loss', mode = 'auto', patience = 5, min_delta = 0,
 -- baseline = nil, restore_best_weights = false}
@@ -30,10 +54,10 @@ M.EarlyStopping = base.define('EarlyStopping', {
          self.wait = self.wait + 1
          if self.wait >= self.patience then
             self.stopped_epoch = epoch
-            ctx.stop_training = true
-            ctx:message(string.format('early stopping at epoch %d: %s has not improved for %d epochs '
-               .. '(best %.6g at epoch %s)', epoch, self.monitor, self.wait, self.best or 0 / 0,
+            ctx:message(string.format('early stopping at epoch %d: %s has not improved for %s '
+               .. '(best %.6g at epoch %s)', epoch, self.monitor, plural(self.wait, 'epoch'), self.best or 0 / 0,
                tostring(self.best_epoch)))
+            return 'stop'
          end
       end
    end,
@@ -50,7 +74,9 @@ M.EarlyStopping = base.define('EarlyStopping', {
       return {wait = self.wait, best = self.best, best_epoch = self.best_epoch, stopped_epoch = self.stopped_epoch,
          best_weights = self.best_weights}
    end,
-   set_state = function(self, s)
+   -- ctx (the trainer, on resume): the saved best weights are checked against its model
+   set_state = function(self, s, ctx)
+      if s.best_weights and ctx and ctx.model then check_weights(s.best_weights, ctx.model:state_dict()) end
       self.wait, self.best, self.best_epoch, self.stopped_epoch = s.wait, s.best, s.best_epoch, s.stopped_epoch
       self.best_weights = s.best_weights
    end,
@@ -81,8 +107,8 @@ M.ReduceLROnPlateau = base.define('ReduceLROnPlateau', {
             local new = math.max(old * self.factor, self.min_lr)
             if new < old then
                ctx.optimizer:set_lr(new)
-               ctx:message(string.format('epoch %d: %s has not improved for %d epochs; learning rate %.3g -> %.3g',
-                  epoch, self.monitor, self.wait, old, new))
+               ctx:message(string.format('epoch %d: %s has not improved for %s; learning rate %.3g -> %.3g',
+                  epoch, self.monitor, plural(self.wait, 'epoch'), old, new))
             end
             self.wait, self.cooldown_left = 0, self.cooldown
          end

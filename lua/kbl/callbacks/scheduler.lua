@@ -5,9 +5,11 @@ local base = require 'kbl.callbacks.base'
 
 local M = {}
 
--- LearningRateScheduler{schedule, by = 'epoch' | 'step', relative = nil}. A
--- relative schedule gives a factor of the stage's starting rate; by default a
--- kbl.optim schedule made without lr is relative, any other is absolute.
+-- LearningRateScheduler{schedule, by = 'epoch' | 'step'}. The rule of
+-- kbl.optim.schedules.is_factor: a kbl schedule made without lr gives a factor
+-- of the stage's starting rate; one with lr, or a plain function of t, gives
+-- the rate. `relative = true` makes any schedule a factor; `relative = false`
+-- with one that gives a factor (it would set the rate to 1) is an error.
 M.LearningRateScheduler = base.define('LearningRateScheduler', {by = 'epoch'}, {
    init = function(self)
       local s = self.schedule
@@ -18,9 +20,12 @@ M.LearningRateScheduler = base.define('LearningRateScheduler', {by = 'epoch'}, {
       if self.by ~= 'epoch' and self.by ~= 'step' then
          error("callbacks.LearningRateScheduler: by must be 'epoch' or 'step', got " .. tostring(self.by), 0)
       end
-      if self.relative == nil then
-         self.relative = type(s) == 'table' and type(s.opts) == 'table' and s.opts.lr == nil
+      local factor = require('kbl.optim.schedules').is_factor(s)
+      if self.relative == false and factor then
+         error(string.format('callbacks.LearningRateScheduler: %s names no lr, so it gives a factor (from 1), and '
+            .. 'relative = false would make that the rate; give it lr, or leave relative out', tostring(s)), 0)
       end
+      if self.relative == nil then self.relative = factor end
    end,
    on_stage_begin = function(self, ctx) self.base_lr = ctx.optimizer:get_lr() end,
    set = function(self, ctx, t)

@@ -105,8 +105,8 @@ function M.run(args)
       one_batch(trainer, cfg, origins)
       local n = 0
       for _, p in ipairs(trainer.model:parameters()) do n = n + p:numel() end
-      print(string.format('ok: %s: %s, %d trainable parameters, %d epochs%s', table.concat(args.files, ' '),
-         tostring(cfg.name), n, trainer:total_epochs(),
+      print(string.format('ok: %s: %s, %d trainable parameters, %s%s', table.concat(args.files, ' '),
+         tostring(cfg.name), n, require('kbl.util').plural(trainer:total_epochs(), 'epoch'),
          #trainer.stages > 1 and string.format(' in %d stages', #trainer.stages) or ''))
    end)
    trainer.restore_defaults()

@@ -95,8 +95,9 @@ end
 
 local function command_line(args)
    local parts = {'kbl run'}
+   if args.resume then parts[#parts + 1] = '--resume ' .. args.resume end
    for _, f in ipairs(args.files) do parts[#parts + 1] = f end
-   for _, s in ipairs(args.set or {}) do parts[#parts + 1] = "--set '" .. s .. "'" end
+   for _, s in ipairs(args.set or {}) do parts[#parts + 1] = "--set '" .. s:gsub("'", "'\\''") .. "'" end
    return table.concat(parts, ' ')
 end
 
@@ -104,6 +105,22 @@ local function has_split(source, name)
    if not name or not source then return false end
    local ok, n = pcall(source.size, source, name)
    return ok and (n or 0) > 0
+end
+
+-- The resolved config as saved: a top-level epochs that no stage runs (the
+-- first names its own, the others inherit) is left out, so that the saved
+-- file runs again as it is (kbl.config.experiment refuses it beside stages).
+local function saved_config(cfg)
+   if type(cfg.stages) ~= 'table' or type(cfg.stages[1]) ~= 'table' or cfg.stages[1].epochs == nil
+      or cfg.epochs == nil then
+      return cfg
+   end
+   local c = {}
+   for k, v in pairs(cfg) do c[k] = v end
+   c.epochs = nil
+   local serialize = require 'kbl.config.serialize'
+   serialize.requires[c] = serialize.requires[cfg]
+   return c
 end
 
 -- The config and trainer of `kbl run FILES --set ...`, not yet trained: what
@@ -117,7 +134,8 @@ function M.build_trainer(files, opts)
    local cfg, origins = config.load(files, {set = opts.set or {}})
    local header = 'Resolved config of: ' .. (opts.command or ('kbl run ' .. table.concat(files, ' ')))
       .. '\nRepeat the run with: kbl run <this file>'
-   local text = config.to_lua(cfg, header)
+   -- opts.strict: a value that cannot be written back stops the run here, before training
+   local text = config.to_lua(saved_config(cfg), header, {strict = opts.strict})
    local trainer, parts = require('kbl.config.experiment').trainer(cfg, {quiet = opts.quiet,
       run_dir = opts.run_dir, origins = origins, progress = opts.progress, out = opts.out})
    trainer.config_text = text
@@ -161,7 +179,7 @@ function M.run(args)
    if args.print_config then
       local config = require 'kbl.config'
       local cfg = config.load(files, {set = sets})
-      io.write(config.to_lua(cfg, 'Resolved config of: ' .. command_line(args)
+      io.write(config.to_lua(saved_config(cfg), 'Resolved config of: ' .. command_line(args)
          .. '\nRepeat the run with: kbl run <this file>'))
       return
    end
@@ -190,7 +208,7 @@ function M.run(args)
    local trainer, rec
    local ok, err = pcall(function()
       local t, _, _, text = M.build_trainer(files, {set = sets, quiet = args.quiet, run_dir = run_dir,
-         command = command_line(args)})
+         command = command_line(args), strict = true})
       trainer = t
       if not resume_dir then write_file(run_dir .. '/config.lua', text) end
       trainer:build()
@@ -200,22 +218,29 @@ function M.run(args)
       if resume_dir then
          local path = records.resume(trainer, run_dir, {quiet = true})
          rec.resumed_from = path
+         -- a resume with --set (epochs=8 extends the run) changes the run: its config says so
+         if #sets > 0 then write_file(run_dir .. '/config.lua', text) end
          trainer:message('resuming from ' .. path)
       end
-      if not args.quiet then
+      do   -- under --quiet too: where the run is
          local params = summary:match('Total params: ([%d,]+)')
-         io.write(string.format('run %s: %s%d epochs -> %s\n', tostring(trainer.name),
-            params and (params .. ' parameters, ') or '', trainer:total_epochs(), run_dir))
+         io.write(string.format('run %s: %s%s -> %s\n', tostring(trainer.name),
+            params and (params .. ' parameters, ') or '', require('kbl.util').plural(trainer:total_epochs(), 'epoch'),
+            run_dir))
          io.stdout:flush()
       end
       records.fit(trainer, rec)
+      -- the final metrics line, under --quiet too: the test split's, recorded in the run's files, else the
+      -- last epoch's (which the epoch lines showed already)
       if has_split(trainer.source, trainer.test_split) then
          local logs = trainer:evaluate(trainer.test_split)
          trainer.test_logs = logs
-         if not args.quiet then
-            io.write(trainer.test_split, ': ', require('kbl.callbacks.progress').metrics_text(logs), '\n')
-         end
+         io.write(rec:record_test(trainer, trainer.test_split, logs), '\n')
+      elseif args.quiet and trainer.logs then
+         io.write(string.format('epoch %d: %s\n', trainer.logs.epoch or trainer.epochs_done,
+            require('kbl.callbacks.progress').metrics_text(trainer.logs)))
       end
+      io.stdout:flush()
    end)
    if trainer and trainer.restore_defaults then trainer.restore_defaults() end
    if not ok then

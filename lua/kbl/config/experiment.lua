@@ -16,11 +16,32 @@ local REQUIRED = {
    optimizer = 'optimizer = optim.Adam{lr = 1e-3}',
 }
 
-local SCALARS = {'seed', 'device', 'threads', 'epochs', 'steps_per_epoch', 'validation_steps', 'batch_size',
-   'eval_batch_size', 'shuffle', 'drop_remainder', 'prefetch', 'train_split', 'validation_split', 'test_split',
-   'clip_grad_norm', 'clip_grad_value', 'terminate_on_nan', 'name'}
+-- The keys of schema.TOP taken as they are (no spec to build): those of a
+-- plain type.
+local PLAIN = {string = true, integer = true, posint = true, count = true, posnum = true, boolean = true,
+   device = true, split = true, shuffle = true}
+local SCALARS = {}
+for k, ty in pairs(schema.TOP) do if PLAIN[ty] then SCALARS[#SCALARS + 1] = k end end
+table.sort(SCALARS)
 
 local function where(origins, key) return schema.where(origins, key) end
+
+-- With stages, the first stage runs the top-level `epochs` unless it names
+-- its own, and each later stage inherits the one before. A top-level epochs
+-- that the first stage overrides, given with --set or in the file that has the
+-- stages, is refused rather than ignored; from a base config (fit's epochs =
+-- 10) it is only a default.
+local function check_stage_epochs(cfg, origins)
+   if type(cfg.stages) ~= 'table' or #cfg.stages == 0 or cfg.epochs == nil or not origins then return end
+   local first = cfg.stages[1]
+   if type(first) ~= 'table' or first.epochs == nil then return end
+   local from, stages_from = origins.epochs or '', (origins.stages or ''):gsub(':%d+$', '')
+   if not (from:match('^%-%-set') or from:gsub(':%d+$', '') == stages_from) then return end
+   error(string.format("%s: 'epochs' = %s is not used: with stages, the first stage runs the top-level epochs "
+      .. "unless it names its own (it names %s) and each later stage inherits the one before; set a stage's "
+      .. "epochs (--set stages.1.epochs=%s), or leave epochs out of the first stage",
+      from, tostring(cfg.epochs), tostring(first.epochs), tostring(cfg.epochs)), 0)
+end
 
 -- Builds every part of the run. Returns a table of built parts and a function
 -- that undoes the defaults by type. opts.parts limits what is built (check).
@@ -30,6 +51,7 @@ function M.build(cfg, origins)
          error(string.format("%s: the config has no '%s'; add %s", where(origins, ''), key, REQUIRED[key]), 0)
       end
    end
+   check_stage_epochs(cfg, origins)
    local refs = {}
    local function build(value, path) return config.build(value, cfg, path, refs, origins) end
    local parts = {}
@@ -86,19 +108,12 @@ function M.trainer(cfg, opts)
    opts = opts or {}
    local parts, undo = M.build(cfg, opts.origins)
    local fit = require 'kbl.fit'
-   local trainer = fit.Trainer{
-      name = parts.name, model = parts.model, source = parts.source, loss = parts.loss,
-      metrics = parts.metrics, callbacks = parts.callbacks, stages = parts.stages,
-      optimizer = parts.stages[1].optimizer, epochs = parts.epochs, steps_per_epoch = parts.steps_per_epoch,
-      validation_steps = parts.validation_steps, seed = parts.seed, device = parts.device,
-      batch_size = parts.batch_size, eval_batch_size = parts.eval_batch_size, shuffle = parts.shuffle,
-      prefetch = parts.prefetch, transforms = parts.transforms, augment = parts.augment,
-      drop_remainder = parts.drop_remainder, train_split = parts.train_split,
-      validation_split = parts.validation_split, test_split = parts.test_split,
-      clip_grad_norm = parts.clip_grad_norm, clip_grad_value = parts.clip_grad_value,
-      terminate_on_nan = parts.terminate_on_nan, quiet = opts.quiet, progress = opts.progress, out = opts.out,
-      run_dir = opts.run_dir,
-   }
+   -- every trainer option is a config key of the same name (schema.TOP), or one of opts
+   local o = {}
+   for k in pairs(fit.OPTIONS) do if k ~= 'source' and k ~= 'data' then o[k] = parts[k] end end
+   o.data, o.optimizer = parts.source, parts.stages[1].optimizer
+   o.quiet, o.progress, o.out, o.run_dir = opts.quiet, opts.progress, opts.out, opts.run_dir
+   local trainer = fit.Trainer(o)
    trainer.restore_defaults = undo
    return trainer, parts
 end

@@ -121,6 +121,10 @@ local function line_of(file, keylines, path)
    return file
 end
 
+-- The modules the configs being loaded require, in order (M.load gathers
+-- them, so that the saved config requires them too: a user's block type).
+local required
+
 -- Runs one config file; returns its table (not yet merged with what it extends).
 local function run_file(path)
    local f = io.open(path, 'r')
@@ -131,7 +135,16 @@ local function run_file(path)
       local where, msg = err:match('^(.-:%d+): (.*)$')
       error(string.format('%s: syntax error in config: %s', where or path, msg or err), 0)
    end
-   setfenv(chunk, S.env())
+   local env = S.env()
+   env.require = function(name)
+      local m = require(name)
+      if required and type(name) == 'string' and not required[name] then
+         required[name] = true
+         required[#required + 1] = name
+      end
+      return m
+   end
+   setfenv(chunk, env)
    local ok, res = xpcall(chunk, function(e)
       if type(e) ~= 'string' then return tostring(e) end
       -- name the config's own line even when the error came from deeper down
@@ -194,7 +207,9 @@ end
 -- out of the sandbox (kbl.config.spec.eval_set); a bare word that is no name
 -- there (--set device=cpu) is taken as a string.
 function M.apply_set(cfg, origins, assignment)
+   -- a key is a dotted path; a part with dots goes in brackets: defaults[blocks.Dense].use_bias
    local key, text = assignment:match('^%s*([%w_%.]+)%s*=(.*)$')
+   if not key then key, text = assignment:match('^%s*([%w_%.]*%[[^=]*)%s*=(.*)$') end
    local where = '--set ' .. assignment
    if not key then
       error(string.format("%s: expected key=value (a Lua value: --set optimizer.lr=3e-4, "
@@ -228,7 +243,8 @@ function M.apply_set(cfg, origins, assignment)
       local function full(p) return p == '' and key or key .. '.' .. p end
       fail(nesting_message(kind, full(at), back and full(back)))
    end
-   local parts = merge.split(key)
+   local parts, bad_key = merge.split(key)
+   if not parts then fail(bad_key) end
    local first = parts[1]
    if not schema.TOP[first] then
       local names = {}
@@ -260,8 +276,18 @@ function M.load(files, opts)
    if type(files) == 'string' then files = {files} end
    if #files == 0 then error('no config given (kbl run FILE... ; bare names are found in lua/configs)', 0) end
    local cfg, origins = {}, {}
-   for _, name in ipairs(files) do
-      cfg = load_into(M.find(name), cfg, origins, {})
+   local outer = required
+   required = {}
+   local ok, err = pcall(function()
+      for _, name in ipairs(files) do cfg = load_into(M.find(name), cfg, origins, {}) end
+   end)
+   local names = required
+   required = outer
+   if not ok then error(err, 0) end
+   if #names > 0 then
+      local list = {}
+      for i, n in ipairs(names) do list[i] = n end
+      serialize.requires[cfg] = list
    end
    for _, a in ipairs(opts.set or {}) do M.apply_set(cfg, origins, a) end
    if cfg.name == nil then
@@ -295,7 +321,8 @@ function M.stages(cfg)
       if st.unfreeze == nil then cur.unfreeze = {} end
       cur.index = i
       cur.name = st.name or ('stage ' .. i)
-      cur.new_optimizer = i == 1 or st.optimizer ~= nil or st.freeze ~= nil or st.unfreeze ~= nil
+      -- a stage that changes freezing keeps the optimizer (its state is keyed by parameter name)
+      cur.new_optimizer = i == 1 or st.optimizer ~= nil
       out[i] = cur
       prev = cur
    end
@@ -318,7 +345,9 @@ function M.apply_defaults(cfg)
    for tname in pairs(defaults) do names[#names + 1] = tname end
    table.sort(names)
    for _, tname in ipairs(names) do
-      local bname = tname:match('^blocks%.([%w_]+)$')
+      -- 'blocks.Dense', or scoped 'backbone/blocks.Dense' (Dense blocks made under model.backbone)
+      local scope, bare_name = tname:match('^([%w_]+)/blocks%.([%w_]+)$')
+      local bname = bare_name and (scope .. '/' .. bare_name) or tname:match('^blocks%.([%w_]+)$')
       if bname then
          local blocks = require 'blocks'
          if type(blocks.defaults) ~= 'table' then

@@ -117,9 +117,29 @@ function M.check_nesting(v, max_depth)
 end
 
 -- 'a.b.2' -> {'a', 'b', 2}
+-- 'a.b.1' -> {'a', 'b', 1}; a key with dots goes in brackets, quoted or not:
+-- "defaults[blocks.Dense].use_bias" -> {'defaults', 'blocks.Dense', 'use_bias'}.
+-- Returns nil and a message for an unclosed bracket.
 function M.split(path)
-   local parts = {}
-   for p in path:gmatch('[^%.]+') do parts[#parts + 1] = tonumber(p) or p end
+   local parts, i = {}, 1
+   while i <= #path do
+      local c = path:sub(i, i)
+      if c == '.' then
+         i = i + 1
+      elseif c == '[' then
+         local close = path:find(']', i + 1, true)
+         if not close then return nil, string.format("'[' at character %d has no ']'", i) end
+         local inner = path:sub(i + 1, close - 1)
+         local quoted = inner:match('^"(.*)"$') or inner:match("^'(.*)'$")
+         parts[#parts + 1] = quoted or tonumber(inner) or inner
+         i = close + 1
+      else
+         local j = path:find('[%.%[]', i) or (#path + 1)
+         local p = path:sub(i, j - 1)
+         parts[#parts + 1] = tonumber(p) or p
+         i = j
+      end
+   end
    return parts
 end
 

@@ -9,21 +9,7 @@ local M = {}
 
 -- ---- the closest valid key --------------------------------------------------
 
-local function distance(a, b)
-   local la, lb = #a, #b
-   local prev, cur = {}, {}
-   for j = 0, lb do prev[j] = j end
-   for i = 1, la do
-      cur[0] = i
-      local ca = a:sub(i, i)
-      for j = 1, lb do
-         local cost = ca == b:sub(j, j) and 0 or 1
-         cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-      end
-      prev, cur = cur, prev
-   end
-   return prev[lb]
-end
+local distance = require('kbl.util').distance   -- edit distance, swaps of neighbours counting one
 M.distance = distance
 
 local function common_prefix(a, b)
@@ -116,6 +102,21 @@ M.TOP = {
    defaults = 'map',            -- defaults by type: {['blocks.Dense'] = {kernel_init = 'he_normal'}}
    runs = 'string',             -- where run directories go (default 'runs')
    vars = 'map',                -- free values for ref 'vars.x'
+   sweep = 'map',               -- kbl sweep's grid, random search and halving (kbl run ignores it)
+}
+
+-- The keys of TOP that the config itself uses; every other one is an option
+-- of kbl.fit's Trainer, under the same name (this is the one list of them).
+M.CONFIG_ONLY = {extends = true, threads = true, defaults = true, runs = true, vars = true, sweep = true}
+
+-- The Trainer's options that a script gives and a config does not.
+M.TRAINER = {
+   train_data = 'object',       -- a training pipeline instead of data's train split
+   validation_data = 'object',  -- a validation pipeline
+   progress = 'string',         -- 'auto', 'bar', 'lines' or 'none'
+   quiet = 'boolean',           -- no progress or messages
+   out = 'object',              -- where progress goes (io.stdout)
+   run_dir = 'string',          -- the run directory, for callbacks
 }
 
 -- The keys a stage may name; the rest come from the stage before it.
@@ -191,11 +192,15 @@ function M.validate(cfg, origins)
    if type(cfg.defaults) == 'table' then
       for tname, d in pairs(cfg.defaults) do
          local path = 'defaults.' .. tostring(tname)
-         if type(tname) ~= 'string' or not tname:match('^[%a_][%w_]*%.') then
-            error(string.format("%s: defaults are keyed by a type name such as ['blocks.Dense'], got %s",
-               M.where(origins, path), describe(tname)), 0)
+         -- a type name, or a scope and a block type: ['backbone/blocks.Dense']
+         local scope, tn = tostring(tname):match('^([%w_]+)/(.*)$')
+         if type(tname) ~= 'string' or not (tn or tname):match('^[%a_][%w_]*%.')
+            or (scope and not tn:match('^blocks%.')) then
+            error(string.format("%s: defaults are keyed by a type name such as ['blocks.Dense'], or a scope "
+               .. "and a block type such as ['backbone/blocks.Dense'], got %s", M.where(origins, path),
+               describe(tname)), 0)
          end
-         local root = tname:match('^([%w_]+)')
+         local root = (tn or tname):match('^([%w_]+)')
          if not S.MODULES[root] then
             error(string.format("%s: defaults key '%s' does not start with one of %s",
                M.where(origins, path), tname, table.concat(S.NAMESPACES, ', ')), 0)

@@ -68,21 +68,16 @@ function M.function_source(fn)
    return text
 end
 
-local function sorted_keys(t, top)
-   local keys = {}
-   for k in pairs(t) do keys[#keys + 1] = k end
-   table.sort(keys, function(a, b)
-      local ta, tb = type(a), type(b)
-      if ta ~= tb then return ta == 'number' end
-      if ta == 'number' then return a < b end
-      if top then
-         local ra, rb = TOP_RANK[a] or 1000, TOP_RANK[b] or 1000
-         if ra ~= rb then return ra < rb end
-      end
-      return a < b
-   end)
-   return keys
+-- the top level's keys in TOP_RANK order, then by name (kbl.util's order otherwise)
+local util = require 'kbl.util'
+local function top_less(a, b)
+   if type(a) == 'string' and type(b) == 'string' then
+      local ra, rb = TOP_RANK[a] or 1000, TOP_RANK[b] or 1000
+      if ra ~= rb then return ra < rb end
+   end
+   return util.key_less(a, b)
 end
+local TOP_SORT = {less = top_less}
 
 local function key_text(k)
    if type(k) == 'string' and k:match('^[%a_][%w_]*$') and not LUA_KEYWORDS[k] then return k end
@@ -91,15 +86,17 @@ local function key_text(k)
 end
 
 local write
+local strict = false   -- to_lua's opts.strict, while it runs
 
--- A table's fields as Lua: inline when short, one per line otherwise.
-local function write_fields(t, indent, top)
-   local keys = sorted_keys(t, top)
+-- A table's fields as Lua: inline when short, one per line otherwise. path:
+-- the key path of t, for messages.
+local function write_fields(t, indent, top, path)
+   local keys = util.sorted_keys(t, top and TOP_SORT or nil)
    local n = #t -- the sequence part is written without keys
    local parts = {}
    local long = top
    for _, k in ipairs(keys) do
-      local v = write(t[k], indent .. '   ')
+      local v = write(t[k], indent .. '   ', (path and path ~= '') and (path .. '.' .. tostring(k)) or tostring(k))
       local positional = type(k) == 'number' and k >= 1 and k <= n and k % 1 == 0
       local item = positional and v or (key_text(k) .. ' = ' .. v)
       if v:find('\n') then long = true end
@@ -114,7 +111,7 @@ local function write_fields(t, indent, top)
    return table.concat(out, '\n')
 end
 
-write = function(v, indent)
+write = function(v, indent, path)
    local t = type(v)
    if t == 'nil' then return 'nil'
    elseif t == 'boolean' then return tostring(v)
@@ -124,11 +121,11 @@ write = function(v, indent)
    elseif S.is_namespace(v) then return S.namespace_path(v)
    elseif S.is_spec(v) then
       local targ = v:table_arg()
-      if targ then return v.type .. write_fields(targ, indent) end
+      if targ then return v.type .. write_fields(targ, indent, false, path) end
       local args = {}
-      for i = 1, v.n do args[i] = write(v.args[i], indent) end
+      for i = 1, v.n do args[i] = write(v.args[i], indent, path) end
       return v.type .. '(' .. table.concat(args, ', ') .. ')'
-   elseif t == 'table' then return write_fields(v, indent)
+   elseif t == 'table' then return write_fields(v, indent, false, path)
    elseif t == 'function' then
       local src, why = M.function_source(v)
       if src then
@@ -136,18 +133,40 @@ write = function(v, indent)
          local first = src:match('\n(%s*)end$') or ''
          return (src:gsub('\n' .. first, '\n' .. indent))
       end
+      if strict then
+         local info = debug.getinfo(v, 'S')
+         local at = info.short_src and info.linedefined and info.linedefined > 0
+            and string.format(' (%s:%d)', info.short_src, info.linedefined) or ''
+         local name = debug.getupvalue(v, 1)
+         error(string.format("config key '%s': the function%s cannot be written to the run's config.lua: %s. %s",
+            path or '?', at, why, name and string.format("Make '%s' a global, or a value inside the function, "
+               .. "or pass it as an argument (vars = {...} and ref 'vars.%s')", name, name)
+               or 'Write it in the config file itself'), 0)
+      end
       return 'nil --[[ a function was here; it cannot be written back because ' .. why .. ' ]]'
    end
    error(string.format('a config cannot hold a %s (%s)', t, tostring(v)), 0)
 end
 
--- The config as a chunk: a header comment, then `return {...}`.
-function M.to_lua(cfg, header)
+-- The modules a loaded config required (config -> list of names), which its
+-- chunk requires again first (kbl.config.load records them).
+M.requires = setmetatable({}, {__mode = 'k'})
+
+-- The config as a chunk: a header comment, the modules it required, then
+-- `return {...}`. opts.strict: a value that cannot be written back (a
+-- function using a local from outside it) is an error naming its key and the
+-- local, instead of a nil with a comment.
+function M.to_lua(cfg, header, opts)
    local out = {}
    if header then
       for line in (header .. '\n'):gmatch('(.-)\n') do out[#out + 1] = '-- ' .. line end
    end
-   out[#out + 1] = 'return ' .. write_fields(cfg, '', true)
+   for _, name in ipairs(M.requires[cfg] or {}) do out[#out + 1] = string.format('require %q', name) end
+   strict = opts and opts.strict or false
+   local ok, body = pcall(write_fields, cfg, '', true, '')
+   strict = false
+   if not ok then error(body, 0) end
+   out[#out + 1] = 'return ' .. body
    return table.concat(out, '\n') .. '\n'
 end
 

@@ -316,7 +316,11 @@ function M.build(v, ctx, path)
       if type(ctor) ~= 'function' and not (getmetatable(ctor) or {}).__call then
          error(string.format('%s: %s is not a constructor', where_of(v, ctx.origins, path), v.type), 0)
       end
-      local ok, obj = pcall(ctor, unpack(args, 1, v.n))
+      -- made inside the scopes of its key path (model.backbone: 'model', 'backbone'), where
+      -- scoped defaults by type (defaults['backbone/blocks.Dense']) reach it
+      local scopes = {}
+      for part in path:gmatch('[^%.]+') do if not tonumber(part) then scopes[#scopes + 1] = part end end
+      local ok, obj = pcall(require('blocks.defaults').in_scope, scopes, ctor, unpack(args, 1, v.n))
       if not ok then error(M.build_error(v, path, obj, ctx.origins), 0) end
       return obj
    elseif M.is_namespace(v) then

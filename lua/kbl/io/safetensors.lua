@@ -43,12 +43,7 @@ local function is_count(v) return type(v) == 'number' and v >= 0 and v % 1 == 0 
 
 -- ---- writing ------------------------------------------------------------
 
-local function sorted_keys(t)
-   local keys = {}
-   for k in pairs(t) do keys[#keys + 1] = k end
-   table.sort(keys)
-   return keys
-end
+local sorted_keys = require('kbl.util').sorted_keys
 
 -- save(path, {name = tensor}, metadata): metadata is a table of strings (numbers
 -- and booleans are written as their text). The file is written atomically.

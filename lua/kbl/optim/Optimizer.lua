@@ -1,7 +1,9 @@
 -- kbl.optim.Optimizer: what every optimizer shares. An optimizer holds its
 -- hyper-parameters and, from the first step on, a state table per parameter
--- (plain numbers and tensors, keyed by the parameter's position in the list
--- given to step), which state_dict/load_state_dict save and restore exactly.
+-- (plain numbers and tensors, keyed by the parameter's name when step is
+-- given names, else by its position in the list given to step), which
+-- state_dict/load_state_dict save and restore exactly. Keyed by name, a
+-- parameter's moments survive a change of which parameters train.
 -- The update itself is one fused C call per parameter (core/optim.c).
 local ffi = require 'ffi'
 local kbl = require 'kbl'
@@ -19,12 +21,7 @@ local function copy(v)
    return out
 end
 
-local function sorted_keys(t)
-   local keys = {}
-   for k in pairs(t) do keys[#keys + 1] = k end
-   table.sort(keys)
-   return keys
-end
+local sorted_keys = require('kbl.util').sorted_keys
 
 -- Raises libkbl's message when a fused update returns non-zero.
 function Optimizer.check(rc)
@@ -47,9 +44,38 @@ function Optimizer.define(name, spec)
    return cls
 end
 
+local function callable(v)
+   if type(v) == 'function' then return true end
+   local mt = type(v) == 'table' and getmetatable(v)
+   return mt and mt.__call ~= nil or false
+end
+
+-- A rate given as a schedule (kbl.optim.schedules or a function of the step,
+-- counted from 1): the rate it gives is the rate (absolute). A kbl schedule
+-- made without lr gives a factor, which an optimizer has no rate to scale:
+-- an error says so (LearningRateScheduler takes those).
+local function rate_schedule(name, s)
+   if require('kbl.optim.schedules').is_factor(s) then
+      error(string.format('optim.%s: lr = %s gives a factor (it names no lr); give it the rate: %s{lr = 1e-3, ...}',
+         name, tostring(s), tostring(s)), 4)
+   end
+   return s
+end
+
 function Optimizer.new(cls, opts)
    if type(opts) ~= 'table' then error('optim.' .. cls.name .. ' expects a table of options', 3) end
    local h = {}
+   local schedule
+   if callable(opts.lr) then
+      schedule = rate_schedule(cls.name, opts.lr)
+      local o = {}
+      for k, v in pairs(opts) do o[k] = v end
+      o.lr = schedule(1)
+      if type(o.lr) ~= 'number' then
+         error(string.format('optim.%s: the lr schedule gave %s at step 1, not a number', cls.name, tostring(o.lr)), 3)
+      end
+      opts = o
+   end
    for k, v in pairs(cls.defaults) do h[k] = copy(v) end
    for k, v in pairs(opts) do
       if cls.defaults[k] == nil and k ~= 'lr' then
@@ -70,6 +96,7 @@ function Optimizer.new(cls, opts)
    self.name = cls.name
    self.hyper = h
    self.initial_lr = h.lr
+   self.schedule = schedule
    self.state = {}
    self.steps = 0
    return self
@@ -78,9 +105,14 @@ end
 function Optimizer:get_lr() return self.hyper.lr end
 
 -- Sets the learning rate. A parameter group with its own lr keeps its ratio to
--- the optimizer's initial lr, so a schedule scales every group alike.
+-- the optimizer's initial lr, so a schedule scales every group alike. An
+-- optimizer whose lr is a schedule refuses another rate (as Keras does).
 function Optimizer:set_lr(lr)
    if type(lr) ~= 'number' or lr < 0 then error('optim: lr must be a non-negative number, got ' .. tostring(lr), 2) end
+   if self.schedule and lr ~= self.hyper.lr then
+      error(string.format('optim.%s: its lr follows %s, so it cannot be set to %.6g (by ReduceLROnPlateau, '
+         .. "LearningRateScheduler or a stage's lr): use one or the other", self.name, tostring(self.schedule), lr), 2)
+   end
    self.hyper.lr = lr
 end
 
@@ -116,9 +148,18 @@ local function group_hyper(self, g)
 end
 
 -- One update of every parameter that has a gradient. Parameters are numbered
--- across groups in order; that position keys their state.
-function Optimizer:step(params)
+-- across groups in order; names (optional, one per parameter in that order)
+-- key their state, else the position does.
+function Optimizer:step(params, names)
    local groups = groups_of(self, params)
+   if self.schedule then   -- the rate of this step (counted from 1)
+      local lr = self.schedule(self.steps + 1)
+      if type(lr) ~= 'number' or lr ~= lr or lr < 0 then
+         error(string.format('optim.%s: the lr schedule gave %s at step %d', self.name, tostring(lr),
+            self.steps + 1), 2)
+      end
+      self.hyper.lr = lr
+   end
    local spec = self.class.spec
    local k = 0
    for _, g in ipairs(groups) do
@@ -130,10 +171,11 @@ function Optimizer:step(params)
          end
          local pp = live(p)
          if pp.grad ~= nil then
-            local st = self.state[k]
+            local key = names and names[k] or k
+            local st = self.state[key]
             if st == nil then
                st = spec.init(p, h)
-               self.state[k] = st
+               self.state[key] = st
             end
             spec.update(pp, pp.grad, st, h, p)
          end
@@ -162,18 +204,70 @@ function Optimizer:state_dict()
       state = state}
 end
 
-function Optimizer:load_state_dict(sd)
+local function shape_str(t) return '[' .. table.concat(t:size(), ', ') .. '] ' .. t.dtype end
+
+-- Checks the tensors of a state_dict against the parameters they belong to:
+-- params is what step is given (a list, or groups), in the same order; names
+-- (optional) their names. Every tensor of a parameter's state has the
+-- parameter's shape and dtype, and every state belongs to a parameter. Raises
+-- a message naming the parameter and both shapes.
+function Optimizer:check_state(sd, params, names)
+   local flat = {}
+   for _, g in ipairs(groups_of(self, params)) do
+      for _, p in ipairs(g.params) do flat[#flat + 1] = p end
+   end
+   local function label(k)
+      return string.format("parameter %s (%d of %d)", names and names[k] and ("'" .. names[k] .. "'") or '', k, #flat)
+   end
+   local position = {}
+   for i, n in ipairs(names or {}) do position[n] = i end
+   for k, st in pairs(sd.state) do
+      local i = tonumber(k) or position[k]
+      -- a state by name of a parameter that does not train now (frozen in this
+      -- stage) is kept for when it trains again
+      if type(k) == 'string' and not tonumber(k) and not i and names then goto continue end
+      if not i or not flat[i] then
+         error(string.format('optim.%s: the saved state is for parameter %s, but there are %d parameters',
+            self.name, tostring(k), #flat), 0)
+      end
+      if type(st) ~= 'table' then
+         error(string.format('optim.%s: the saved state of %s is a %s, not a table', self.name, label(i), type(st)), 0)
+      end
+      local p = flat[i]
+      for _, name in ipairs(sorted_keys(st)) do
+         local v = st[name]
+         if is_tensor(v) then
+            local a, b = v:size(), p:size()
+            local same = #a == #b and v.dtype == p.dtype
+            for d = 1, #a do same = same and a[d] == b[d] end
+            if not same then
+               error(string.format('optim.%s: the saved %s of %s is %s, the parameter is %s', self.name, name,
+                  label(i), shape_str(v), shape_str(p)), 0)
+            end
+         end
+      end
+      ::continue::
+   end
+end
+
+-- Restores a state_dict(). With params (and their names), its tensors are
+-- checked against them first (check_state). With names, a state saved by
+-- position (a checkpoint of an older kbl) is keyed by the names of those
+-- positions.
+function Optimizer:load_state_dict(sd, params, names)
    if type(sd) ~= 'table' or type(sd.state) ~= 'table' then
       error('optim.' .. self.name .. ':load_state_dict expects a table made by state_dict()', 2)
    end
    if sd.type ~= self.name then
       error(string.format('optim.%s:load_state_dict: the state was saved by %s', self.name, tostring(sd.type)), 2)
    end
+   if params then self:check_state(sd, params, names) end
    local state = {}
    for k, st in pairs(sd.state) do
       local s = {}
       for name, v in pairs(st) do s[name] = is_tensor(v) and kbl.keep(v:clone()) or copy(v) end
-      state[tonumber(k)] = s
+      local i = tonumber(k)
+      state[i and names and names[i] or i or k] = s
    end
    self.state = state
    self.hyper = copy(sd.hyper)

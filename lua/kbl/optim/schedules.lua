@@ -135,6 +135,13 @@ function M.reduce_on_plateau(opts)
    return rule
 end
 
+-- The one rule for what a schedule gives: a kbl schedule made without `lr`
+-- (or one_cycle without max_lr) gives a factor of the rate it replaces;
+-- one made with it, or a plain function of t, gives the rate itself.
+function M.is_factor(s)
+   return type(s) == 'table' and type(s.opts) == 'table' and s.opts.lr == nil and s.opts.max_lr == nil
+end
+
 -- The options each schedule takes: a name it does not take is an error with
 -- the closest one (kbl.options), not a silently ignored typo.
 local OPTIONS = {

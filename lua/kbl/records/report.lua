@@ -121,10 +121,13 @@ function M.svg(chart)
             X(p[1]), Y(p[2]), s.color, esc(s.label), fmt(p[1]), string.format('%.6g', p[2]))
       end
       -- the legend sits in the title row, right-aligned, clear of the curves
-      local lx, ly = W - MR - 96 * (#chart.series - k + 1), 18
-      o[#o + 1] = string.format('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"/>',
-         lx, ly - 4, lx + 18, ly - 4, s.color)
-      o[#o + 1] = string.format('<text class="legend" x="%d" y="%d">%s</text>', lx + 24, ly, esc(s.label))
+      -- (chart.legend = false: the page draws its own, as sweep.html does)
+      if chart.legend ~= false then
+         local lx, ly = W - MR - 96 * (#chart.series - k + 1), 18
+         o[#o + 1] = string.format('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"/>',
+            lx, ly - 4, lx + 18, ly - 4, s.color)
+         o[#o + 1] = string.format('<text class="legend" x="%d" y="%d">%s</text>', lx + 24, ly, esc(s.label))
+      end
    end
    o[#o + 1] = '</svg>'
    return table.concat(o, '\n')
@@ -169,7 +172,8 @@ local function epoch_table(history, charts)
 end
 
 -- The page as a string. data: title, config (text or table), summary (text),
--- history (see the top), status (text, optional), run_dir (optional).
+-- history (see the top), status (text, optional), run_dir (optional), test
+-- (optional: {split = 'test', loss = ..., accuracy = ...}).
 function M.render(data)
    data = data or {}
    local history = data.history or {}
@@ -189,6 +193,17 @@ function M.render(data)
    for _, c in ipairs(charts) do o[#o + 1] = M.svg(c) end
    o[#o + 1] = '</div>'
    o[#o + 1] = '<h2>Epochs</h2>' .. epoch_table(history, charts)
+   if type(data.test) == 'table' then   -- {split =, <metric> = value}: the evaluation after training
+      local names = {}
+      for k, v in pairs(data.test) do if type(v) == 'number' then names[#names + 1] = k end end
+      table.sort(names)
+      local t = {'<h2>Test (' .. esc(data.test.split or 'test') .. ' split)</h2><table class="epochs test"><tr>'}
+      for _, k in ipairs(names) do t[#t + 1] = '<th>' .. esc(k) .. '</th>' end
+      t[#t + 1] = '</tr><tr>'
+      for _, k in ipairs(names) do t[#t + 1] = string.format('<td>%.6g</td>', data.test[k]) end
+      t[#t + 1] = '</tr></table>'
+      o[#o + 1] = table.concat(t)
+   end
    o[#o + 1] = '<h2>Model</h2><pre class="summary">' .. esc(data.summary or '(no summary)') .. '</pre>'
    o[#o + 1] = '<h2>Config</h2><pre class="config">' .. esc(config or '(no config)') .. '</pre>'
    o[#o + 1] = '</body></html>\n'

@@ -45,7 +45,8 @@ local SIGNALS = {[2] = 'SIGINT', [15] = 'SIGTERM'}
 
 function M.checkpoint_dir(run_dir) return run_dir .. '/checkpoints' end
 
-local mkdir_p = require('kbl.io.fs').mkdir_p
+local fs = require 'kbl.io.fs'
+local mkdir_p = fs.mkdir_p
 
 -- ---- trainer state <-> checkpoint ---------------------------------------------
 
@@ -220,7 +221,7 @@ function Recorder:write_report(ctx, state)
    for i, logs in ipairs(ctx.history or {}) do history[i] = M.report_entry(logs) end
    require('kbl.records.report').write(self.run_dir .. '/report.html', {title = self.title or ctx.name,
       run_dir = self.run_dir, status = state, config = self.config, summary = self.summary,
-      history = history, updated = os.date('!%Y-%m-%d %H:%M:%S UTC')})
+      history = history, test = self.test, updated = os.date('!%Y-%m-%d %H:%M:%S UTC')})
 end
 
 -- The names in a directory (none when it cannot be listed).
@@ -359,13 +360,14 @@ function Recorder:unlock()
    if self.locked then lock.release(self.run_dir); self.locked = false end
 end
 
-function Recorder:on_train_end(ctx)
+-- failure: the message of a run that failed (a NaN loss), from kbl.fit.
+function Recorder:on_train_end(ctx, _, failure)
    if self.interrupted or self.closed then return end
    self.closed = true
-   if ctx.failed then
+   if failure then
       self:close()
-      status.failed(self.run_dir, ctx.failed, {step = ctx.step, checkpoint = ctx.last_checkpoint})
-      self:write_report(ctx, 'failed: ' .. ctx.failed)
+      status.failed(self.run_dir, failure, {step = ctx.step, checkpoint = ctx.last_checkpoint})
+      self:write_report(ctx, 'failed: ' .. failure)
       self:unlock()
       return
    end
@@ -377,6 +379,75 @@ function Recorder:on_train_end(ctx)
    status.finished(self.run_dir, {step = ctx.step, epoch = ctx.epoch, checkpoint = ctx.last_checkpoint})
    self:write_report(ctx, 'finished')
    self:unlock()
+end
+
+-- Records the evaluation after training (logs of trainer:evaluate(split)) in
+-- the run's files: a line of metrics.jsonl ({split =, epoch =, step =,
+-- <split>_loss =, ...}), a line of summary.txt, `test` in status.json and a
+-- table in report.html. Call it after fit, once the run has finished.
+function Recorder:record_test(ctx, split, logs)
+   local json = require 'dkjson'
+   local line = {split = split, epoch = ctx.epochs_done, step = ctx.step}
+   local test = {split = split}
+   for k, v in pairs(logs) do
+      if type(v) == 'number' then
+         local clean = (v == v and v ~= math.huge and v ~= -math.huge) and v or json.null
+         line[split .. '_' .. k], test[k] = clean, clean
+      end
+   end
+   local keys = {}
+   for k in pairs(line) do keys[#keys + 1] = k end
+   table.sort(keys)
+   local f = assert(io.open(self.run_dir .. '/metrics.jsonl', 'a'))
+   f:write(json.encode(line, {keyorder = keys}), '\n')
+   f:close()
+   local text = split .. ': ' .. require('kbl.callbacks.progress').metrics_text(logs)
+   f = assert(io.open(self.run_dir .. '/summary.txt', 'a'))
+   f:write('\n', text, '\n')
+   f:close()
+   self.test = test
+   local s = status.read(self.run_dir, {raw = true}) or {}
+   if s.state == 'finished' then
+      status.finished(self.run_dir, {step = s.step, epoch = s.epoch, checkpoint = s.checkpoint, resume = s.resume,
+         test = test})
+      self:write_report(ctx, 'finished')
+   end
+   return text
+end
+
+-- load_run(dir) -> model, config, trainer: a `kbl run` directory's model,
+-- built from its config.lua (on one batch of its data, as the run built it)
+-- with the run's final weights (model.safetensors), or its newest valid
+-- checkpoint's for a run that did not finish; in eval mode. config is the
+-- resolved config table; trainer the kbl.fit trainer around the model
+-- (evaluate, predict). opts.weights: another safetensors file.
+function M.load_run(dir, opts)
+   opts = opts or {}
+   if type(dir) ~= 'string' or not fs.is_dir(dir) then
+      error('load_run: ' .. tostring(dir) .. ' is not a run directory', 2)
+   end
+   local config = require 'kbl.config'
+   local path = dir .. '/config.lua'
+   if not fs.exists(path) then error('load_run: ' .. dir .. ' has no config.lua (is it a kbl run directory?)', 2) end
+   local cfg, origins = config.load({path})
+   local trainer = require('kbl.config.experiment').trainer(cfg, {quiet = true, origins = origins})
+   local ok, err = pcall(function()
+      trainer:build()
+      local weights = opts.weights or (dir .. '/model.safetensors')
+      if opts.weights or fs.exists(weights) then
+         trainer.model:load_state_dict(require('kbl.io.safetensors').load(weights))
+      else
+         local ckpt = M.latest(M.checkpoint_dir(dir))
+         if not ckpt then
+            error(string.format('load_run: %s has no weights: no model.safetensors and no valid checkpoint', dir), 0)
+         end
+         trainer.model:load_state_dict(M.load_trainer(ckpt).model)
+      end
+   end)
+   if trainer.restore_defaults then trainer.restore_defaults() end
+   if not ok then error(err, 0) end
+   trainer.model:eval()
+   return trainer.model, cfg, trainer
 end
 
 -- Runs trainer:fit(); on an error that is not an interrupt, marks the run failed

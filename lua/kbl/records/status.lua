@@ -91,7 +91,8 @@ function M.write(dir, fields)
    for k, v in pairs(fields) do s[k] = v end
    s.started = s.started or old.started
    s.updated = iso_now()
-   local order = {'state', 'pid', 'host', 'started', 'updated', 'message', 'step', 'epoch', 'checkpoint', 'resume'}
+   local order = {'state', 'pid', 'host', 'started', 'updated', 'message', 'step', 'epoch', 'checkpoint', 'resume',
+      'test'}
    binfile.write_atomic(M.path(dir), json.encode(s, {indent = true, keyorder = order}) .. '\n', 'status')
    return s
 end
