@@ -24,12 +24,13 @@ const kbl_op_info *kbl_unary_info(int op) { return op >= 0 && op < KBL_UNARY_COU
 
 /* Whether an integer input keeps its dtype (the table's ints column); others compute in float32. */
 static bool int_preserving(int op, double p0, double p1) {
-    switch (op) {
-#define KBL_UNARY(NAME, name, ints, ...) case KBL_##NAME: return ints;
+    /* an array rather than a switch: the table's lines would be identical cases */
+    const bool ints[] = {
+#define KBL_UNARY(NAME, name, ints, ...) (ints),
 #include "ops_unary.def"
 #undef KBL_UNARY
-    default: return false;
-    }
+    };
+    return op >= 0 && op < KBL_UNARY_COUNT && ints[op];
 }
 
 static bool out_is_u8(int op) {

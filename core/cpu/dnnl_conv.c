@@ -273,7 +273,8 @@ fail:
 static conv_entry *entry_get(const conv_key *k, const char *geom) {
     uint64_t h = 1469598103934665603ull;
     const unsigned char *p = (const unsigned char *)k;
-    for (size_t i = 0; i < sizeof *k; i++) h = (h ^ p[i]) * 1099511628211ull;
+    /* every byte of the key is set: its fields are all int64_t (no padding) */
+    for (size_t i = 0; i < sizeof *k; i++) h = (h ^ p[i]) * 1099511628211ull; // NOLINT(clang-analyzer-core.UndefinedBinaryOperatorResult)
     size_t home = (size_t)(h % CACHE_SLOTS);
     for (size_t probe = 0; probe < 8; probe++) {
         conv_entry *e = &cache[(home + probe) % CACHE_SLOTS];
