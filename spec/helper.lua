@@ -175,4 +175,11 @@ function H.kbl(args, dir)
    return rc, H.read(out), H.read(err)
 end
 
+-- Whether /usr/bin/python3 can import a module (found by name, not imported,
+-- so spec/python_deps_spec.lua sees no import of an optional package).
+function H.python_has(module)
+   return H.run("/usr/bin/python3 -c \"import importlib.util, sys; sys.exit(importlib.util.find_spec('"
+      .. module .. "') is None)\"") == 0
+end
+
 return H
