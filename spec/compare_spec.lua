@@ -7,7 +7,6 @@ local H = require 'helper'
 local compare = require 'kbl.commands.compare'
 
 local dir = H.tmpdir()
-local read = H.read
 
 local TINY = [[
 return {
@@ -21,14 +20,7 @@ return {
 }
 ]]
 
-local function last_epoch(run_dir)
-   local last
-   for line in (read(run_dir .. '/metrics.jsonl') or ''):gmatch('[^\n]+') do
-      local o = json.decode(line)
-      if o.split == nil then last = o end
-   end
-   return last
-end
+local last_epoch = H.last_epoch
 
 describe('kbl compare', function()
    teardown(function() os.execute('rm -rf ' .. dir) end)

@@ -182,4 +182,15 @@ function H.python_has(module)
       .. module .. "') is None)\"") == 0
 end
 
+-- The last epoch line of a run directory's metrics.jsonl (not the test line).
+function H.last_epoch(run_dir)
+   local json = require 'dkjson'
+   local last
+   for line in (H.read(run_dir .. '/metrics.jsonl') or ''):gmatch('[^\n]+') do
+      local o = json.decode(line)
+      if o.split == nil then last = o end
+   end
+   return last
+end
+
 return H

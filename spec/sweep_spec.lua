@@ -88,14 +88,7 @@ local function records(path)
    return out
 end
 
-local function last_epoch(run_dir)
-   local last
-   for line in (read(run_dir .. '/metrics.jsonl') or ''):gmatch('[^\n]+') do
-      local o = json.decode(line)
-      if o.split == nil then last = o end
-   end
-   return last
-end
+local last_epoch = H.last_epoch
 
 -- sweep.csv without its time column, which differs from run to run
 local function without_time(path)
