@@ -77,6 +77,7 @@ local function run_part(part)
    local best = {}
    for _, threads in ipairs(timing.threads) do
       kbl.set_num_threads(threads)
+      collectgarbage() -- the last thread count's workload is garbage (PyTorch's side frees its own at once)
       for name, fn in pairs(make()) do
          local t = timing.time(fn, {iters = 10})
          if not best[name] or t < best[name].seconds then best[name] = {seconds = t, threads = threads} end
@@ -121,6 +122,16 @@ local ks, ts = rows.step.kbl, rows.step.torch_default
 print(string.format('%-16s %14.1f %14.1f %8.3f', 'step peak RSS MB', ks.peak_rss_mb, ts.peak_rss_mb,
    ks.peak_rss_mb / ts.peak_rss_mb))
 print(string.format('%-16s %14.1f %14.1f', '  before the step', ks.rss_before_mb, ts.rss_before_mb))
+-- issue 13's targets, one line each
+local function target(what, ok, detail)
+   print(string.format('target %-52s %-7s %s', what, ok and 'MET' or 'MISSED', detail))
+end
+local function ratio(which, name) return rows[which].kbl[name].seconds / rows[which].torch[name].seconds end
+target('CNN train step >= 1.5x faster than PyTorch at its best', 1 / ratio('step', 'cnn_train_step') >= 1.5,
+   string.format('(%.2fx)', 1 / ratio('step', 'cnn_train_step')))
+target('conv2d fwd+bwd no slower than PyTorch at its best', ratio('conv', 'conv2d_fwd_bwd') <= 1,
+   string.format('(ratio %.3f)', ratio('conv', 'conv2d_fwd_bwd')))
+target('CNN step peak RSS <= 126 MB', ks.peak_rss_mb <= 126, string.format('(%.1f MB)', ks.peak_rss_mb))
 print((timing.cpu and 'CPU time, one thread. ' or '') .. '(threads, and PyTorch\'s environment, in parentheses;'
    .. ' ratio = kbl / PyTorch, lower is better; RSS is the'
    .. ' process peak, VmHWM, PyTorch\'s in its default environment, and "before" what the runtime held before the'

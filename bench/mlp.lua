@@ -84,3 +84,17 @@ if peak and peak.gflops then
 else
    print(string.format('kbl sgemm 1024^3, 1 thread: %.1f GFLOP/s (no FMA peak: cc or AVX2/AVX-512 missing)', gflops))
 end
+
+-- issue 13's targets, one line each
+local function target(what, ok, detail)
+   print(string.format('target %-52s %-7s %s', what, ok and 'MET' or 'MISSED', detail))
+end
+if peak and peak.gflops then
+   target('sgemm 1024^3, 1 thread >= 70% of the FMA peak', gflops >= 0.7 * peak.gflops,
+      string.format('(%.0f%%)', 100 * gflops / peak.gflops))
+end
+local k, t = best.mlp_train_step, torch.mlp_train_step
+if k and t then
+   target('MLP train step >= 1.5x faster than PyTorch at its best', t.seconds / k.seconds >= 1.5,
+      string.format('(%.2fx: %.3f against %.3f ms)', t.seconds / k.seconds, k.seconds * 1e3, t.seconds * 1e3))
+end

@@ -102,6 +102,7 @@ static const kbl_backward_fn binary_rules[] = {
 #include "ops_binary.def"
 #undef KBL_BINARY
 };
+_Static_assert(sizeof binary_rules / sizeof binary_rules[0] == KBL_BINARY_COUNT, "ops_binary.def gives every op a rule");
 
 kbl_tensor *kbl_binary(int op, kbl_tensor *a, kbl_tensor *b) {
     if (op < 0 || op >= KBL_BINARY_COUNT) {

@@ -13,18 +13,14 @@ static int64_t out_size(int64_t in, int64_t pa, int64_t pb, int64_t k, int64_t s
     return padded < span ? 0 : (padded - span) / s + 1;
 }
 
+/* A convolution node's arguments are its conv_opts. */
+KBL_ARGS_FIT(conv_opts);
+
 static void opts_save(kbl_node *n, const conv_opts *o) {
-    if (!n) return;
-    int64_t v[9] = {o->stride[0], o->stride[1], o->pad[0], o->pad[1], o->pad[2], o->pad[3],
-                    o->dil[0], o->dil[1], o->groups};
-    memcpy(n->ip, v, sizeof v);
-    n->nip = 9;
+    if (n) *KBL_ARGS(n, conv_opts) = *o;
 }
 
-static conv_opts opts_load(const kbl_node *n) {
-    const int64_t *v = n->ip;
-    return (conv_opts){{v[0], v[1]}, {v[2], v[3], v[4], v[5]}, {v[6], v[7]}, v[8]};
-}
+static conv_opts opts_load(const kbl_node *n) { return *KBL_ARGS(n, conv_opts); }
 
 static kbl_tensor *contiguous_nograd(kbl_tensor *t) {
     int prev = kbl_set_grad_enabled(0);
@@ -229,18 +225,8 @@ static kbl_tensor *transpose_impl(const char *op, kbl_tensor *x, kbl_tensor *w, 
                  (long long)o->pad[3], (long long)h, (long long)wd);
         return NULL;
     }
-    kbl_tensor *y = conv_input_grad(x, w, o, h, wd);
-    if (y && b) {
-        int prev = kbl_set_grad_enabled(0);
-        kbl_tensor *bv = kbl_view(b, 3, (int64_t[]){b->shape[0], 1, 1});
-        int rc = bv ? kbl_add_(y, bv, 1.0) : -1;
-        kbl_set_grad_enabled(prev);
-        kbl_tensor_release(bv);
-        if (rc) {
-            kbl_tensor_release(y);
-            return NULL;
-        }
-    }
+    int64_t xs[4] = {x->shape[0], w->shape[1] * o->groups, h, wd};
+    kbl_tensor *y = kbl_conv_device_transpose(x, w, b, xs, o);
     kbl_tensor *in[3] = {x, w, b};
     opts_save(kbl_record(op, transpose_backward, y, b ? 3 : 2, in), o);
     return y;

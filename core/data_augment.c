@@ -329,6 +329,7 @@ static int mixup(const kbl_data_op *op, kbl_tensor *x, kbl_tensor *y, const int6
 
 static const char *op_names[] = {"normalize", "random_flip", "random_crop", "random_translate",
                                  "gaussian_noise", "random_erasing", "mixup"};
+_Static_assert(sizeof op_names / sizeof *op_names == KBL_AUG_MIXUP + 1, "a name for every kbl_data_op_kind");
 
 int kbl_data_augment(const kbl_data_op *op, kbl_tensor *x, kbl_tensor *y, const int64_t *ids,
                      const int64_t *epochs, int inplace, kbl_tensor **x_out, kbl_tensor **y_out) {

@@ -6,6 +6,14 @@
 #include <math.h>
 #include <stdlib.h>
 
+/* Each op's node arguments. */
+typedef struct { int dim; } dim_args;   /* index_select, gather, scatter_add, cat: the dim (wrapped) */
+typedef struct { int npairs; int64_t pads[2 * KBL_MAX_DIMS]; } pad_args;   /* as kbl_pad's */
+typedef struct { int ndims, dims[KBL_MAX_DIMS]; } flip_args;
+KBL_ARGS_FIT(dim_args);
+KBL_ARGS_FIT(pad_args);
+KBL_ARGS_FIT(flip_args);
+
 /* Checks every index of idx (int64, contiguous) lies in [0, size): the device
  * finds the first bad one and the host reads only it. */
 static int check_indices(const char *op, const kbl_tensor *idx, int64_t size, int dim) {
@@ -58,7 +66,7 @@ static int index_add_kernel(kbl_tensor *dst, const kbl_tensor *src, const kbl_te
 static int index_select_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     kbl_tensor *a = n->inputs[0], *idx = n->saved[0];
     kbl_tensor *z = kbl_zeros_on(g->device, a->ndim, a->shape, g->dtype), *gc = kbl_contiguous(g);
-    int rc = z && gc ? index_add_kernel(z, gc, idx, (int)n->ip[0]) : -1;
+    int rc = z && gc ? index_add_kernel(z, gc, idx, KBL_ARGS(n, dim_args)->dim) : -1;
     kbl_tensor_release(gc);
     if (rc) {
         kbl_tensor_release(z);
@@ -108,7 +116,7 @@ kbl_tensor *kbl_index_select(kbl_tensor *a, int dim, kbl_tensor *index) {
         if (kbl_is_float(a->dtype)) {
             kbl_node *node = kbl_record(op, index_select_backward, out, 1, &a);
             if (node) {
-                node->ip[0] = d;
+                KBL_ARGS(node, dim_args)->dim = d;
                 kbl_node_save(node, 0, idx);
             }
         }
@@ -135,7 +143,7 @@ static int check_gather_shape(const char *op, const kbl_tensor *a, const kbl_ten
 static int gather_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     kbl_tensor *a = n->inputs[0];
     kbl_tensor *z = kbl_zeros_on(g->device, a->ndim, a->shape, g->dtype);
-    gin[0] = z ? kbl_scatter_add(z, (int)n->ip[0], n->saved[0], g) : NULL;
+    gin[0] = z ? kbl_scatter_add(z, KBL_ARGS(n, dim_args)->dim, n->saved[0], g) : NULL;
     kbl_tensor_release(z);
     return gin[0] ? 0 : -1;
 }
@@ -166,7 +174,7 @@ kbl_tensor *kbl_gather(kbl_tensor *a, int dim, kbl_tensor *index) {
         if (kbl_is_float(a->dtype)) {
             kbl_node *node = kbl_record(op, gather_backward, out, 1, &a);
             if (node) {
-                node->ip[0] = d;
+                KBL_ARGS(node, dim_args)->dim = d;
                 kbl_node_save(node, 0, idx);
             }
         }
@@ -179,19 +187,15 @@ static int scatter_add_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     if (kbl_needs_grad(n->inputs[0])) gin[0] = kbl_tensor_retain(g);
     if (kbl_needs_grad(n->inputs[1])) {
         kbl_tensor *src = n->inputs[1], *idx = n->saved[0];
-        kbl_tensor *gs = kbl_gather(g, (int)n->ip[0], idx);
-        if (gs && !kbl_same_shape(gs, src)) { /* source elements past the index got no use: zeros */
-            int64_t pads[2 * KBL_MAX_DIMS] = {0};
-            for (int k = 0; k < src->ndim; k++) {
-                int d = src->ndim - 1 - k; /* pairs run from the last dim */
-                pads[2 * k + 1] = src->shape[d] - idx->shape[d];
-            }
-            kbl_tensor *p = kbl_pad(gs, src->ndim, pads, 0);
-            kbl_tensor_release(gs);
-            gs = p;
+        int64_t pads[2 * KBL_MAX_DIMS] = {0}; /* source elements past the index got no use: zeros */
+        for (int k = 0; k < src->ndim; k++) {
+            int d = src->ndim - 1 - k; /* pairs run from the last dim */
+            pads[2 * k + 1] = src->shape[d] - idx->shape[d];
         }
-        gin[1] = gs;
-        if (!gin[1]) return -1;
+        kbl_temps s = {0};
+        kbl_tensor *gs = KBL_TMP(&s, kbl_gather(g, KBL_ARGS(n, dim_args)->dim, idx));
+        gin[1] = KBL_OUT(&s, kbl_same_shape(idx, src) ? kbl_tensor_retain(gs) : kbl_pad(gs, src->ndim, pads, 0));
+        return kbl_temps_release(&s);
     }
     return 0;
 }
@@ -229,7 +233,7 @@ kbl_tensor *kbl_scatter_add(kbl_tensor *a, int dim, kbl_tensor *index, kbl_tenso
         if (kbl_is_float(a->dtype)) {
             kbl_node *node = kbl_record(op, scatter_add_backward, out, 2, in);
             if (node) {
-                node->ip[0] = d;
+                KBL_ARGS(node, dim_args)->dim = d;
                 kbl_node_save(node, 0, idx);
             }
         }
@@ -254,7 +258,7 @@ kbl_tensor *kbl_masked_fill(kbl_tensor *a, kbl_tensor *mask, double value) {
 /* ---- cat and stack --------------------------------------------------------------------- */
 
 static int cat_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
-    int d = (int)n->ip[0];
+    int d = KBL_ARGS(n, dim_args)->dim;
     int64_t start = 0;
     for (int i = 0; i < n->ninputs; i++) {
         kbl_tensor *in = n->inputs[i];
@@ -318,7 +322,7 @@ kbl_tensor *kbl_cat(int n, kbl_tensor **ts, int dim) {
     kbl_set_grad_enabled(prev);
     if (kbl_is_float(dtype)) {
         kbl_node *node = kbl_record(op, cat_backward, out, n, ts);
-        if (node) node->ip[0] = d;
+        if (node) KBL_ARGS(node, dim_args)->dim = d;
     }
     return out;
 }
@@ -352,35 +356,14 @@ kbl_tensor *kbl_stack(int n, kbl_tensor **ts, int dim) {
 
 /* ---- pad --------------------------------------------------------------------------------- */
 
+/* pad's adjoint is pad by the negated amounts: padding is cut off again, and
+ * what a negative pad cropped gets zeros */
 static int pad_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
-    kbl_tensor *a = n->inputs[0];
-    kbl_tensor *cur = kbl_tensor_retain(g);
-    for (int k = 0; cur && k < n->nip; k++) { /* undo each dim's padding */
-        int d = a->ndim - 1 - k;
-        int64_t before = n->ip[k * 2] > 0 ? n->ip[k * 2] : 0;
-        int64_t keep = a->shape[d] + (n->ip[k * 2] < 0 ? n->ip[k * 2] : 0) + (n->ip[k * 2 + 1] < 0 ? n->ip[k * 2 + 1] : 0);
-        kbl_tensor *next = kbl_narrow(cur, d, before, keep);
-        kbl_tensor_release(cur);
-        cur = next;
-    }
-    if (!cur) return -1;
-    /* cropped regions (negative pads) get zero gradient */
-    kbl_tensor *z = kbl_zeros_on(g->device, a->ndim, a->shape, g->dtype), *dst = z ? kbl_alias(z) : NULL;
-    for (int k = 0; dst && k < n->nip; k++) {
-        int d = a->ndim - 1 - k;
-        int64_t cut0 = n->ip[k * 2] < 0 ? -n->ip[k * 2] : 0;
-        kbl_tensor *next = kbl_narrow(dst, d, cut0, cur->shape[d]);
-        kbl_tensor_release(dst);
-        dst = next;
-    }
-    int rc = dst ? kbl_copy_(dst, cur) : -1;
-    kbl_release_n(2, dst, cur);
-    if (rc) {
-        kbl_tensor_release(z);
-        return -1;
-    }
-    gin[0] = z;
-    return 0;
+    const pad_args *a = KBL_ARGS(n, pad_args);
+    int64_t undo[2 * KBL_MAX_DIMS] = {0};
+    for (int k = 0; k < 2 * a->npairs; k++) undo[k] = -a->pads[k];
+    gin[0] = kbl_pad(g, a->npairs, undo, 0);
+    return gin[0] ? 0 : -1;
 }
 
 kbl_tensor *kbl_pad(kbl_tensor *a, int npairs, const int64_t *pads, double value) {
@@ -423,8 +406,9 @@ kbl_tensor *kbl_pad(kbl_tensor *a, int npairs, const int64_t *pads, double value
     if (kbl_is_float(a->dtype)) {
         kbl_node *node = kbl_record(op, pad_backward, out, 1, &a);
         if (node) {
-            node->nip = npairs;
-            for (int k = 0; k < 2 * npairs; k++) node->ip[k] = pads[k];
+            pad_args *pa = KBL_ARGS(node, pad_args);
+            pa->npairs = npairs;
+            memcpy(pa->pads, pads, sizeof(int64_t) * 2 * (size_t)npairs);
         }
     }
     return out;
@@ -459,18 +443,21 @@ kbl_tensor *kbl_one_hot(kbl_tensor *labels, int64_t num_classes) {
 }
 
 static int flip_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
-    int dims[KBL_MAX_DIMS];
-    for (int k = 0; k < n->nip; k++) dims[k] = (int)n->ip[k];
-    gin[0] = kbl_flip(g, n->nip, dims);
+    const flip_args *a = KBL_ARGS(n, flip_args);
+    gin[0] = kbl_flip(g, a->ndims, a->dims);
     return gin[0] ? 0 : -1;
 }
 
 kbl_tensor *kbl_flip(kbl_tensor *a, int ndims, const int *dims) {
     if (kbl_check_dev("flip", a, "input")) return NULL;
+    if (ndims < 0 || ndims > KBL_MAX_DIMS) {
+        kbl_fail("flip: %d dims given (at most 8)", ndims);
+        return NULL;
+    }
     kbl_tensor *v = kbl_alias(a);
     if (!v) return NULL;
     int wrapped[KBL_MAX_DIMS];
-    for (int k = 0; k < ndims && k < KBL_MAX_DIMS; k++) {
+    for (int k = 0; k < ndims; k++) {
         int d = kbl_wrap_dim("flip", dims[k], a->ndim);
         if (d < 0) {
             kbl_tensor_release(v);
@@ -489,8 +476,9 @@ kbl_tensor *kbl_flip(kbl_tensor *a, int ndims, const int *dims) {
     if (out && kbl_is_float(a->dtype)) {
         kbl_node *node = kbl_record("flip", flip_backward, out, 1, &a);
         if (node) {
-            node->nip = ndims;
-            for (int k = 0; k < ndims; k++) node->ip[k] = wrapped[k];
+            flip_args *fa = KBL_ARGS(node, flip_args);
+            fa->ndims = ndims;
+            memcpy(fa->dims, wrapped, sizeof(int) * (size_t)ndims);
         }
     }
     return out;

@@ -141,14 +141,10 @@ struct kbl_node {
     int ninputs;
     kbl_tensor **inputs;          /* retained; the op's inputs, for values and shapes */
     kbl_tensor *saved[KBL_NODE_SAVED];   /* retained extras (an output alias, indices) */
-    union { /* the op's arguments: its own struct through KBL_ARGS, or (older rules) p and ip */
-        struct {
-            double p[4];                  /* scalar arguments of the op */
-            int64_t ip[2 * KBL_MAX_DIMS]; /* integer arguments (dims, sizes) */
-        };
+    union { /* the op's arguments: a struct of its own, through KBL_ARGS */
         unsigned char args[4 * sizeof(double) + 2 * KBL_MAX_DIMS * sizeof(int64_t)];
+        int64_t args_align; /* aligns args for any struct of doubles and int64s */
     };
-    int nip;
     int64_t out_shape[KBL_MAX_DIMS];
     int out_ndim;
     int out_dtype;
@@ -187,6 +183,17 @@ int kbl_temps_release(kbl_temps *s);
 #define KBL_TMP(s, expr) kbl_temps_keep((s), (expr))
 #define KBL_OUT(s, expr) kbl_temps_check((s), (expr))
 
+/* ---- the profiler (profile.c; its public face is kbl_profile.h) ---------------- */
+/* Set while recording; read by the places that record, one test each, so
+ * that a library not profiling pays nothing more. */
+extern int kbl_profile_on;
+static inline bool kbl_profiling(void) { return __atomic_load_n(&kbl_profile_on, __ATOMIC_RELAXED) != 0; }
+/* Records an event of the calling thread (name: a string that outlives the
+ * library's use of it, a literal or a node's op name). */
+void kbl_profile_add(const char *name, int kind, double start, double end);
+/* Records one backward node's run, with its output's and first inputs' shapes. */
+void kbl_profile_node(const kbl_node *node, double start, double end);
+
 /* ---- convolution on a device's conv kernel (conv_device.c), called by conv.c ---- */
 /* stride (h, w), pads (top, bottom, left, right), dilation (h, w), groups */
 typedef struct kbl_conv_opts {
@@ -200,6 +207,10 @@ kbl_tensor *kbl_conv_device_forward(kbl_tensor *x, kbl_tensor *w, kbl_tensor *bi
  * *db = NULL: the caller sums gy itself) */
 int kbl_conv_device_grads(kbl_tensor *gy, kbl_tensor *x, const int64_t *xs, kbl_tensor *w, int64_t kh, int64_t kw,
                           const kbl_conv_opts *o, kbl_tensor **dx, kbl_tensor **dw, kbl_tensor **db);
+/* conv_transpose2d's arithmetic: the input gradient of shape xs from gy and w,
+ * plus bias [c] (or NULL) */
+kbl_tensor *kbl_conv_device_transpose(kbl_tensor *gy, kbl_tensor *w, kbl_tensor *bias, const int64_t *xs,
+                                      const kbl_conv_opts *o);
 
 /* Release helpers: release every non-NULL argument. */
 void kbl_release_n(int n, ...);

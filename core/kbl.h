@@ -1,4 +1,5 @@
-/* kbl.h — the one public header of libkbl: tensors, ops, autograd and runtime.
+/* kbl.h — the public header of libkbl: tensors, ops, autograd and runtime (it
+ * includes the other parts' headers, so including it is enough).
  *
  *   kbl_tensor *x = kbl_randn(2, (int64_t[]){4, 3}, KBL_FLOAT32);
  *   kbl_tensor *w = kbl_randn(2, (int64_t[]){3, 2}, KBL_FLOAT32);
@@ -12,6 +13,10 @@
  * on failure they return NULL (or a non-zero int) and leave a message in a
  * thread-local buffer read by kbl_last_error(). Dimensions count from 0 and may
  * be negative (from the end). The library never aborts or exits.
+ *
+ * The data pipeline, checkpoint, signal and profiler declarations live in
+ * kbl_data.h, kbl_checkpoint.h, kbl_signal.h and kbl_profile.h, included at the
+ * end of this one.
  *
  * Everything between KBL_CDEF_BEGIN and KBL_CDEF_END is plain C that LuaJIT's
  * ffi.cdef accepts: the build extracts it into the Lua binding, so keep
@@ -139,6 +144,18 @@ kbl_tensor *kbl_get_grad(kbl_tensor *t);       /* new reference, or NULL */
 int kbl_set_grad(kbl_tensor *t, kbl_tensor *grad);   /* grad may be NULL */
 /* grad NULL means ones (t must have one element). */
 int kbl_backward(kbl_tensor *t, kbl_tensor *grad, int retain_graph);
+/* Called once per leaf during backward when the last of its gradient has been
+ * accumulated into leaf->grad (data-parallel training starts its all-reduce
+ * there: dist/buckets.c). Non-zero fails the backward. fn NULL removes it. */
+typedef int (*kbl_grad_ready_fn)(kbl_tensor *leaf, void *ctx);
+void kbl_set_grad_ready_hook(kbl_grad_ready_fn fn, void *ctx);
+/* The sum of x over the processes of a data-parallel job, differentiable (its
+ * gradient is the sum of the gradients): synchronized batch norm's statistics.
+ * libkbl_mpi.so sets the hook that sums a contiguous tensor in place; without
+ * it (one process) the result is a copy of x. */
+typedef int (*kbl_all_reduce_fn)(kbl_tensor *t, void *ctx);
+void kbl_set_all_reduce_hook(kbl_all_reduce_fn fn, void *ctx);
+kbl_tensor *kbl_all_reduce_sum(kbl_tensor *x);
 const char *kbl_grad_fn_name(const kbl_tensor *t);
 /* Reduces g to shape (sums the broadcast dims): the adjoint of expand. */
 kbl_tensor *kbl_sum_to(kbl_tensor *g, int ndim, const int64_t *shape);
@@ -226,35 +243,6 @@ kbl_tensor *kbl_pad(kbl_tensor *a, int npairs, const int64_t *pads, double value
 kbl_tensor *kbl_one_hot(kbl_tensor *labels, int64_t num_classes);
 kbl_tensor *kbl_flip(kbl_tensor *a, int ndims, const int *dims);
 
-/* ---- records (checkpoint.c) ------------------------------------------------ */
-/* Atomic files: written to "<path>.tmp.<pid>", fsync'd, renamed over path and
- * the directory fsync'd on commit; abort removes the temporary file. */
-typedef struct kbl_atomic_file kbl_atomic_file;
-kbl_atomic_file *kbl_atomic_open(const char *path);
-int kbl_atomic_write(kbl_atomic_file *f, const void *data, size_t n);
-int kbl_atomic_commit(kbl_atomic_file *f);   /* frees f, whatever the result */
-void kbl_atomic_abort(kbl_atomic_file *f);    /* frees f */
-int kbl_write_file_atomic(const char *path, const void *data, size_t n);
-/* Checkpoint files: header (magic, version, sizes, CRC-32s), then a zstd frame
- * of the JSON metadata and the named tensors. level 0 means zstd's level 3. */
-typedef struct kbl_checkpoint kbl_checkpoint;
-int kbl_checkpoint_save(const char *path, const char *meta, size_t meta_len, int n,
-                        const char **names, kbl_tensor **tensors, int level);
-int kbl_checkpoint_verify(const char *path);  /* header and checksums, no decompression */
-kbl_checkpoint *kbl_checkpoint_open(const char *path);   /* verified and decompressed */
-const char *kbl_checkpoint_meta(const kbl_checkpoint *c, size_t *len);
-int kbl_checkpoint_count(const kbl_checkpoint *c);
-const char *kbl_checkpoint_name(const kbl_checkpoint *c, int i);
-kbl_tensor *kbl_checkpoint_tensor(const kbl_checkpoint *c, int i);   /* a new copy */
-void kbl_checkpoint_close(kbl_checkpoint *c);
-int kbl_checkpoint_format_version(void);
-/* SIGINT/SIGTERM during fit: the handler records the signal, the loop polls
- * kbl_interrupt_pending() (the signal number, or 0) and checkpoints. */
-int kbl_interrupt_install(void);
-int kbl_interrupt_pending(void);
-void kbl_interrupt_clear(void);
-void kbl_interrupt_restore(void);
-
 /* ---- optimizers (optim.c) ---- */
 /* Fused updates, one call per parameter: param and its state tensors change in
  * place in one pass, following torch.optim's arithmetic. Every tensor is on one device,
@@ -272,150 +260,6 @@ int kbl_rmsprop_step(kbl_tensor *param, kbl_tensor *grad, kbl_tensor *square_avg
 /* clr is the step's learning rate, lr / (1 + (step - 1) * lr_decay). */
 int kbl_adagrad_step(kbl_tensor *param, kbl_tensor *grad, kbl_tensor *sum, double clr,
                      double weight_decay, double eps);
-
-/* ---- data: readers, batches, augmentation, prefetch, cache (data_*.c) ---- */
-/* Readers (data_io.c). An IDX file, gzip-compressed or plain (zlib reads both):
- * ubyte -> uint8, sbyte/short/int -> int32, float -> float32, double -> float64.
- * Values come as stored; labels are converted by kbl_data_labels. */
-kbl_tensor *kbl_data_idx_read(const char *path);
-int kbl_data_idx_write(const char *path, kbl_tensor *t, int gzip);
-/* A numeric CSV file as float64 [rows, fields]; header != 0 skips the first line. */
-kbl_tensor *kbl_data_csv_read(const char *path, char delimiter, int header);
-/* Labels stored counting from 0 (any dtype, 1-D) as int64 labels 1..C, checking
- * each is a whole number in [0, num_classes) (num_classes <= 0: only >= 0).
- * Messages name `what` (the file) and the line first_line + row when
- * first_line > 0, else the position 1 + row. */
-kbl_tensor *kbl_data_labels(kbl_tensor *t, int64_t num_classes, const char *what, int64_t first_line);
-/* 64-bit hashes for cache keys: of bytes, and of a tensor's dtype, shape and values. */
-uint64_t kbl_data_hash_bytes(const void *p, int64_t n, uint64_t h);
-uint64_t kbl_data_hash_tensor(kbl_tensor *t, uint64_t h);
-
-/* Random choices (data_augment.c): a pure function of (seed, salt, epoch, id, draw)
- * through kbl_philox; salt tells a pipeline's random steps apart. */
-int64_t kbl_data_randint(uint64_t seed, int32_t salt, uint64_t epoch, int64_t id, int64_t draw, int64_t n);
-/* The four words behind every such choice (draw < 2^24, id < 2^40). */
-void kbl_data_draw(uint64_t seed, int32_t salt, uint64_t epoch, int64_t id, uint64_t draw, uint32_t out[4]);
-/* A permutation of 0..n-1 (int64), the same for the same (seed, salt, epoch). */
-kbl_tensor *kbl_data_permutation(int64_t n, uint64_t seed, int32_t salt, uint64_t epoch);
-
-/* Batched augmentations on x [B, ..., H, W] float32; element b draws from
- * (seed, salt, epochs[b], ids[b]). Fields by kind: FLIP: prob, flags (1
- * horizontal, 2 vertical); CROP: size, pad, fill; TRANSLATE: pad (max shift),
- * fill; NOISE: a (std); ERASE: prob, a..b (area fraction), c..d (aspect ratio),
- * fill; MIXUP: a (alpha), num_classes; NORMALIZE: nchan (1 or x's dim 1), mean, std. */
-typedef enum kbl_data_op_kind {
-    KBL_AUG_NORMALIZE = 0, KBL_AUG_FLIP = 1, KBL_AUG_CROP = 2, KBL_AUG_TRANSLATE = 3,
-    KBL_AUG_NOISE = 4, KBL_AUG_ERASE = 5, KBL_AUG_MIXUP = 6
-} kbl_data_op_kind;
-typedef struct kbl_data_op {
-    int32_t kind;
-    int32_t salt;
-    uint64_t seed;
-    double prob, a, b, c, d, fill;
-    int64_t size[2];
-    int64_t pad[2];
-    int32_t flags;
-    int32_t nchan;
-    int64_t num_classes;
-    double mean[16];
-    double std[16];
-} kbl_data_op;
-/* Applies op; *x_out, *y_out are new references (y may be NULL: then *y_out is
- * NULL). inplace != 0 lets the op overwrite x (a batch the caller owns). Mixup
- * makes y soft targets float32 [B, num_classes] from labels 1..C or mixes soft y. */
-int kbl_data_augment(const kbl_data_op *op, kbl_tensor *x, kbl_tensor *y, const int64_t *ids,
-                     const int64_t *epochs, int inplace, kbl_tensor **x_out, kbl_tensor **y_out);
-
-/* Batches (data_batch.c). Rows ids of src (rows along dim 0) gathered into one
- * contiguous tensor of dtype, values multiplied by scale when converted. */
-kbl_tensor *kbl_data_gather(kbl_tensor *src, int64_t n, const int64_t *ids, int dtype, double scale);
-/* One batch: gather rows ids of x (and y) and apply the ops in order. ids also
- * serve as the elements' random ids, with epochs their epochs. */
-typedef struct kbl_data_job {
-    kbl_tensor *x;
-    kbl_tensor *y;             /* may be NULL */
-    int32_t x_dtype;
-    int32_t nops;
-    double x_scale;
-    int64_t n;
-    const int64_t *ids;
-    const int64_t *epochs;
-    const kbl_data_op *ops;
-    struct kbl_data_images *images; /* non-NULL: rows are these image files (x unused) */
-} kbl_data_job;
-int kbl_data_job_run(const kbl_data_job *job, kbl_tensor **x_out, kbl_tensor **y_out);
-/* Background threads running jobs; results come back in submission order. */
-typedef struct kbl_data_prefetcher kbl_data_prefetcher;
-kbl_data_prefetcher *kbl_data_prefetcher_new(int depth, int threads);
-int kbl_data_prefetcher_submit(kbl_data_prefetcher *p, const kbl_data_job *job); /* copies it */
-int kbl_data_prefetcher_next(kbl_data_prefetcher *p, kbl_tensor **x_out, kbl_tensor **y_out);
-int kbl_data_prefetcher_pending(kbl_data_prefetcher *p);
-void kbl_data_prefetcher_free(kbl_data_prefetcher *p);   /* cancels and joins */
-
-/* Cache files (data_cache.c): named tensors compressed with zstd under a key.
- * read returns how many tensors it read into out, or 0 when the file is absent,
- * stale (another key) or damaged, with the reason in kbl_last_error(). */
-int kbl_data_cache_write(const char *path, const char *key, int n, kbl_tensor **tensors, int level);
-int kbl_data_cache_read(const char *path, const char *key, int max, kbl_tensor **out);
-
-/* ---- data: image files and record shards (data_image.c, data_records.c) ---- */
-/* Image files (PNG, JPEG, BMP through stb_image). read: uint8 [C, H, W] with
- * channels 1 (grey) or 3 (RGB); info: out = {channels in the file, H, W}. */
-kbl_tensor *kbl_data_image_read(const char *path, int channels);
-int kbl_data_image_info(const char *path, int64_t out[3]);
-/* uint8 [C, H, W] or [H, W] (C 1, 3 or 4) written to path as PNG or BMP by
- * its extension; or as PNG into buf when cap is enough, returning the PNG's
- * size (or -1). */
-int kbl_data_image_write(const char *path, kbl_tensor *img);
-int64_t kbl_data_image_png(kbl_tensor *img, uint8_t *buf, int64_t cap);
-/* float32 [..., H, W] resized to h x w as PyTorch's bilinear interpolate
- * (align_corners = False, no antialiasing). */
-kbl_tensor *kbl_data_resize(kbl_tensor *x, int64_t h, int64_t w);
-/* The entries of a directory (hidden ones left out) as lines "d<name>" or
- * "f<name>" in buf when cap is enough; returns the bytes needed, or -1. */
-int64_t kbl_data_list_dir(const char *path, char *buf, int64_t cap);
-/* n image files decoded to float32 [channels, h, w] in [0, 1] (resized when
- * resize != 0, else each must be h x w), then center-cropped to crop_h x crop_w
- * (0: no crop). A kbl_data_job with images set decodes its rows on the thread
- * running it; with skip_bad a bad file is left out of its batch and counted. */
-typedef struct kbl_data_images kbl_data_images;
-kbl_data_images *kbl_data_images_new(int64_t n, const char *const *paths, int channels, int64_t h, int64_t w,
-                                     int resize, int64_t crop_h, int64_t crop_w, int skip_bad);
-kbl_data_images *kbl_data_images_retain(kbl_data_images *im);
-void kbl_data_images_free(kbl_data_images *im);   /* drops a reference */
-/* How many files were skipped since the last call, the first one's message in buf. */
-int64_t kbl_data_images_take_skipped(kbl_data_images *im, char *buf, int64_t cap);
-int kbl_data_images_job_run(const kbl_data_job *job, kbl_tensor **x_out, kbl_tensor **y_out);
-/* Record shards (data_records.c). write: one shard of x's rows (and y's), in
- * zstd blocks of block_rows with a checksum each; *checksum gets the hash of
- * its header and block table, which the index keeps. */
-int kbl_data_records_write(const char *path, kbl_tensor *x, kbl_tensor *y, int64_t block_rows, int level,
-                           uint64_t *checksum);
-/* A streamer: reads the shards in the order given on a background thread,
- * checking each against the index and each block against its checksum, draws
- * rows through a shuffle buffer (buffer <= 1: in order; draw t picks
- * kbl_data_randint(seed, salt, epoch, t, 0, rows held)) and makes batches of
- * x (float32 times x_scale when x_scale != 1 and not raw) and y, skipping the first
- * skip_batches, up to depth batches ahead. A row's id is first_ids[k] + its
- * row in shard k. next: *n = 0 at the end; -1 names the shard and records. */
-typedef struct kbl_data_records_spec {
-    int32_t nshards;
-    int32_t x_dtype, y_dtype;   /* y_dtype -1: no y */
-    int32_t xndim, yndim;
-    int32_t drop_remainder, depth, salt;
-    int32_t raw;                /* 1: x as stored (x_scale left to the caller) */
-    const char *const *paths;
-    const int64_t *counts, *sizes, *first_ids;
-    const uint64_t *checksums;
-    int64_t xshape[8], yshape[8];
-    double x_scale;
-    int64_t batch, buffer, skip_batches;
-    uint64_t seed, epoch;
-} kbl_data_records_spec;
-typedef struct kbl_data_records kbl_data_records;
-kbl_data_records *kbl_data_records_open(const kbl_data_records_spec *spec);
-int kbl_data_records_next(kbl_data_records *r, kbl_tensor **x, kbl_tensor **y, int64_t *ids, int64_t *n);
-void kbl_data_records_close(kbl_data_records *r);   /* stops and joins the thread */
 
 /* ---- conv: convolution, pooling, normalization, dropout, embedding (conv.c, pool.c,
  * norm.c, dropout.c, embedding.c) ---- */
@@ -480,6 +324,12 @@ kbl_tensor *kbl_norm_rows_backward(kbl_tensor *grad, kbl_tensor *x, kbl_tensor *
  * Philox generator. Not training, or p = 0: x itself. */
 kbl_tensor *kbl_dropout(kbl_tensor *x, double p, int training);
 kbl_tensor *kbl_dropout2d(kbl_tensor *x, double p, int training);
+/* Data-parallel training: this process holds rows [offset, offset + count) of a
+ * global batch of total rows. Dropout then draws each row's mask as the whole
+ * batch's would be drawn in one process (keyed by the global row) and advances
+ * the generator by the whole batch's draws, so masks do not depend on the
+ * number of processes. Applies to inputs whose first dim is count; total 0 turns it off. */
+void kbl_set_batch_shard(int64_t offset, int64_t count, int64_t total);
 /* The scaled keep-mask of dropout: 0 or 1/(1-p) in dtype, from the global generator. */
 kbl_tensor *kbl_dropout_mask(int ndim, const int64_t *shape, double p, int dtype);
 /* weight [num, dim] rows at indices (int64, from 0, any shape) -> [..., dim];
@@ -515,5 +365,12 @@ kbl_tensor *kbl_to_device(kbl_tensor *t, int device);
 #ifdef __cplusplus
 }
 #endif
+
+/* The rest of the public API, one header a part; the FFI gets their regions
+ * in this order after this one's. */
+#include "kbl_checkpoint.h"
+#include "kbl_signal.h"
+#include "kbl_data.h"
+#include "kbl_profile.h"
 
 #endif /* KBL_H */

@@ -118,6 +118,7 @@ done:
 /* the nodes' arguments */
 typedef struct { int training; } batch_norm_args;
 typedef struct { int64_t groups, inner; } norm_rows_args;
+KBL_ARGS_FIT(batch_norm_args);
 KBL_ARGS_FIT(norm_rows_args);
 
 static int bn_backward(kbl_node *nd, kbl_tensor *g, kbl_tensor **gin) {

@@ -46,11 +46,19 @@ static int pool_make(const char *op, const kbl_tensor *x, const int64_t *kernel,
     return 0;
 }
 
-static void pool_save(kbl_node *n, const pool_geom *g, int64_t extra) {
-    if (!n) return;
-    int64_t v[8] = {g->kh, g->kw, g->sh, g->sw, g->ph, g->pw, extra, 0};
-    memcpy(n->ip, v, sizeof v);
-    n->nip = 8;
+/* An average pooling node's arguments: its window, and whether the padding counts. */
+typedef struct {
+    int64_t kernel[2], stride[2], padding[2];
+    int count_include_pad;
+} avgpool_args;
+KBL_ARGS_FIT(avgpool_args);
+
+/* An upsampling node's arguments: the source scale per axis. */
+typedef struct { double scale_h, scale_w; } upsample_args;
+KBL_ARGS_FIT(upsample_args);
+
+static void pool_save(kbl_node *n, const pool_geom *g, int cip) {
+    if (n) *KBL_ARGS(n, avgpool_args) = (avgpool_args){{g->kh, g->kw}, {g->sh, g->sw}, {g->ph, g->pw}, cip};
 }
 
 /* One pooling kernel on the device of out: in and out contiguous; h, w are the
@@ -137,9 +145,9 @@ kbl_tensor *kbl_max_pool2d_backward(kbl_tensor *grad, kbl_tensor *indices, const
 /* ---- avg_pool2d ---------------------------------------------------------------------- */
 
 static int avgpool_backward(kbl_node *n, kbl_tensor *gy, kbl_tensor **gin) {
-    const int64_t *v = n->ip;
+    const avgpool_args *a = KBL_ARGS(n, avgpool_args);
     kbl_tensor *x = n->inputs[0];
-    gin[0] = kbl_avg_pool2d_backward(gy, x->shape + 2, v, v + 2, v + 4, (int)v[6]);
+    gin[0] = kbl_avg_pool2d_backward(gy, x->shape + 2, a->kernel, a->stride, a->padding, a->count_include_pad);
     return gin[0] ? 0 : -1;
 }
 
@@ -162,8 +170,8 @@ kbl_tensor *kbl_avg_pool2d(kbl_tensor *x, const int64_t *kernel, const int64_t *
 }
 
 static int avgpool_bwd_backward(kbl_node *n, kbl_tensor *gg, kbl_tensor **gin) {
-    const int64_t *v = n->ip;
-    gin[0] = kbl_avg_pool2d(gg, v, v + 2, v + 4, (int)v[6]);
+    const avgpool_args *a = KBL_ARGS(n, avgpool_args);
+    gin[0] = kbl_avg_pool2d(gg, a->kernel, a->stride, a->padding, a->count_include_pad);
     return gin[0] ? 0 : -1;
 }
 
@@ -259,7 +267,8 @@ static kbl_tensor *upsample_run(kbl_tensor *t, int64_t h, int64_t w, int64_t oh,
 }
 
 static int upsample_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
-    gin[0] = kbl_upsample_nearest2d_backward(g, n->inputs[0]->shape + 2, n->p[0], n->p[1]);
+    const upsample_args *a = KBL_ARGS(n, upsample_args);
+    gin[0] = kbl_upsample_nearest2d_backward(g, n->inputs[0]->shape + 2, a->scale_h, a->scale_w);
     return gin[0] ? 0 : -1;
 }
 
@@ -273,13 +282,14 @@ kbl_tensor *kbl_upsample_nearest2d(kbl_tensor *x, int64_t oh, int64_t ow, double
     }
     kbl_tensor *y = upsample_run(x, x->shape[2], x->shape[3], oh, ow, scale_h, scale_w, 0);
     kbl_node *node = kbl_record(op, upsample_backward, y, 1, &x);
-    if (node) node->p[0] = scale_h, node->p[1] = scale_w;
+    if (node) *KBL_ARGS(node, upsample_args) = (upsample_args){scale_h, scale_w};
     return y;
 }
 
 static int upsample_bwd_backward(kbl_node *n, kbl_tensor *gg, kbl_tensor **gin) {
     kbl_tensor *g = n->inputs[0];
-    gin[0] = kbl_upsample_nearest2d(gg, g->shape[2], g->shape[3], n->p[0], n->p[1]);
+    const upsample_args *a = KBL_ARGS(n, upsample_args);
+    gin[0] = kbl_upsample_nearest2d(gg, g->shape[2], g->shape[3], a->scale_h, a->scale_w);
     return gin[0] ? 0 : -1;
 }
 
@@ -293,6 +303,6 @@ kbl_tensor *kbl_upsample_nearest2d_backward(kbl_tensor *grad, const int64_t *inp
     }
     kbl_tensor *dx = upsample_run(grad, input_hw[0], input_hw[1], grad->shape[2], grad->shape[3], scale_h, scale_w, 1);
     kbl_node *node = kbl_record(op, upsample_bwd_backward, dx, 1, &grad);
-    if (node) node->p[0] = scale_h, node->p[1] = scale_w;
+    if (node) *KBL_ARGS(node, upsample_args) = (upsample_args){scale_h, scale_w};
     return dx;
 }

@@ -11,6 +11,8 @@ typedef struct { double count; } std_args;          /* count - correction */
 typedef struct { double p; } norm_args;             /* finite, not 1 */
 typedef struct { int dim, all; } extreme_args;
 KBL_ARGS_FIT(sum_args);
+KBL_ARGS_FIT(std_args);
+KBL_ARGS_FIT(norm_args);
 KBL_ARGS_FIT(extreme_args);
 
 static int sum_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
@@ -130,23 +132,23 @@ kbl_tensor *kbl_var(kbl_tensor *a, int ndims, const int *dims, double correction
 
 /* num / den, and 0 where den is 0 */
 static kbl_tensor *div_or_zero(kbl_tensor *num, kbl_tensor *den) {
-    kbl_tensor *q = kbl_div(num, den), *z = kbl_zeros_on(den->device, 0, NULL, den->dtype);
-    kbl_tensor *m = z ? kbl_binary(KBL_EQ, den, z) : NULL;
-    kbl_tensor *r = q && m ? kbl_where(m, z, q) : NULL;
-    kbl_release_n(3, q, z, m);
+    if (!num || !den) return NULL; /* a failed operand: its message stands */
+    kbl_temps s = {0};
+    kbl_tensor *z = KBL_TMP(&s, kbl_zeros_on(den->device, 0, NULL, den->dtype));
+    kbl_tensor *r = KBL_OUT(&s, kbl_where(KBL_TMP(&s, kbl_binary(KBL_EQ, den, z)), z, KBL_TMP(&s, kbl_div(num, den))));
+    kbl_temps_release(&s);
     return r;
 }
 
 /* saved: std with reduced dims kept, the mean likewise */
 static int std_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     kbl_tensor *a = n->inputs[0], *sk = n->saved[0], *mu = n->saved[1];
-    kbl_tensor *gk = kbl_reshape(g, sk->ndim, sk->shape);
-    kbl_tensor *den = kbl_unary(KBL_AFFINE, sk, KBL_ARGS(n, std_args)->count, 0);
-    kbl_tensor *q = gk && den ? div_or_zero(gk, den) : NULL;
-    kbl_tensor *d = kbl_sub(a, mu);
-    gin[0] = q && d ? kbl_mul(d, q) : NULL; /* (x - mean) g / ((n - c) std) */
-    kbl_release_n(4, gk, den, q, d);
-    return gin[0] ? 0 : -1;
+    kbl_temps s = {0};
+    kbl_tensor *gk = KBL_TMP(&s, kbl_reshape(g, sk->ndim, sk->shape));
+    kbl_tensor *den = KBL_TMP(&s, kbl_unary(KBL_AFFINE, sk, KBL_ARGS(n, std_args)->count, 0));
+    /* (x - mean) g / ((n - c) std) */
+    gin[0] = KBL_OUT(&s, kbl_mul(KBL_TMP(&s, kbl_sub(a, mu)), KBL_TMP(&s, div_or_zero(gk, den))));
+    return kbl_temps_release(&s);
 }
 
 kbl_tensor *kbl_std(kbl_tensor *a, int ndims, const int *dims, double correction, int keepdim) {
@@ -179,21 +181,17 @@ kbl_tensor *kbl_std(kbl_tensor *a, int ndims, const int *dims, double correction
 static int norm_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     kbl_tensor *a = n->inputs[0], *rk = n->saved[0];
     double p = KBL_ARGS(n, norm_args)->p;
-    kbl_tensor *gk = kbl_reshape(g, rk->ndim, rk->shape);
-    kbl_tensor *den = p == 2 ? kbl_tensor_retain(rk) : kbl_unary(KBL_POW_SCALAR, rk, p - 1, 0);
-    kbl_tensor *q = gk && den ? div_or_zero(gk, den) : NULL;
-    kbl_tensor *num = NULL; /* d|x|_p / dx = sign(x) |x|^(p-1) / |x|_p^(p-1) */
-    if (p == 2) {
-        num = kbl_tensor_retain(a);
-    } else {
-        kbl_tensor *ab = kbl_unary(KBL_ABS, a, 0, 0), *pw = ab ? kbl_unary(KBL_POW_SCALAR, ab, p - 1, 0) : NULL;
-        kbl_tensor *sg = kbl_unary(KBL_SIGN, a, 0, 0);
-        num = pw && sg ? kbl_mul(sg, pw) : NULL;
-        kbl_release_n(3, ab, pw, sg);
-    }
-    gin[0] = q && num ? kbl_mul(num, q) : NULL;
-    kbl_release_n(4, gk, den, q, num);
-    return gin[0] ? 0 : -1;
+    kbl_temps s = {0};
+    /* d|x|_p / dx = sign(x) |x|^(p-1) / |x|_p^(p-1) */
+    kbl_tensor *num = p == 2 ? a
+                             : KBL_TMP(&s, kbl_mul(KBL_TMP(&s, kbl_unary(KBL_SIGN, a, 0, 0)),
+                                                   KBL_TMP(&s, kbl_unary(KBL_POW_SCALAR,
+                                                                         KBL_TMP(&s, kbl_unary(KBL_ABS, a, 0, 0)),
+                                                                         p - 1, 0))));
+    kbl_tensor *den = p == 2 ? rk : KBL_TMP(&s, kbl_unary(KBL_POW_SCALAR, rk, p - 1, 0));
+    kbl_tensor *gk = KBL_TMP(&s, kbl_reshape(g, rk->ndim, rk->shape));
+    gin[0] = KBL_OUT(&s, kbl_mul(num, KBL_TMP(&s, div_or_zero(gk, den))));
+    return kbl_temps_release(&s);
 }
 
 /* max over several dims (keepdim), without gradient: the shift of logsumexp */
@@ -293,24 +291,20 @@ kbl_tensor *kbl_norm(kbl_tensor *a, double p, int ndims, const int *dims, int ke
 static int extreme_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     kbl_tensor *in = n->inputs[0], *idx = n->saved[0];
     int dim = KBL_ARGS(n, extreme_args)->dim, all = KBL_ARGS(n, extreme_args)->all;
-    kbl_tensor *z = kbl_zeros_on(g->device, all ? 1 : in->ndim, all ? (int64_t[]){kbl_numel(in)} : in->shape, g->dtype);
-    if (!z) return -1;
-    kbl_tensor *gk = NULL, *ik = NULL, *r = NULL;
-    if (all) {
-        gk = kbl_reshape(g, 1, (int64_t[]){1});
-        ik = kbl_reshape(idx, 1, (int64_t[]){1});
-        r = gk && ik ? kbl_scatter_add(z, 0, ik, gk) : NULL;
-        kbl_tensor *v = r ? kbl_reshape(r, in->ndim, in->shape) : NULL;
-        kbl_tensor_release(r);
-        r = v;
-    } else {
-        gk = g->ndim == in->ndim ? kbl_tensor_retain(g) : kbl_unsqueeze(g, dim);
-        ik = idx->ndim == in->ndim ? kbl_tensor_retain(idx) : kbl_unsqueeze(idx, dim);
-        r = gk && ik ? kbl_scatter_add(z, dim, ik, gk) : NULL;
+    kbl_temps s = {0};
+    if (all) { /* g lands at the flat position idx */
+        int64_t one[1] = {1}, numel[1] = {kbl_numel(in)};
+        kbl_tensor *z = KBL_TMP(&s, kbl_zeros_on(g->device, 1, numel, g->dtype));
+        kbl_tensor *flat = KBL_TMP(&s, kbl_scatter_add(z, 0, KBL_TMP(&s, kbl_reshape(idx, 1, one)),
+                                                       KBL_TMP(&s, kbl_reshape(g, 1, one))));
+        gin[0] = KBL_OUT(&s, kbl_reshape(flat, in->ndim, in->shape));
+    } else { /* g lands at idx along dim */
+        kbl_tensor *z = KBL_TMP(&s, kbl_zeros_on(g->device, in->ndim, in->shape, g->dtype));
+        kbl_tensor *gk = g->ndim == in->ndim ? g : KBL_TMP(&s, kbl_unsqueeze(g, dim));
+        kbl_tensor *ik = idx->ndim == in->ndim ? idx : KBL_TMP(&s, kbl_unsqueeze(idx, dim));
+        gin[0] = KBL_OUT(&s, kbl_scatter_add(z, dim, ik, gk));
     }
-    kbl_release_n(3, z, gk, ik);
-    gin[0] = r;
-    return r ? 0 : -1;
+    return kbl_temps_release(&s);
 }
 
 static kbl_tensor *extreme(const char *op, int is_max, kbl_tensor *a, int dim, int all, int keepdim,

@@ -6,6 +6,8 @@
 
 static const size_t dtype_sizes[] = {4, 8, 4, 8, 1};
 static const char *dtype_names[] = {"float32", "float64", "int32", "int64", "uint8"};
+_Static_assert(sizeof dtype_sizes / sizeof *dtype_sizes == KBL_UINT8 + 1, "a size for every dtype");
+_Static_assert(sizeof dtype_names / sizeof *dtype_names == KBL_UINT8 + 1, "a name for every dtype");
 
 size_t kbl_dtype_size(int dtype) { return dtype >= 0 && dtype <= KBL_UINT8 ? dtype_sizes[dtype] : 0; }
 const char *kbl_dtype_name(int dtype) { return dtype >= 0 && dtype <= KBL_UINT8 ? dtype_names[dtype] : "?"; }
@@ -15,6 +17,7 @@ size_t kbl_offsetof_tensor_storage(void) { return offsetof(kbl_tensor, storage);
 /* float64 > float32 > int64 > int32 > uint8 */
 int kbl_promote(int a, int b) {
     static const int rank[] = {3, 4, 1, 2, 0};
+    _Static_assert(sizeof rank / sizeof *rank == KBL_UINT8 + 1, "a rank for every dtype");
     return rank[a] >= rank[b] ? a : b;
 }
 

@@ -2,6 +2,14 @@
  * transpose, permute, narrow, select, expand, squeeze, unsqueeze, alias. */
 #include "internal.h"
 
+/* The node arguments of the views whose backward needs more than the input's shape. */
+typedef struct { int d0, d1; } transpose_args;
+typedef struct { int ndim, dims[KBL_MAX_DIMS]; } permute_args;   /* output dim d is input dim dims[d] */
+typedef struct { int dim, select; int64_t start; } slice_args;  /* select: dim was dropped */
+KBL_ARGS_FIT(transpose_args);
+KBL_ARGS_FIT(permute_args);
+KBL_ARGS_FIT(slice_args);
+
 kbl_tensor *kbl_alias(kbl_tensor *t) {
     if (kbl_check_dev("alias", t, "tensor")) return NULL;
     return kbl_tensor_wrap(t->storage, t->dtype, t->ndim, t->shape, t->strides, t->offset);
@@ -106,7 +114,8 @@ kbl_tensor *kbl_reshape(kbl_tensor *t, int ndim, const int64_t *shape) {
 }
 
 static int transpose_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
-    gin[0] = kbl_transpose(g, (int)n->ip[0], (int)n->ip[1]);
+    const transpose_args *a = KBL_ARGS(n, transpose_args);
+    gin[0] = kbl_transpose(g, a->d0, a->d1);
     return gin[0] ? 0 : -1;
 }
 
@@ -121,14 +130,15 @@ kbl_tensor *kbl_transpose(kbl_tensor *t, int d0, int d1) {
     sh[a] = t->shape[b], sh[b] = t->shape[a];
     st[a] = t->strides[b], st[b] = t->strides[a];
     kbl_tensor *r = make_view("transpose", t, t->ndim, sh, st, t->offset, transpose_backward);
-    if (r && r->grad_fn) r->grad_fn->ip[0] = a, r->grad_fn->ip[1] = b;
+    if (r && r->grad_fn) *KBL_ARGS(r->grad_fn, transpose_args) = (transpose_args){a, b};
     return r;
 }
 
 static int permute_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
+    const permute_args *a = KBL_ARGS(n, permute_args);
     int inv[KBL_MAX_DIMS];
-    for (int d = 0; d < n->nip; d++) inv[n->ip[d]] = d;
-    gin[0] = kbl_permute(g, n->nip, inv);
+    for (int d = 0; d < a->ndim; d++) inv[a->dims[d]] = d;
+    gin[0] = kbl_permute(g, a->ndim, inv);
     return gin[0] ? 0 : -1;
 }
 
@@ -154,27 +164,26 @@ kbl_tensor *kbl_permute(kbl_tensor *t, int ndim, const int *dims) {
     }
     kbl_tensor *r = make_view("permute", t, ndim, sh, st, t->offset, permute_backward);
     if (r && r->grad_fn) {
-        r->grad_fn->nip = ndim;
-        for (int d = 0; d < ndim; d++) r->grad_fn->ip[d] = p[d];
+        permute_args *a = KBL_ARGS(r->grad_fn, permute_args);
+        a->ndim = ndim;
+        memcpy(a->dims, p, sizeof(int) * (size_t)ndim);
     }
     return r;
 }
 
-/* backward of narrow and select: the gradient lands in a zero tensor of the input's shape */
+/* backward of narrow and select: the gradient zero-padded back to the input's
+ * size along the dim (select's first given that dim back) */
 static int slice_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
+    const slice_args *a = KBL_ARGS(n, slice_args);
     kbl_tensor *in = n->inputs[0];
-    kbl_tensor *z = kbl_zeros_on(g->device, in->ndim, in->shape, g->dtype);
-    if (!z) return -1;
-    int dim = (int)n->ip[0];
-    kbl_tensor *part = n->ip[2] ? kbl_select(z, dim, n->ip[1]) : kbl_narrow(z, dim, n->ip[1], g->shape[dim]);
-    int rc = part ? kbl_copy_(part, g) : -1;
-    kbl_tensor_release(part);
-    if (rc) {
-        kbl_tensor_release(z);
-        return -1;
-    }
-    gin[0] = z;
-    return 0;
+    int k = in->ndim - 1 - a->dim; /* pad's pairs run from the last dim */
+    int64_t pads[2 * KBL_MAX_DIMS] = {0};
+    pads[2 * k] = a->start;
+    pads[2 * k + 1] = in->shape[a->dim] - a->start - (a->select ? 1 : g->shape[a->dim]);
+    kbl_temps s = {0};
+    kbl_tensor *slab = a->select ? KBL_TMP(&s, kbl_unsqueeze(g, a->dim)) : g;
+    gin[0] = KBL_OUT(&s, kbl_pad(slab, k + 1, pads, 0));
+    return kbl_temps_release(&s);
 }
 
 kbl_tensor *kbl_narrow(kbl_tensor *t, int dim, int64_t start, int64_t length) {
@@ -195,7 +204,7 @@ kbl_tensor *kbl_narrow(kbl_tensor *t, int dim, int64_t start, int64_t length) {
     memcpy(sh, t->shape, sizeof sh);
     sh[d] = length;
     kbl_tensor *r = make_view("narrow", t, t->ndim, sh, t->strides, t->offset + start * t->strides[d], slice_backward);
-    if (r && r->grad_fn) r->grad_fn->ip[0] = d, r->grad_fn->ip[1] = start, r->grad_fn->ip[2] = 0;
+    if (r && r->grad_fn) *KBL_ARGS(r->grad_fn, slice_args) = (slice_args){d, 0, start};
     return r;
 }
 
@@ -217,7 +226,7 @@ kbl_tensor *kbl_select(kbl_tensor *t, int dim, int64_t index) {
     for (int e = 0; e < t->ndim; e++)
         if (e != d) sh[k] = t->shape[e], st[k++] = t->strides[e];
     kbl_tensor *r = make_view("select", t, t->ndim - 1, sh, st, t->offset + i * t->strides[d], slice_backward);
-    if (r && r->grad_fn) r->grad_fn->ip[0] = d, r->grad_fn->ip[1] = i, r->grad_fn->ip[2] = 1;
+    if (r && r->grad_fn) *KBL_ARGS(r->grad_fn, slice_args) = (slice_args){d, 1, i};
     return r;
 }
 

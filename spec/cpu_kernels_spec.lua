@@ -2,7 +2,8 @@
 -- loops for float64, core/cpu/dnnl_*.c) on odd shapes, against a float64
 -- reference written here in Lua: 1x1 kernels, stride 2, groups, depthwise,
 -- dilation, batch 1, asymmetric padding, non-contiguous inputs, transposed and
--- broadcast matmul operands. Float32 must be float32: the tolerance (2e-5 of
+-- broadcast matmul operands; float32 average pooling and softmax (oneDNN),
+-- layer and group norm rows against float64. Float32 must be float32: the tolerance (2e-5 of
 -- the largest value) fails a kernel that computes in bf16 (about 4e-3).
 local kbl = require 'kbl'
 local H = require 'helper'
@@ -254,6 +255,85 @@ describe('matmul on the CPU kernels', function()
       check(w.grad, H.flat(kbl.matmul(g64:reshape{6, 7}:t(), x64:reshape{6, 20})), TOL32, 'grad weight')
       check(b.grad, H.flat(g64:reshape{6, 7}:sum(1)), TOL32, 'grad bias')
    end)
+end)
+
+-- ---- average pooling: oneDNN for float32 (core/cpu/dnnl_pool.c), loops for float64 ----
+
+describe('avg_pool2d on the CPU kernels', function()
+   local CASES = {
+      {name = '2x2 stride 2 (the CNN shape), even size', shape = {3, 16, 8, 8}, k = 2, o = {}},
+      {name = '3x3 stride 2 padding 1, odd size, padding counted', shape = {2, 5, 7, 9}, k = 3,
+         o = {stride = 2, padding = 1, count_include_pad = true}},
+      {name = '3x2 strides 2x1 padding 1, padding not counted', shape = {1, 3, 6, 5}, k = {3, 2},
+         o = {stride = {2, 1}, padding = 1, count_include_pad = false}},
+      {name = 'odd size, floor output', shape = {2, 4, 9, 7}, k = 2, o = {}},
+   }
+   for _, c in ipairs(CASES) do
+      it(c.name .. ': float32 agrees with the float64 loops, forward and backward, and repeats bit for bit', function()
+         kbl.manual_seed(8)
+         local x64 = kbl.randn(c.shape, {dtype = 'float64', requires_grad = true})
+         local y64 = kbl.avg_pool2d(x64, c.k, c.o)
+         local gy = kbl.randn(y64:size(), {dtype = 'float64'})
+         y64:backward(gy)
+         local runs = {}
+         for r = 1, 2 do
+            local x32 = x64:detach():float():requires_grad_()
+            local y32 = kbl.avg_pool2d(x32, c.k, c.o)
+            y32:backward(gy:float())
+            check(y32, H.flat(y64), TOL32, 'y')
+            check(x32.grad, H.flat(x64.grad), TOL32, 'grad x')
+            runs[r] = {H.flat(y32:double()), H.flat(x32.grad:double())}
+         end
+         assert.are.same(runs[1], runs[2])
+      end)
+   end
+end)
+
+describe('softmax on the CPU kernels (oneDNN for float32)', function()
+   it('agrees with float64 on rows of many widths and repeats bit for bit', function()
+      kbl.manual_seed(9)
+      for _, shape in ipairs{{1, 1}, {3, 10}, {128, 10}, {7, 1000}, {2, 3, 17}} do
+         local x = kbl.randn(shape) * 4
+         local want = H.flat(x:double():softmax(#shape))
+         local a, b = x:softmax(#shape), x:softmax(#shape)
+         check(a, want, TOL32, 'softmax ' .. table.concat(shape, 'x'))
+         assert.are.same(H.flat(a), H.flat(b))
+      end
+   end)
+end)
+
+describe('layer_norm and group_norm rows on the CPU kernels', function()
+   -- rows wider than the kernels' 64-parameter blocks and not a multiple of them;
+   -- group_norm on 1x1 maps has one element per parameter, like layer_norm
+   local CASES = {
+      {'layer_norm [37, 100]', {37, 100}, function(x, w, b) return kbl.layer_norm(x, {100}, w, b) end, {100}},
+      {'group_norm [5, 300, 1, 1], 3 groups', {5, 300, 1, 1},
+         function(x, w, b) return kbl.group_norm(x, 3, w, b) end, {300}},
+   }
+   for _, c in ipairs(CASES) do
+      it(c[1] .. ': float32 agrees with float64, gradients too, and repeats bit for bit', function()
+         kbl.manual_seed(10)
+         local x64 = kbl.randn(c[2], {dtype = 'float64', requires_grad = true})
+         local w64 = kbl.randn(c[4], {dtype = 'float64', requires_grad = true})
+         local b64 = kbl.randn(c[4], {dtype = 'float64', requires_grad = true})
+         local y64 = c[3](x64, w64, b64)
+         local gy = kbl.randn(y64:size(), {dtype = 'float64'})
+         y64:backward(gy)
+         local runs = {}
+         for r = 1, 2 do
+            local x, w, b = x64:detach():float():requires_grad_(), w64:detach():float():requires_grad_(),
+               b64:detach():float():requires_grad_()
+            local y = c[3](x, w, b)
+            y:backward(gy:float())
+            check(y, H.flat(y64), 1e-5, 'y')
+            check(x.grad, H.flat(x64.grad), 1e-4, 'grad x')
+            check(w.grad, H.flat(w64.grad), 1e-5, 'grad weight')
+            check(b.grad, H.flat(b64.grad), 1e-5, 'grad bias')
+            runs[r] = {H.flat(y), H.flat(x.grad), H.flat(w.grad), H.flat(b.grad)}
+         end
+         assert.are.same(runs[1], runs[2])
+      end)
+   end
 end)
 
 describe('kbl info', function()

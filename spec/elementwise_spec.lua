@@ -117,6 +117,31 @@ describe('activations', function()
       H.assert_close(kbl.tensor{-100, 100}:sigmoid(), {0, 1})
    end)
 
+   -- What keeps these ops fused rather than composites of primitives (see the
+   -- table in core/ops_unary.def and bench/unary_fused.lua): float32 precision
+   -- where 2 sigmoid(2x) - 1 (tanh near 0) or 1 + tanh u (gelu_tanh's negative
+   -- tail) cancel, and finite gradients where exp overflows.
+   it('keep float32 precision and finite gradients where composites lose them', function()
+      local v = {1e-6, -3e-4, 0.01, 0.4, -2, -5, -8}
+      local x32 = kbl.tensor(v)
+      local th, gt = x32:tanh(), x32:gelu('tanh')
+      for i, xv in ipairs(x32:tolist()) do
+         local r = math.tanh(xv)
+         assert.is_true(math.abs(th[i] - r) <= 1e-6 * math.abs(r), 'tanh(' .. xv .. ') = ' .. th[i])
+         local u = math.sqrt(2 / math.pi) * (xv + 0.044715 * xv ^ 3)
+         r = xv / (1 + math.exp(-2 * u))   -- x sigmoid(2u), exact in the tail
+         assert.is_true(math.abs(gt[i] - r) <= 1e-5 * math.abs(r), 'gelu_tanh(' .. xv .. ') = ' .. gt[i])
+      end
+      for _, name in ipairs{'sigmoid', 'tanh', 'silu', 'softplus', 'elu', 'gelu', 'gelu_tanh'} do
+         local big = kbl.tensor{-200, -90, -13, 13, 90, 200}:requires_grad_()
+         local y = name == 'gelu_tanh' and big:gelu('tanh') or big[name](big)
+         y:sum():backward()
+         for i, g in ipairs(big.grad:tolist()) do
+            assert.is_true(g == g and math.abs(g) < math.huge, name .. "'s gradient at " .. big[i] .. ': ' .. g)
+         end
+      end
+   end)
+
    local cases = {
       gelu = function(t) return t:gelu() end,
       gelu_tanh = function(t) return t:gelu('tanh') end,

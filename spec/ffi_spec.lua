@@ -1,6 +1,7 @@
--- ffi: the Lua binding's declarations are the header's own (generated from
--- core/kbl.h by the build, never copied by hand), every declared function is in
--- the library, and the struct layout LuaJIT sees is the C compiler's.
+-- ffi: the Lua binding's declarations are the headers' own (generated from
+-- core/kbl.h and the kbl_*.h it includes by the build, never copied by hand),
+-- every declared function is in the library, and the struct layout LuaJIT sees
+-- is the C compiler's.
 local ffi = require 'ffi'
 local lib = require 'kbl.lib'
 local C = lib.C
@@ -17,12 +18,20 @@ end
 -- The header's text between the markers, as cmake/gen_cdef.cmake cuts it: an
 -- op table's #include "x.def" becomes its enum lines, the X-macro's #define and
 -- #undef lines go.
-local function header_region()
-   local h = read('core/kbl.h')
+-- kbl.h's region comes first, then that of each kbl_*.h it includes, in order.
+local function one_region(path)
+   local h = read(path)
    local open_mark, close_mark = '/* KBL_CDEF_BEGIN */', '/* KBL_CDEF_END */'
-   local b = assert(h:find(open_mark, 1, true), 'kbl.h lacks KBL_CDEF_BEGIN')
-   local e = assert(h:find(close_mark, 1, true), 'kbl.h lacks KBL_CDEF_END')
-   local region = h:sub(b + #open_mark, e - 1)
+   local b = assert(h:find(open_mark, 1, true), path .. ' lacks KBL_CDEF_BEGIN')
+   local e = assert(h:find(close_mark, 1, true), path .. ' lacks KBL_CDEF_END')
+   return h:sub(b + #open_mark, e - 1), h
+end
+
+local function header_region()
+   local region, h = one_region('core/kbl.h')
+   for part in h:gmatch('\n#include "(kbl_[%l_]+%.h)"') do
+      region = region .. one_region('core/' .. part)
+   end
    region = region:gsub('#include "([%w_]+%.def)"\n', function(def)
       local lines = {}
       for name in ('\n' .. read('core/' .. def)):gmatch('\nKBL_%u+%(([%u%d_]+),') do
@@ -39,6 +48,17 @@ describe('the FFI declarations', function()
       assert.are.equal(header_region(), generated)
       -- and the binding loads that very module
       assert.are.equal(generated, require('kbl.cdef'))
+   end)
+
+   it('keep kbl.h to tensors and ops: data, checkpoint and signal parts have headers of their own',
+      function()
+      local own = one_region('core/kbl.h')
+      for part, pattern in pairs{['kbl_data.h'] = 'kbl_data_idx_', ['kbl_checkpoint.h'] = 'kbl_checkpoint_',
+                                 ['kbl_signal.h'] = 'kbl_interrupt_'} do
+         assert.is_nil(own:find(pattern, 1, true), 'kbl.h declares ' .. pattern .. '*')
+         assert.is_truthy(one_region('core/' .. part):find(pattern, 1, true), part)
+         assert.is_truthy(header_region():find(one_region('core/' .. part), 1, true), part .. ' not in the FFI')
+      end
    end)
 
    it('hold plain C that ffi.cdef accepts: no preprocessor lines', function()

@@ -20,6 +20,14 @@ int kbl_cpu_gemm(int dtype, int trans_a, int trans_b, int64_t m, int64_t n, int6
  * is overwritten. */
 int kbl_cpu_conv(int which, const kbl_conv_desc *d, void *x, void *w, void *y);
 
+/* Float32 average pooling (KBL_POOL_AVG), forward or backward, on plain planes
+ * (dnnl_pool.c: measured faster than core/cpu/pool.c's loops). */
+int kbl_dnnl_avg_pool(const kbl_pool_desc *d);
+
+/* Float32 softmax of each row of contiguous [rows, cols] (dnnl_softmax.c:
+ * measured faster than core/cpu/softmax.c's loop). */
+int kbl_dnnl_softmax_rows(int64_t rows, int64_t cols, const float *src, float *dst);
+
 /* "oneDNN 2.6.3 (ISA: AVX-512 BF16; math: strict float32; threading: openmp)":
  * the library, the instruction set its JIT uses here, and its math mode. */
 const char *kbl_dnnl_info(void);

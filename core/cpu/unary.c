@@ -1,6 +1,17 @@
 /* unary.c — the CPU's kernels for elementwise ops of one tensor (math and
  * activations, with up to two scalar parameters) over a kbl_iter, and their
- * derivatives as one fused pass: out = g * f'(x) on contiguous buffers. */
+ * derivatives as one fused pass: out = g * f'(x) on contiguous buffers.
+ *
+ * Measured against oneDNN 2.6.3's eltwise primitive (jit:avx512_core; 1M
+ * float32, 1 thread, CPU time, Intel Xeon AVX-512 KVM guest, busy machine;
+ * bench/cpu_ops.lua, bench/dnnl_ops.c), forward ms, kbl / oneDNN: relu 0.29 /
+ * 0.29, sigmoid 2.39-2.56 / 0.47, tanh 9.76 / 0.42. oneDNN's float32 error
+ * against double on [-20, 20) (2^20 points): sigmoid 3.4 ulp (libm's expf
+ * form 2.5), tanh 1.2 ulp (tanhf 2.0). Not taken yet: relu is level, and an
+ * eltwise primitive is JIT-compiled per element count (a cache keyed on n
+ * would recompile for each new shape; chunks of a fixed size and a tail would
+ * not), so the fused scalar forms of ops_scalar.h stay, shared with the CUDA
+ * kernels and the float64 path. The next place to gain: sigmoid 5x, tanh 23x. */
 #include "cpu.h"
 
 #include <omp.h>
