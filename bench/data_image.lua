@@ -9,7 +9,8 @@
 --     shuffled, batch 128, prefetch(2).
 -- Best of several epochs each (the machine is shared). The PNG folder and the
 -- records are made on first use: BENCH_PNG_DIR (default /tmp/kbl_bench/fmnist_png)
--- and BENCH_RECORDS_DIR (default /tmp/kbl_bench/fmnist_records).
+-- and BENCH_RECORDS_DIR (default /tmp/kbl_bench/fmnist_records); BENCH_RECORD_THREADS
+-- sets data.records{threads =} (default 2 decompression threads).
 --   bin/kbl bench/data_image.lua
 local data = require 'kbl.data'
 local clock = require 'kbl.clock'
@@ -82,7 +83,7 @@ end
 
 -- 2. records against memory
 local mem = data.fashion_mnist{validation = 0}
-local rec = data.records{dir = REC}
+local rec = data.records{dir = REC, threads = tonumber(os.getenv('BENCH_RECORD_THREADS') or '') or nil}
 local _, mem_b, mem_c = rate(mem:split('train'):shuffle{seed = 1}:batch(128):prefetch(2), TRIALS + 2)
 local _, rec_b, rec_c = rate(rec:split('train'):shuffle{seed = 1}:batch(128):prefetch(2), TRIALS + 2)
 result.records = {memory = mem_b, records = rec_b, memory_cpu = mem_c, records_cpu = rec_c}

@@ -345,7 +345,9 @@ static void *worker(void *arg) {
         s->state = SLOT_RUNNING;
         pthread_mutex_unlock(&p->mu);
         kbl_tensor *x = NULL, *y = NULL;
+        double t0 = kbl_profiling() ? kbl_profile_clock() : 0;
         int rc = kbl_data_job_run(&s->job, &x, &y);
+        if (t0 != 0) kbl_profile_add("batch (prefetch thread)", KBL_PROFILE_DATA, t0, kbl_profile_clock());
         pthread_mutex_lock(&p->mu);
         s->x = x;
         s->y = y;

@@ -96,6 +96,29 @@ describe('kbl data', function()
       assert.are.equal(6, n)
    end)
 
+   it('show -o grid.png tiles the samples in one image and prints their classes row by row', function()
+      local png = tmp .. '/grid.png'
+      local rc, out, err = H.kbl('data show ' .. root .. ' --channels 1 -n 6 -o ' .. png, tmp)
+      assert.are.equal(0, rc, err)
+      assert.matches('wrote 6 samples to ' .. png .. ' (2 x 3 grid)', out, 1, true)
+      local rows = {}
+      for l in out:gmatch('row %d: ([^\n]*)') do rows[#rows + 1] = l end
+      assert.are.equal(2, #rows)
+      for _, l in ipairs(rows) do assert.matches('^%a+ %(%d%), %a+ %(%d%), %a+ %(%d%)$', l) end
+      -- 3 columns of 5 and 2 rows of 6 pixels, 2 apart on white; every cell the sample
+      local g = T.wrap(C.kbl_data_image_read(png, 1))
+      assert.are.same({1, 2 * 8 + 2, 3 * 7 + 2}, g:size())
+      local sample = (kbl.arange(30):view(1, 6, 5) * 8 + 10):to('uint8')
+      local white = 0
+      for r = 0, 1 do
+         for q = 0, 2 do
+            assert.are.equal(H.bytes(sample), H.bytes(g:narrow(2, 3 + r * 8, 6):narrow(3, 3 + q * 7, 5)))
+         end
+      end
+      for _, v in ipairs(g:view(-1):tolist()) do if v == 255 then white = white + 1 end end
+      assert.are.equal(18 * 23 - 6 * 30, white)
+   end)
+
    it('show --augmented runs a config\'s augmentations; plain sources are refused', function()
       local cfg = H.write(tmp .. '/exp.lua', string.format([[
 return {

@@ -97,26 +97,145 @@ describe('data.records', function()
       assert.are.equal(H.bytes(collect(p1)), H.bytes(collect(p2)))
    end)
 
-   it('resumes mid-epoch from state() in a fresh pipeline', function()
-      local rec = data.records{dir = dir, buffer = 64}
-      local function pipe() return rec:split('train'):shuffle{seed = 11}:batch(24):random_crop{size = 2} end
+   it('gives the same batches whatever the number of decompression threads', function()
+      local d = tmp .. '/threads'
+      records.pack(src, d, {shard_mb = 100 / 1048576 * 32, block_rows = 7})
+      local function bytes(threads)
+         local p = data.records{dir = d, buffer = 30, threads = threads}:split('train'):shuffle{seed = 4}:batch(16)
+         local x, y = collect(p)
+         return H.bytes(x) .. H.bytes(y)
+      end
+      local one = bytes(1)
+      for _, t in ipairs{2, 3, 8} do assert.are.equal(one, bytes(t), t .. ' threads') end
+      local _, err = pcall(data.records, {dir = d, threads = 0})
+      assert.matches('data.records threads must be a positive integer, got 0', err, 1, true)
+   end)
+
+   -- every batch's x and y as bytes: epoch e, or from the state st
+   local function batches_of(pipe, e, st)
+      if st then pipe:set_state(st) else pipe:set_epoch(e) end
+      local out = {}
+      for b in pipe:iter() do out[#out + 1] = H.bytes(b.x) .. H.bytes(b.y) end
+      return out
+   end
+
+   it('resumes mid-epoch at the saved shard, offset and shuffle buffer, the same batches as never stopped',
+      function()
+      -- blocks of 10 rows: a resume reads the blocks its buffer needs, then goes on
+      local d = tmp .. '/small_blocks'
+      records.pack(src, d, {shard_mb = 100 / 1048576 * 32, block_rows = 10})
+      local kinds = {
+         {'buffer, batch, augmentation, prefetch', function(rec)
+            return rec:split('train'):shuffle{seed = 11}:batch(24):random_crop{size = 2}:prefetch(2)
+         end, 16},
+         {'drop_remainder', function(rec)
+            return rec:split('train'):shuffle{seed = 12}:batch(32, {drop_remainder = true})
+         end, 40},
+         {'in order (no shuffle)', function(rec) return rec:split('train'):batch(16) end, 16},
+         {'elements, then a Lua map and batch', function(rec)
+            return rec:split('train'):shuffle{seed = 13}:map(function(e) return e end):batch(20)
+         end, 16},
+      }
+      for _, kind in ipairs(kinds) do
+         local name, make, buffer = kind[1], kind[2], kind[3]
+         local rec = data.records{dir = d, buffer = buffer}
+         local whole = batches_of(make(rec), 2)
+         assert.is_true(#whole >= 7, name)
+         local mid_shard = 0
+         for stop = 1, #whole - 1 do
+            local p = make(rec)
+            p:set_epoch(2)
+            local it = p:iter()
+            for _ = 1, stop do it() end
+            local st = p:state()
+            p:close()
+            assert.are.equal(2, st.epoch, name)
+            assert.are.equal(stop, st.position, name)
+            local r = st.records
+            assert.is_table(r, name)
+            if r.shard and r.offset > 0 then mid_shard = mid_shard + 1 end
+            assert.are.equal(r.buffered, r.buffer and r.buffer:numel() or 0, name)
+            -- a fresh pipeline from the state: the remaining batches, byte for byte
+            local q = make(data.records{dir = d, buffer = buffer})
+            local rest = batches_of(q, nil, st)
+            assert.are.equal(#whole - stop, #rest, name .. ' at ' .. stop)
+            for i, b in ipairs(rest) do assert.are.equal(whole[stop + i], b, name .. ' at ' .. stop) end
+            -- and the state as plain numbers (a table for the buffer) does the same
+            if r.buffer then
+               local plain = {epoch = 2, position = stop, records = {shard = r.shard, offset = r.offset,
+                  draws = r.draws, buffered = r.buffered, buffer = r.buffer:tolist(), fingerprint = r.fingerprint}}
+               assert.are.same(rest, batches_of(make(rec), nil, plain), name .. ' at ' .. stop)
+            end
+         end
+         assert.is_true(mid_shard > 0, name .. ': no state fell inside a shard')
+      end
+   end)
+
+   it('a resumed epoch reads the buffer\'s blocks and the rest, not the epoch from its start', function()
+      local d = tmp .. '/small_blocks2'
+      records.pack(src, d, {shard_mb = 100 / 1048576 * 32, block_rows = 10})
+      local rec = data.records{dir = d, buffer = 8}
+      local function pipe() return rec:split('train'):shuffle{seed = 3}:batch(10) end
       local p = pipe()
-      collect(p) -- epoch 1
-      local it = p:iter() -- epoch 2
+      p:set_epoch(1)
+      for _ in p:iter() do end
+      local native = p
+      assert.are.equal(250, native.rows_read)
+      local it
+      p = pipe()
+      p:set_epoch(1)
+      it = p:iter()
+      for _ = 1, 20 do it() end   -- 200 of 250 rows handed out
+      local st = p:state()
+      p:close()
+      for _, state in ipairs{st, {epoch = 1, position = 20}} do   -- with and without the records part
+         local q = pipe()
+         q:set_state(state)
+         local n = 0
+         for _ in q:iter() do n = n + 1 end
+         assert.are.equal(5, n)
+         -- the 42 rows not yet drawn (in blocks of 10) and the blocks of the 8 buffered ones
+         assert.is_true(q.rows_read <= 50 + 8 * 10, 'read ' .. q.rows_read .. ' rows')
+      end
+   end)
+
+   it('refuses a records state from another pipeline or one that does not add up', function()
+      local rec = data.records{dir = dir, buffer = 64}
+      local p = rec:split('train'):shuffle{seed = 11}:batch(24)
+      local it = p:iter()
       for _ = 1, 4 do it() end
       local st = p:state()
-      assert.are.same({epoch = 2, position = 4}, st)
-      local rest = {}
-      for b in it do rest[#rest + 1] = b.x end
-      local q = data.records{dir = dir, buffer = 64}:split('train'):shuffle{seed = 11}:batch(24):random_crop{size = 2}
-      q:set_state(st)
-      local again = {}
-      for b in q:iter() do again[#again + 1] = b.x end
-      assert.are.equal(#rest, #again)
-      assert.are.equal(H.bytes(kbl.cat(rest, 1)), H.bytes(kbl.cat(again, 1)))
-      -- and state past the end is refused as for any pipeline
+      p:close()
+      local other = rec:split('train'):shuffle{seed = 12}:batch(24)
+      local ok, err = pcall(other.set_state, other, st)
+      assert.is_false(ok)
+      assert.matches('records state for position 4 of epoch 1 was saved by another pipeline', err, 1, true)
+      local bad = {epoch = 1, position = 4, records = {}}
+      for k, v in pairs(st.records) do bad.records[k] = v end
+      bad.records.offset = bad.records.offset + 1
+      local q = rec:split('train'):shuffle{seed = 11}:batch(24)
+      ok, err = pcall(q.set_state, q, bad)
+      assert.is_false(ok)
+      assert.matches('does not add up: 160 records read, 96 drawn and 63 buffered, 96 handed out', err, 1, true)
+      bad.records.offset, bad.records.shard = st.records.offset, 'nope.kblr'
+      ok, err = pcall(q.set_state, q, bad)
+      assert.is_false(ok)
+      assert.matches('is malformed (shard nope.kblr', err, 1, true)
+      -- a buffered id outside the split: named by the streamer
+      bad.records.shard, bad.records.buffer = st.records.shard, st.records.buffer:clone()
+      bad.records.buffer[1] = 999
+      q:set_state(bad)
+      ok, err = pcall(function() q:iter()() end)
+      assert.is_false(ok)
+      assert.matches('records: resume state: buffered record 999 is not in this split', err, 1, true)
+      -- a state past the end is refused as for any pipeline
       q:set_state{epoch = 2, position = 99}
       assert.has_error(function() q:iter() end)
+      -- a records part on a pipeline that reads none
+      local mem = src:split('train'):batch(24)
+      ok, err = pcall(mem.set_state, mem, st)
+      assert.is_false(ok)
+      assert.matches('this pipeline reads no records', err, 1, true)
    end)
 
    it('names a damaged shard and the records, never skipping them', function()

@@ -1,4 +1,4 @@
--- kbl.data.augment: the batched augmentation steps, C kernels run after batch()
+--- kbl.data.augment: the batched augmentation steps, C kernels run after batch()
 -- (core/data_augment.c). On a batch that is still lazy (rows not yet gathered)
 -- a step only appends its op, so gather and every kernel run together in C, on
 -- the prefetch thread when there is one.
@@ -57,7 +57,7 @@ local function step(prev, name, kind, args, fill)
    end
    args = args or {}
    if args.seed ~= nil then Pipeline.check_count(args.seed, name .. ' seed', true) end
-   local node = Pipeline.derive(prev, {aug = name, args = args})
+   local node = Pipeline.derive(prev, {aug = name, args = args, same_count = true})
    local op = ffi.new('kbl_data_op')
    op.kind = kind
    op.salt = Pipeline.salt(node, name, 2 + kind)
@@ -89,6 +89,11 @@ local function step(prev, name, kind, args, fill)
    return node
 end
 
+--- (x - mean) / std on batches, per channel with lists.
+-- @param prev the pipeline
+-- @tparam table o {mean = n or {...}, std = n or {...}}
+-- @treturn table the pipeline
+-- @usage p = p:batch(128):normalize{mean = 0.286, std = 0.353}
 function Pipeline.normalize(prev, o)
    o = o or {}
    local function list(v, what)
@@ -110,6 +115,11 @@ function Pipeline.normalize(prev, o)
    end)
 end
 
+--- Flips images of a batch at random.
+-- @param prev the pipeline
+-- @tparam[opt] table o {horizontal = true, vertical = false, p = 0.5, seed}
+-- @treturn table the pipeline
+-- @usage p = p:batch(128):random_flip{}
 function Pipeline.random_flip(prev, o)
    o = o or {}
    local p = prob(o.p, 'random_flip p')
@@ -120,6 +130,11 @@ function Pipeline.random_flip(prev, o)
    end)
 end
 
+--- Pads and crops images of a batch at random positions.
+-- @param prev the pipeline
+-- @tparam table o {size = n or {h, w}, padding = 0, fill = 0, seed}
+-- @treturn table the pipeline
+-- @usage p = p:batch(128):random_crop{size = 28, padding = 4}
 function Pipeline.random_crop(prev, o)
    o = o or {}
    if o.size == nil then error('data: random_crop needs size = n or {h, w}', 2) end
@@ -134,6 +149,11 @@ function Pipeline.random_crop(prev, o)
    end)
 end
 
+--- Shifts images of a batch by -max..max pixels at random.
+-- @param prev the pipeline
+-- @tparam table o {max, fill = 0, seed}
+-- @treturn table the pipeline
+-- @usage p = p:batch(128):random_translate{max = 3}
 function Pipeline.random_translate(prev, o)
    o = o or {}
    if o.max == nil then error('data: random_translate needs max = n or {y, x} (pixels)', 2) end
@@ -147,12 +167,22 @@ function Pipeline.random_translate(prev, o)
    end)
 end
 
+--- Adds normal noise to the batch's x.
+-- @param prev the pipeline
+-- @tparam table o {std, seed}
+-- @treturn table the pipeline
+-- @usage p = p:batch(128):gaussian_noise{std = 0.1}
 function Pipeline.gaussian_noise(prev, o)
    o = o or {}
    if type(o.std) ~= 'number' or o.std < 0 then error('data: gaussian_noise needs std = a non-negative number', 2) end
    return step(prev, 'gaussian_noise', C.KBL_AUG_NOISE, o, function(op) op.a = o.std end)
 end
 
+--- Erases a random rectangle of each image (Zhong et al.).
+-- @param prev the pipeline
+-- @tparam[opt] table o {p = 0.5, scale = {0.02, 0.33}, ratio = {0.3, 3.3}, value = 0, seed}
+-- @treturn table the pipeline
+-- @usage p = p:batch(128):random_erasing{}
 function Pipeline.random_erasing(prev, o)
    o = o or {}
    local p = prob(o.p, 'random_erasing p')
@@ -167,6 +197,11 @@ function Pipeline.random_erasing(prev, o)
    end)
 end
 
+--- Mixup: each element mixed with a partner; y becomes soft targets float32 [B, C].
+-- @param prev the pipeline
+-- @tparam[opt] table o {alpha = 0.2, seed}
+-- @treturn table the pipeline
+-- @usage p = p:batch(128):mixup{alpha = 0.2}
 function Pipeline.mixup(prev, o)
    o = o or {}
    local alpha = o.alpha or 0.2

@@ -1,4 +1,4 @@
--- kbl.data.base: what a pipeline reads from and moves around.
+--- kbl.data.base: what a pipeline reads from and moves around.
 --
 -- A base is the random-access table behind a split: x and y tensors with rows
 -- along dim 1 (y may be absent), plus the dtype and scale x converts to when a

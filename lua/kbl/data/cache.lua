@@ -1,4 +1,4 @@
--- kbl.data.cache: cache(path, {level = 3}) stores what the steps before it
+--- kbl.data.cache: cache(path, {level = 3}) stores what the steps before it
 -- produce in a file compressed with zstd (core/data_cache.c), and reads it back
 -- on the next run instead of running them, while the source data and those
 -- steps are unchanged. The key is a hash of the source's contents and of every
@@ -84,6 +84,12 @@ local function load(node, key)
    return d
 end
 
+--- Keeps the items made so far on disk (zstd), so expensive preprocessing runs once.
+-- @param prev the pipeline
+-- @tparam string path the cache file
+-- @tparam[opt] table o options (kbl.data.cache)
+-- @treturn table the pipeline
+-- @usage p = p:map(expensive):cache('prep.cache')
 function Pipeline.cache(prev, path, o)
    if type(path) ~= 'string' or path == '' then error('data: cache expects a file path', 2) end
    o = o or {}

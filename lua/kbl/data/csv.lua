@@ -1,4 +1,4 @@
--- kbl.data.csv: a numeric CSV file as a source, parsed in C (core/data_io.c).
+--- kbl.data.csv: a numeric CSV file as a source, parsed in C (core/data_io.c).
 --
 --   data.csv{path = 'iris.csv', label = 'species', header = true, delimiter = ',',
 --            num_classes = nil, validation = 0, test = 'iris_test.csv', regression = false}
@@ -106,6 +106,13 @@ local function read(o, path)
    return x, y
 end
 
+--- A numeric CSV file as a source (parsed in C). Labels in the file count from 0 and
+-- become int64 1..C; every other column is a float32 feature.
+-- @tparam table o {path, label = the last column (a header name, or a position from 1, negative from the end;
+-- false: no y), header = true, delimiter = ',', num_classes = the largest label + 1, validation = 0 (rows
+-- carved from the end of train), test = nil (another file), regression = false (the label a float32 target)}
+-- @treturn table a source
+-- @usage local src = data.csv{path = 'iris.csv', label = 'species', validation = 30}
 return function(o)
    if type(o) == 'string' then o = {path = o} end
    if type(o) ~= 'table' or type(o.path) ~= 'string' then error('data.csv: expects {path = ..., label = ...}', 2) end

@@ -1,4 +1,4 @@
--- kbl.data.fashion_mnist: Zalando's Fashion-MNIST from Debian's
+--- kbl.data.fashion_mnist: Zalando's Fashion-MNIST from Debian's
 -- dataset-fashion-mnist (/usr/share/datasets/fashion-mnist), or another
 -- directory holding the four IDX files, gzip-compressed or not.
 --
@@ -6,8 +6,11 @@
 --   src.meta.class_names[label]     -- labels are int64 1..10 (the files count from 0)
 --
 -- Images are float32 in [0, 1] shaped [1, 28, 28]: the rows stay bytes in memory
--- and become floats (x / 255) when a batch is gathered. The validation split is
--- the last `validation` images of the training file (default 5000).
+-- and become floats (x / 255) when a batch is gathered. With raw = true they
+-- stay uint8 0..255, as the files store them, for a model whose preprocess
+-- converts them (blocks.Normalize), so an exported model takes the bytes too.
+-- The validation split is the last `validation` images of the training file
+-- (default 5000).
 local B = require 'kbl.data.base'
 local Source = require 'kbl.data.source'
 local idx = require 'kbl.data.idx'
@@ -64,19 +67,25 @@ local function read(files)
    return d
 end
 
+--- Fashion-MNIST from Debian's dataset-fashion-mnist (or another directory of the four IDX files).
+-- @tparam[opt] table o {validation = 5000 (the last images of the training file), dir =
+-- '/usr/share/datasets/fashion-mnist', raw = false (true: uint8 images, as stored)}
+-- @treturn table a source: images float32 [1, 28, 28] in [0, 1], labels 1..10, meta.class_names
+-- @usage local src = data.fashion_mnist{validation = 5000}
 return function(o)
    o = o or {}
-   check_options('data.fashion_mnist', o, {'dir', 'validation'})
+   check_options('data.fashion_mnist', o, {'dir', 'validation', 'raw'})
    local dir = o.dir or DEFAULT_DIR
    local files = find(dir)
    local d = read(files)
+   local x_dtype = o.raw and 'uint8' or 'float32'
    local function base(x, y, name)
-      return B.new{x = x, y = y, x_dtype = 'float32', x_scale = 1 / 255, name = name}
+      return B.new{x = x, y = y, x_dtype = x_dtype, x_scale = o.raw and 1 or 1 / 255, name = name}
    end
    local splits = Source.carve({train = base(d.train_x, d.train_y, 'fashion_mnist/train'),
       test = base(d.test_x, d.test_y, 'fashion_mnist/test')}, o.validation or 5000, 'fashion_mnist')
    return Source.new{name = 'fashion_mnist', splits = splits, meta = {
       num_classes = 10, class_names = CLASS_NAMES, shapes = {x = {1, 28, 28}, y = {}},
-      dtypes = {x = 'float32', y = 'int64'}, dir = dir,
+      dtypes = {x = x_dtype, y = 'int64'}, dir = dir,
    }}
 end

@@ -1,4 +1,4 @@
--- kbl.data.generated: small synthetic sources for tests and examples, a pure
+--- kbl.data.generated: small synthetic sources for tests and examples, a pure
 -- function of their arguments (the seed included).
 --
 --   data.generated{kind = 'blobs', n = 300, seed = 1, classes = 3, dim = 2, spread = 0.5, test = 100}
@@ -78,6 +78,11 @@ local function make(kind, n, o, stream)
    return x, y, dim
 end
 
+--- A small synthetic source, a pure function of its arguments (the seed included).
+-- @tparam table o {kind = 'blobs' | 'xor' | 'regression', n (training size), seed = 1,
+-- classes, dim, spread, noise, test = n / 4, validation = 0}
+-- @treturn table a source
+-- @usage local src = data.generated{kind = 'blobs', n = 300, classes = 3, dim = 2}
 return function(o)
    o = o or {}
    check_options('data.generated', o, {'kind', 'n', 'seed', 'classes', 'dim', 'spread', 'noise', 'test', 'validation'})

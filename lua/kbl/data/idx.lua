@@ -1,4 +1,4 @@
--- kbl.data.idx: IDX files (MNIST, Fashion-MNIST), gzip-compressed or plain,
+--- kbl.data.idx: IDX files (MNIST, Fashion-MNIST), gzip-compressed or plain,
 -- parsed in C (core/data_io.c).
 --
 --   data.idx(path)                          -- the values as stored: ubyte -> uint8,

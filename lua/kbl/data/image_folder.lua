@@ -1,4 +1,4 @@
--- kbl.data.image_folder: a source over a folder of images, one subfolder per
+--- kbl.data.image_folder: a source over a folder of images, one subfolder per
 -- class. Memory holds the file names; PNG, JPEG and BMP files are decoded by
 -- stb_image in C when a batch is made (on the prefetch threads with
 -- :prefetch(n, {threads = k})), after shuffling.
@@ -111,6 +111,12 @@ local function make_base(name, paths, labels, o)
    return base
 end
 
+--- A source over a folder of images, one subfolder per class (PNG, JPEG, BMP decoded in C when batched).
+-- @tparam table o {root, channels = 3, size = n or {h, w} (resize), crop = n or {h, w} (center crop),
+-- validation = a fraction, test = a fraction, seed, splits = {validation = 'val.txt', test = ...},
+-- skip_bad = false}
+-- @treturn table a source; meta.class_names the sorted subfolder names, labels 1..C in that order
+-- @usage local src = data.image_folder{root = 'pets', size = {64, 64}, validation = 0.1}
 return function(o)
    if type(o) ~= 'table' then fail('expects a table of options {root = DIR, ...}') end
    check_options('data.image_folder', o, {'root', 'channels', 'size', 'crop', 'validation', 'test', 'seed',

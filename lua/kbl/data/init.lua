@@ -1,4 +1,4 @@
--- kbl.data: data sources and pipelines. `local data = require 'kbl.data'`.
+--- kbl.data: data sources and pipelines. `local data = require 'kbl.data'`.
 --
 --   local src = data.fashion_mnist{validation = 5000}  -- src.meta, src:size('train')
 --   local train = src:split('train'):shuffle{seed = 1}:batch(128)

@@ -1,9 +1,9 @@
--- kbl.data.pipeline: a chain of steps read from a split. Each step returns a new
+--- kbl.data.pipeline: a chain of steps read from a split. Each step returns a new
 -- pipeline; nothing runs until iter().
 --
 --   local p = src:split('train'):shuffle{seed = 1}:batch(128):random_flip{}:prefetch(2)
 --   for batch in p:iter() do ... end      -- batch.x float32, batch.y int64 labels 1..C
---   local s = p:state()                   -- {epoch =, position =}
+--   local s = p:state()                   -- {epoch =, position =, records = ...}
 --   p:set_state(s)                        -- the next iter() resumes the exact remaining batches
 --
 -- Epochs count from 1. Each iter() starts a new pass, the next epoch, as a
@@ -12,6 +12,8 @@
 -- already handed out. Random choices are functions of
 -- (seed, step, epoch, element), never of call order: the same seed gives the
 -- same batches whatever the prefetch depth, and set_state resumes exactly.
+-- A step reading records adds where its read stands (kbl.data.records), so a
+-- resume starts there instead of passing over the epoch's first items.
 --
 -- A step is a node with _open(epoch) -> stream, _count() -> items or nil, and
 -- _fingerprint() -> text naming its data (for cache keys). A stream has
@@ -37,10 +39,15 @@ local function stream(up, next_fn, skip_fn)
    s.close = function(self) if self.up and self.up.close then self.up:close() end end
    return s
 end
+--- A pipeline node from next and skip functions (for step implementations).
+-- @local
 Pipeline.stream = stream
+--- Skips n items by reading them (for step implementations).
+-- @local
 Pipeline.default_skip = default_skip
 
--- A node of the chain. fields: what the step adds (name, and its own state).
+--- A node of the chain (for step implementations).
+-- @local
 function Pipeline.derive(parent, fields)
    local p = setmetatable(fields, getmetatable(parent) or Pipeline)
    p.parent = parent
@@ -53,9 +60,8 @@ function Pipeline.derive(parent, fields)
    return p
 end
 
--- The salt of a random step: its kind's number and how many steps of that kind
--- come before it. Steps that draw nothing (map, take, prefetch...) can be added
--- or removed without changing anyone's random choices.
+--- The salt of a random step (for step implementations).
+-- @local
 function Pipeline.salt(node, kind, number)
    node.salt_kind = kind
    local count, p = 0, node.parent
@@ -66,7 +72,8 @@ function Pipeline.salt(node, kind, number)
    return number * 64 + count
 end
 
--- The first node: every row of a base, in order.
+--- The first node: every row of a base, in order.
+-- @local
 function Pipeline.from_base(source, name, base)
    local p = setmetatable({source = source, meta = source and source.meta or {}, base = base, depth = 0,
       batched = false, seed = 0, name = name or base.name, _epoch = 1, _position = 0, _pending = true}, Pipeline)
@@ -88,12 +95,18 @@ local function check_count(v, what, allow_zero)
          tostring(v)), 3)
    end
 end
+--- Checks a count argument (for step implementations).
+-- @local
 Pipeline.check_count = check_count
 
 -- ---- shuffle -----------------------------------------------------------------------
 
--- shuffle{seed =, buffer = nil}: the whole stream in a new order each epoch, or
--- with buffer = n a streaming shuffle drawing at random from n items held back.
+--- A new order each epoch: of the whole stream, or with buffer = n a streaming shuffle
+-- drawing at random from n items held back. Random choices depend on (seed, epoch).
+-- @param prev the pipeline
+-- @tparam[opt] table o {seed, buffer = nil}
+-- @treturn table the pipeline
+-- @usage local p = src:split('train'):shuffle{seed = 1}
 function Pipeline.shuffle(prev, o)
    o = o or {}
    if o.seed ~= nil then check_count(o.seed, 'shuffle seed', true) end
@@ -155,15 +168,20 @@ end
 
 -- ---- map and filter --------------------------------------------------------------
 
--- map(fn, {batched = false}): fn(element) or fn(batch) returns the new one, a
--- table {x =, y =}. Lua functions run on the calling thread.
+--- fn(element), or fn(batch) with batched = true, returns the new one, a table {x =, y =}.
+-- Lua functions run on the calling thread.
+-- @param prev the pipeline
+-- @tparam function fn
+-- @tparam[opt] table o {batched = false}
+-- @treturn table the pipeline
+-- @usage p = p:map(function(e) return {x = e.x * 2, y = e.y} end)
 function Pipeline.map(prev, fn, o)
    if type(fn) ~= 'function' then error('data: map expects a function, got ' .. type(fn), 2) end
    o = o or {}
    if o.batched and not prev.batched then error('data: map{batched = true} needs batch() before it', 2) end
    -- the function's fingerprint is taken now: what it captures when the step is built
    local node = Pipeline.derive(prev, {fn = fn, map_batched = o.batched and true or false,
-      fn_fp = B.function_fingerprint(fn)})
+      fn_fp = B.function_fingerprint(fn), same_count = true})
    function node:_open(epoch)
       local up = self.parent:_open(epoch)
       local f = self.fn
@@ -198,7 +216,11 @@ function Pipeline.map(prev, fn, o)
    return node
 end
 
--- filter(fn): keeps the items for which fn(item) is true.
+--- Keeps the items for which fn(item) is true.
+-- @param prev the pipeline
+-- @tparam function fn
+-- @treturn table the pipeline
+-- @usage p = p:filter(function(e) return e.y:item() ~= 3 end)
 function Pipeline.filter(prev, fn)
    if type(fn) ~= 'function' then error('data: filter expects a function, got ' .. type(fn), 2) end
    local node = Pipeline.derive(prev, {fn = fn, fn_fp = B.function_fingerprint(fn)})
@@ -229,12 +251,18 @@ end
 
 -- ---- batch ---------------------------------------------------------------------------
 
--- batch(n, {drop_remainder = false}): n elements become one batch, assembled in C.
+--- n elements become one batch, assembled in C: x [n, ...], y [n].
+-- @param prev the pipeline
+-- @tparam number n
+-- @tparam[opt] table o {drop_remainder = false}
+-- @treturn table the pipeline
+-- @usage p = p:batch(128)
 function Pipeline.batch(prev, n, o)
    check_count(n, 'batch size')
    o = o or {}
    if prev.batched then error('data: this pipeline is already batched', 2) end
-   local node = Pipeline.derive(prev, {size = n, drop = o.drop_remainder and true or false, batched = true})
+   local node = Pipeline.derive(prev, {size = n, drop = o.drop_remainder and true or false, batched = true,
+      count_factor = n})
    function node:_open(epoch)
       local up = self.parent:_open(epoch)
       local size, drop = self.size, self.drop
@@ -290,7 +318,11 @@ end
 -- different epochs never share their random choices.
 local function pass_epoch(epoch, r) return B.randint(epoch, -1, r, 0, 0, 2 ^ 53) end
 
--- repeat_(n): the stream n times over (nil: forever), each pass its own epoch.
+--- The stream n times over (nil: forever), each pass its own epoch.
+-- @param prev the pipeline
+-- @tparam[opt] number n
+-- @treturn table the pipeline
+-- @usage p = p:repeat_(2)
 function Pipeline.repeat_(prev, n)
    if n ~= nil then check_count(n, 'repeat count') end
    local node = Pipeline.derive(prev, {times = n})
@@ -339,7 +371,11 @@ function Pipeline.repeat_(prev, n)
    return node
 end
 
--- take(n): the first n items.
+--- The first n items.
+-- @param prev the pipeline
+-- @tparam number n
+-- @treturn table the pipeline
+-- @usage p = p:take(10)
 function Pipeline.take(prev, n)
    check_count(n, 'take count', true)
    local node = Pipeline.derive(prev, {count = n})
@@ -367,7 +403,11 @@ function Pipeline.take(prev, n)
    return node
 end
 
--- skip(n): all but the first n items.
+--- All but the first n items.
+-- @param prev the pipeline
+-- @tparam number n
+-- @treturn table the pipeline
+-- @usage p = p:skip(10)
 function Pipeline.skip(prev, n)
    check_count(n, 'skip count', true)
    local node = Pipeline.derive(prev, {count = n})
@@ -391,8 +431,8 @@ end
 
 -- ---- running ------------------------------------------------------------------------------
 
--- Ends the live iteration, if any (stopping prefetch threads now rather than at
--- the next garbage collection). state() still tells where it stopped.
+--- Ends the live iteration, if any (stopping prefetch threads now). state() still tells where it stopped.
+-- @usage p:close()
 function Pipeline:close()
    local live = self._live
    if live then
@@ -402,9 +442,10 @@ function Pipeline:close()
    end
 end
 
--- iter(): a Lua iterator over one epoch; batches come as {x =, y =}. Each call
--- starts a new pass: the next epoch, from its start; after set_state or
--- set_epoch, exactly where they say.
+--- A Lua iterator over one epoch; batches come as {x =, y =}. Each call starts a new pass:
+-- the next epoch from its start; after set_state or set_epoch, exactly where they say.
+-- @treturn function the iterator
+-- @usage for batch in p:iter() do step(batch.x, batch.y) end
 function Pipeline:iter()
    self:close()
    if not self._pending then self._epoch, self._position = self._epoch + 1, 0 end
@@ -441,25 +482,57 @@ function Pipeline:iter()
    end
 end
 
--- {epoch =, position =}: the epoch (counting from 1) and how many of its items
--- were handed out; after a finished epoch, the next one at position 0.
-function Pipeline:state() return {epoch = self._epoch, position = self._position} end
+-- The step under node that keeps a read position of its own (records), when
+-- every step between hands out a fixed number of its items per item (map,
+-- augmentations and prefetch one, batch n): it and that number.
+local function resumable(node)
+   local factor = 1
+   while node do
+      if node._resume_state then return node, factor end
+      if node.count_factor then factor = factor * node.count_factor
+      elseif not node.same_count then return nil end
+      node = node.parent
+   end
+   return nil
+end
 
--- The next iter() resumes exactly there: the remaining batches of that epoch.
+--- Where the pipeline is: {epoch =, position =} (and the records reader's position mid-epoch).
+-- @treturn table plain numbers, for a checkpoint
+-- @usage local s = p:state()
+function Pipeline:state()
+   local st = {epoch = self._epoch, position = self._position}
+   local node, factor = resumable(self)
+   if node and st.position > 0 then st.records = node:_resume_state(st.epoch, st.position * factor) end
+   return st
+end
+
+--- The next iter() resumes exactly there: the remaining batches of that epoch.
+-- @tparam table st from state()
+-- @usage p:set_state(s)
 function Pipeline:set_state(st)
    if type(st) ~= 'table' then error('data: set_state expects {epoch =, position =}', 2) end
    check_count(st.epoch, 'state epoch', true)
    check_count(st.position or 0, 'state position', true)
    self:close()
    self._epoch, self._position, self._pending = st.epoch, st.position or 0, true
+   if st.records ~= nil then
+      local node, factor = resumable(self)
+      if not node then error('data: set_state: the state has a records part, and this pipeline reads no records', 2) end
+      node:_set_resume_state(st.epoch, self._position * factor, st.records)
+   end
 end
 
+--- The next iter() starts this epoch (from 1) from its start.
+-- @tparam number e
+-- @usage p:set_epoch(3)
 function Pipeline:set_epoch(e)
    check_count(e, 'epoch', true)
    self:set_state{epoch = e, position = 0}
 end
 
--- Items per epoch (batches after batch()), or nil when unknown (filter, forever).
+--- Items per epoch (batches after batch()), or nil when unknown (filter, forever).
+-- @treturn number or nil
+-- @usage print(p:num_batches())
 function Pipeline:num_batches() return self:_count() end
 
 function Pipeline:__tostring()

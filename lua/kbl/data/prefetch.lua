@@ -1,4 +1,4 @@
--- kbl.data.prefetch: prefetch(n, {threads = 1}) keeps the next n items under way.
+--- kbl.data.prefetch: prefetch(n, {threads = 1}) keeps the next n items under way.
 -- Lazy batches (gather plus augmentation kernels, all C) run on background C
 -- threads while the training step runs; results come back in order, so the
 -- batches are the same as without prefetch, whatever n or the thread count.
@@ -14,13 +14,20 @@ local out2 = ffi.typeof('kbl_tensor *[2]')
 
 local function raise() error(ffi.string(C.kbl_last_error()), 0) end
 
+--- Keeps the next n items under way: C batches (gather and augmentation kernels) on
+-- background threads; results come back in order, the same batches as without it.
+-- @param prev the pipeline
+-- @tparam number n items ahead
+-- @tparam[opt] table o {threads = 1}
+-- @treturn table the pipeline
+-- @usage p = p:batch(128):prefetch(2)
 function Pipeline.prefetch(prev, n, o)
    n = n or 2
    Pipeline.check_count(n, 'prefetch depth')
    o = o or {}
    local threads = o.threads or 1
    Pipeline.check_count(threads, 'prefetch threads')
-   local node = Pipeline.derive(prev, {ahead = n, threads = threads})
+   local node = Pipeline.derive(prev, {ahead = n, threads = threads, same_count = true})
    function node:_open(epoch)
       local up = self.parent:_open(epoch)
       local depth, nthreads = self.ahead, self.threads

@@ -1,4 +1,4 @@
--- kbl.data.records: sharded record files, for datasets larger than memory.
+--- kbl.data.records: sharded record files, for datasets larger than memory.
 -- `kbl data pack SOURCE --out DIR` (records.pack) writes each split as shards
 -- of zstd-compressed blocks with an index (DIR/index.json: counts, sizes and
 -- checksums); data.records{dir = DIR} streams them back (core/data_records.c).
@@ -8,10 +8,15 @@
 --
 -- shuffle on records shuffles the order of the shards and draws rows through a
 -- buffer of `buffer` rows (shuffle{buffer = n} overrides it), deterministic
--- from (seed, epoch); batches are made ahead on a C thread (depth = 4 ahead).
--- state() / set_state() resume mid-epoch: the thread starts at the saved
--- position, reading but not batching what came before. Memory holds the
--- buffer and one block per shard being read, not the dataset.
+-- from (seed, epoch); `threads` C threads (default 2) read and decompress
+-- blocks, in order, and one more makes batches ahead (depth = 4 ahead).
+-- Mid-epoch, state() holds records = {shard, offset, draws, buffered, buffer}:
+-- the shard being read and the offset of its next record, the draws made and
+-- the ids of the records the buffer holds (an int64 tensor, in draw order).
+-- set_state() resumes there, reading the buffer's records back and going on
+-- from the offset; given {epoch, position} alone, it finds the same place from
+-- the ids (kbl_data_records_locate), reading nothing before it. Memory holds
+-- the buffer and a few blocks, not the dataset.
 local ffi = require 'ffi'
 local kbl = require 'kbl'
 local lib = require 'kbl.lib'
@@ -52,12 +57,14 @@ local function rows(base, i, k)
    return base.x:narrow(1, i, k):contiguous(), base.y and base.y:narrow(1, i, k):contiguous() or nil
 end
 
--- writer(dir, {x = {dtype =, shape =, scale =}, y = {dtype =, shape =} or false, meta = {}}):
+-- writer(dir, {x = {dtype =, shape =, scale =}, y = {dtype =, shape =} or false, meta = {},
+-- block_rows = rows of 1 MB}):
 -- w:add(split, x, y) writes x's rows (and y's) as the split's next shard;
 -- w:close() writes the index. For data made piece by piece (larger than memory).
 function M.writer(dir, o)
    dir = dir:gsub('/+$', '')
    fs.mkdir_p(dir)
+   local block_rows = o.block_rows
    local w = {dir = dir, index = {format = FORMAT, version = VERSION, x = o.x, y = o.y or false, meta = o.meta or {},
       splits = {}}}
    function w:add(split, x, y, level)
@@ -68,7 +75,7 @@ function M.writer(dir, o)
       local yr = y and y:numel() / y:size(1) * tonumber(C.kbl_dtype_size(lib.dtypes[y.dtype])) or 0
       local sum = ffi.new('uint64_t[1]')
       if C.kbl_data_records_write(self.dir .. '/' .. file, T.live(x), y and T.live(y) or nil,
-         math.max(1, math.floor(1048576 / (xr + yr))), level or 3, sum) ~= 0 then raise() end
+         block_rows or math.max(1, math.floor(1048576 / (xr + yr))), level or 3, sum) ~= 0 then raise() end
       local f = assert(io.open(self.dir .. '/' .. file, 'rb'))
       local size = f:seek('end')
       f:close()
@@ -87,7 +94,7 @@ function M.writer(dir, o)
    return w
 end
 
--- pack(source, dir, {shard_mb = 64, level = 3}): writes dir/index.json and the
+-- pack(source, dir, {shard_mb = 64, level = 3, block_rows = rows of 1 MB}): writes dir/index.json and the
 -- shards of every split. Returns the index table.
 function M.pack(src, dir, o)
    o = o or {}
@@ -102,7 +109,8 @@ function M.pack(src, dir, o)
          if yshape then table.remove(yshape, 1) end
          local desc = {dtype = x1.dtype, shape = xshape, scale = base.images and 1 / 255 or base.x_scale}
          if not w then
-            w = M.writer(dir, {x = desc, y = y1 and {dtype = y1.dtype, shape = yshape} or false, meta = {
+            w = M.writer(dir, {x = desc, y = y1 and {dtype = y1.dtype, shape = yshape} or false,
+               block_rows = o.block_rows, meta = {
                num_classes = src.meta.num_classes, class_names = src.meta.class_names, source = src.name}})
          elseif w.index.x.dtype ~= desc.dtype or table.concat(w.index.x.shape, 'x') ~= table.concat(xshape, 'x') then
             error('kbl data pack: split ' .. name .. ' has rows of another shape or dtype than the others', 0)
@@ -141,8 +149,11 @@ local RP = setmetatable({}, {__index = Pipeline})
 RP.__index = RP
 RP.__tostring = Pipeline.__tostring
 
--- A stream over the records of one split, as set by the node.
-local function open_stream(node, epoch)
+-- The read order of an epoch (shards permuted when shuffled) and the
+-- streamer's settings for it, kept on the node for the epoch last asked.
+local function plan(node, epoch)
+   local pl = node._plan
+   if pl and pl.epoch == epoch then return pl end
    local rec = node.rec
    local shards = rec.shards
    local nsh = #shards
@@ -153,47 +164,87 @@ local function open_stream(node, epoch)
       local pp = ffi.cast('int64_t *', C.kbl_data_ptr(T.live(perm)))
       for k = 1, nsh do order[k] = tonumber(pp[k - 1]) + 1 end
    end
-   local batch = node.bsize or 1
-   local streamer, skip_batches = nil, 0
    local spec = ffi.new('kbl_data_records_spec')
    local paths = ffi.new('const char *[?]', nsh + 1)
    local counts, sizes, firsts = B.i64arr(nsh + 1), B.i64arr(nsh + 1), B.i64arr(nsh + 1)
    local sums = ffi.new('uint64_t[?]', nsh + 1)
-   local keep = {}
+   local keep, at = {}, {}
    for j, k in ipairs(order) do
       local sh = shards[k]
       keep[j] = rec.dir .. '/' .. sh.file
+      at[sh.file] = j - 1
       paths[j - 1] = keep[j]
       counts[j - 1], sizes[j - 1], firsts[j - 1], sums[j - 1] = sh.count, sh.bytes, sh.first, sh.sum
    end
-   local function start()
-      spec.nshards = nsh
-      spec.x_dtype = lib.dtypes[rec.x.dtype]
-      spec.y_dtype = rec.y and lib.dtypes[rec.y.dtype] or -1
-      spec.xndim = #rec.x.shape
-      for d, v in ipairs(rec.x.shape) do spec.xshape[d - 1] = v end
-      spec.yndim = rec.y and #rec.y.shape or 0
-      if rec.y then for d, v in ipairs(rec.y.shape) do spec.yshape[d - 1] = v end end
-      spec.drop_remainder = node.drop and 1 or 0
-      spec.depth = node.rdepth
-      spec.salt = node.rsalt or 0
-      spec.paths, spec.counts, spec.sizes, spec.first_ids, spec.checksums = paths, counts, sizes, firsts, sums
-      spec.x_scale = rec.x.scale or 1
-      spec.raw = node.bsize and 1 or 0
-      spec.batch = batch
-      spec.buffer = node.rshuffle and node.rbuffer or 0
-      spec.skip_batches = skip_batches
-      spec.seed = node.seed or 0
-      spec.epoch = epoch
-      streamer = C.kbl_data_records_open(spec)
-      if streamer == nil then raise() end
-      ffi.gc(streamer, C.kbl_data_records_close)
+   spec.nshards = nsh
+   spec.x_dtype = lib.dtypes[rec.x.dtype]
+   spec.y_dtype = rec.y and lib.dtypes[rec.y.dtype] or -1
+   spec.xndim = #rec.x.shape
+   for d, v in ipairs(rec.x.shape) do spec.xshape[d - 1] = v end
+   spec.yndim = rec.y and #rec.y.shape or 0
+   if rec.y then for d, v in ipairs(rec.y.shape) do spec.yshape[d - 1] = v end end
+   spec.drop_remainder = node.drop and 1 or 0
+   spec.depth = node.rdepth
+   spec.threads = node.rthreads or 0
+   spec.salt = node.rsalt or 0
+   spec.paths, spec.counts, spec.sizes, spec.first_ids, spec.checksums = paths, counts, sizes, firsts, sums
+   spec.x_scale = rec.x.scale or 1
+   spec.raw = node.bsize and 1 or 0
+   spec.batch = node.bsize or 1
+   spec.buffer = node.rshuffle and node.rbuffer or 0
+   spec.seed = node.seed or 0
+   spec.epoch = epoch
+   pl = {epoch = epoch, spec = spec, order = order, at = at,
+      refs = {paths, counts, sizes, firsts, sums, keep}} -- what spec points into
+   node._plan = pl
+   return pl
+end
+
+-- Rows handed out with the first `items` items (batches after batch()).
+local function rows_of(node, items) return math.min(items * (node.bsize or 1), node.rec.count) end
+
+-- The cursor of an epoch: where the read stands after `items` items, found by
+-- following the ids alone (kbl_data_records_locate reads no data) from the
+-- nearest earlier cursor: the one state() or set_state() left, or the start.
+local function cursor(node, epoch, items)
+   local c = node._cursor
+   if not c or c.epoch ~= epoch or c.items > items then
+      c = {epoch = epoch, items = 0, pos = ffi.new('kbl_data_records_pos'),
+         ids = B.i64arr(math.max(1, node.rshuffle and node.rbuffer or 1))}
    end
+   if items > c.items then
+      if C.kbl_data_records_locate(plan(node, epoch).spec, rows_of(node, items) - rows_of(node, c.items), c.pos,
+         c.ids) ~= 0 then raise() end
+      c.items = items
+   end
+   node._cursor = c
+   return c
+end
+
+-- A stream over the records of one split, as set by the node.
+local function open_stream(node, epoch)
+   local pl = plan(node, epoch)
+   local streamer, skipped = nil, 0
+   local function start()
+      pl = plan(node, epoch)
+      if skipped > 0 then
+         local c = cursor(node, epoch, skipped)
+         pl.spec.start, pl.spec.start_ids = c.pos, c.ids
+      else
+         pl.spec.start, pl.spec.start_ids = nil, nil
+      end
+      local r = C.kbl_data_records_open(pl.spec)
+      pl.spec.start, pl.spec.start_ids = nil, nil
+      if r == nil then raise() end
+      streamer = ffi.gc(r, C.kbl_data_records_close)
+   end
+   local batch = node.bsize or 1
    local ids = B.i64arr(batch)
-   local total_rows, float32 = rec.count, lib.dtype_id('float32')
+   local total_rows, float32 = node.rec.count, lib.dtype_id('float32')
    local out_x, out_y, nout = ffi.new('kbl_tensor *[1]'), ffi.new('kbl_tensor *[1]'), B.i64arr(1)
+   local rec = node.rec
    local s = Pipeline.stream(nil, function()
-      local _ = keep
+      local _ = pl
       if not streamer then start() end
       if C.kbl_data_records_next(streamer, out_x, out_y, ids, nout) ~= 0 then raise() end
       local n = tonumber(nout[0])
@@ -215,15 +266,16 @@ local function open_stream(node, epoch)
       if y then el.y = y:dim() == 1 and y:tolist()[1] or y:select(1, 1) end
       return el
    end, function(self_, k)
+      -- before the first item, skipping moves where the streamer will start
       if streamer then return Pipeline.default_skip(self_, k) end
-      local total = node:_count()
-      local m = math.min(k, total - skip_batches)
-      skip_batches = skip_batches + m
+      local m = math.min(k, node:_count() - skipped)
+      skipped = skipped + m
       return m
    end)
    s.epoch = epoch
    s.close = function()
       if streamer then
+         node.rows_read = tonumber(C.kbl_data_records_rows_read(streamer))
          ffi.gc(streamer, nil)
          C.kbl_data_records_close(streamer)
          streamer = nil
@@ -232,11 +284,61 @@ local function open_stream(node, epoch)
    return s
 end
 
+-- The records part of state() after `items` items of epoch: the shard being
+-- read, the offset of its next record, the draws made and the ids of the
+-- records the shuffle buffer holds, in draw order.
+local function resume_state(node, epoch, items)
+   local c = cursor(node, epoch, items)
+   local pl = plan(node, epoch)
+   local n = tonumber(c.pos.count)
+   local st = {shard = c.pos.shard < #pl.order and node.rec.shards[pl.order[tonumber(c.pos.shard) + 1]].file or false,
+      offset = tonumber(c.pos.offset), draws = tonumber(c.pos.draws), buffered = n,
+      fingerprint = B.hash_string(node:_fingerprint())}
+   if n > 0 then
+      local t = kbl.empty({n}, {dtype = 'int64'})
+      ffi.copy(C.kbl_data_ptr(T.live(t)), c.ids, n * 8)
+      st.buffer = t
+   end
+   return st
+end
+
+-- set_state's records part: checked against this pipeline and the position,
+-- it becomes the cursor the next iter() starts from.
+local function set_resume_state(node, epoch, items, st)
+   local where = string.format('data: set_state: the records state for position %d of epoch %d', items, epoch)
+   if type(st) ~= 'table' or st.fingerprint ~= B.hash_string(node:_fingerprint()) then
+      error(where .. ' was saved by another pipeline (other records, seed, shuffle buffer or batch size)', 0)
+   end
+   local pl = plan(node, epoch)
+   local shard = st.shard == false and #pl.order or pl.at[st.shard]
+   local n = st.buffered or 0
+   local list = st.buffer
+   if kbl.is_tensor(list) then list = list:tolist() end
+   if not shard or type(st.offset) ~= 'number' or type(st.draws) ~= 'number' or type(n) ~= 'number'
+      or n ~= (list and #list or 0) then
+      error(where .. ' is malformed (shard ' .. tostring(st.shard) .. ', buffered ' .. tostring(n) .. ')', 0)
+   end
+   local read = st.offset
+   for j = 1, shard do read = read + node.rec.shards[pl.order[j]].count end
+   local handed = rows_of(node, items)
+   local ok = node.rshuffle and (st.draws == handed and read == handed + n) or (read == handed and n == 0)
+   if not ok then
+      error(string.format('%s does not add up: %d records read, %d drawn and %d buffered, %d handed out', where, read,
+         st.draws, n, handed), 0)
+   end
+   local c = {epoch = epoch, items = items, pos = ffi.new('kbl_data_records_pos'),
+      ids = B.i64arr(math.max(1, node.rshuffle and node.rbuffer or 1, n))}
+   c.pos.shard, c.pos.offset, c.pos.draws, c.pos.count = shard, st.offset, st.draws, n
+   for j = 1, n do c.ids[j - 1] = list[j] end
+   node._cursor = c
+end
+
 local function native(prev, fields)
    local node = Pipeline.derive(prev, fields)
    node.rec_native = true
    node.rec = prev.rec
-   node.rdepth = prev.rdepth
+   node.rdepth, node.rthreads = prev.rdepth, prev.rthreads
+   node._resume_state, node._set_resume_state = resume_state, set_resume_state
    if node.rshuffle == nil then node.rshuffle, node.rbuffer, node.rsalt = prev.rshuffle, prev.rbuffer, prev.rsalt end
    node._open = open_stream
    function node:_count()
@@ -296,11 +398,12 @@ end
 
 return setmetatable(M, {__call = function(_, o)
    if type(o) ~= 'table' then error('data.records: expects {dir = DIR}', 2) end
-   check_options('data.records', o, {'dir', 'buffer', 'depth'})
+   check_options('data.records', o, {'dir', 'buffer', 'depth', 'threads'})
    local dir = type(o.dir) == 'string' and o.dir:gsub('/+$', '') or nil
    if not dir or not fs.is_dir(dir) then error('data.records: dir must be a directory, got ' .. tostring(o.dir), 2) end
    if o.buffer ~= nil then Pipeline.check_count(o.buffer, 'data.records buffer') end
    if o.depth ~= nil then Pipeline.check_count(o.depth, 'data.records depth') end
+   if o.threads ~= nil then Pipeline.check_count(o.threads, 'data.records threads') end
    local idx, text = read_index(dir)
    local y = idx.y and idx.y ~= false and type(idx.y) == 'table' and idx.y or nil
    local fp = B.hash_string(text)
@@ -334,11 +437,12 @@ return setmetatable(M, {__call = function(_, o)
       local root = setmetatable({source = self, meta = self.meta, depth = 0, batched = false, seed = 0,
          name = 'records/' .. name, _epoch = 1, _position = 0, _pending = true, rec_native = true,
          rec = {shards = base.shards, count = base.count, dir = dir, fp = base.fp, x = idx.x, y = y,
-            buffer = base.buffer}, rdepth = o.depth or 4}, RP)
+            buffer = base.buffer}, rdepth = o.depth or 4, rthreads = o.threads}, RP)
       root._open = open_stream
       root._count = function() return base.count end
       root._fingerprint = function() return 'records:' .. base.fp end
       root._describe = function() return root.name end
+      root._resume_state, root._set_resume_state = resume_state, set_resume_state
       return root
    end
    return src

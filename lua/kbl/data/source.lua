@@ -1,4 +1,4 @@
--- kbl.data.source: a source is named splits (train, validation, test) over
+--- kbl.data.source: a source is named splits (train, validation, test) over
 -- in-memory rows, and meta:
 --   meta.num_classes, meta.class_names (class_names[label] for labels 1..C),
 --   meta.shapes = {x = {1, 28, 28}}, meta.dtypes = {x = 'float32', y = 'int64'},
@@ -13,8 +13,10 @@ Source.__index = Source
 
 local ORDER = {train = 1, validation = 2, test = 3}
 
--- new{name =, splits = {train = base, ...}, meta = {...}}: shapes, dtypes and
--- sizes are filled in from the splits when meta leaves them out.
+--- Makes a source from splits of bases; shapes, dtypes and sizes are filled in from the splits.
+-- @tparam table o {name =, splits = {train = base, ...}, meta = {...}}
+-- @treturn table the source
+-- @usage local src = data.Source.new{name = 'mine', splits = {train = base}}
 function Source.new(o)
    local self = setmetatable({name = o.name or 'source', bases = o.splits}, Source)
    local meta = o.meta or {}
@@ -42,7 +44,9 @@ function Source.new(o)
    return self
 end
 
--- The split names, train, validation and test first.
+--- The split names, train, validation and test first.
+-- @treturn table
+-- @usage print(table.concat(src:splits(), ', '))
 function Source:splits()
    local names = {}
    for name in pairs(self.bases) do names[#names + 1] = name end
@@ -63,8 +67,16 @@ local function base_of(self, name, level)
    return base
 end
 
+--- The number of elements of a split.
+-- @tparam[opt='train'] string name
+-- @treturn number
+-- @usage print(src:size('test'))
 function Source:size(name) return base_of(self, name or 'train', 2).n end
 
+--- Starts a pipeline over a split.
+-- @tparam string name 'train', 'validation', 'test', ...
+-- @treturn table a pipeline
+-- @usage local p = src:split('train'):shuffle{seed = 1}:batch(32)
 function Source:split(name)
    return Pipeline.from_base(self, self.name .. '/' .. name, base_of(self, name, 2))
 end
@@ -75,8 +87,8 @@ function Source:__tostring()
    return 'Source ' .. self.name .. ' (' .. table.concat(parts, ', ') .. ')'
 end
 
--- Splits {train =, test =} of bases, with `validation` rows carved from the
--- end of train.
+--- Splits {train =, test =} of bases, with `validation` rows carved from the end of train.
+-- @local
 function Source.carve(splits, validation, name)
    validation = validation or 0
    Pipeline.check_count(validation, 'validation', true)

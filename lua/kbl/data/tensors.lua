@@ -1,4 +1,4 @@
--- kbl.data.tensors: a source over tensors or Lua tables already in memory.
+--- kbl.data.tensors: a source over tensors or Lua tables already in memory.
 --
 --   data.tensors{train = {x = x, y = y}, test = {x = ..., y = ...}, meta = {num_classes = 3}}
 --
@@ -20,6 +20,11 @@ local function all_whole(list)
    return true
 end
 
+--- A source over tensors or Lua tables in memory. Integer y are labels 1..num_classes;
+-- float y are targets, unchanged. Also data.tables.
+-- @tparam table o {train = {x =, y =}, validation = {...}, test = {...}, meta = {num_classes =, class_names =}}
+-- @treturn table a source
+-- @usage local src = data.tensors{train = {x = kbl.randn(100, 4), y = kbl.randint(1, 4, {100})}}
 return function(o)
    if type(o) ~= 'table' then error('data.tensors: expects {train = {x =, y =}, ...}', 2) end
    local meta = o.meta or {}

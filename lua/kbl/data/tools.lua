@@ -1,4 +1,4 @@
--- kbl.data.tools: what `kbl data pack`, `info` and `show` do (kbl/commands/data.lua
+--- kbl.data.tools: what `kbl data pack`, `info` and `show` do (kbl/commands/data.lua
 -- parses the arguments and finds the source).
 local ffi = require 'ffi'
 local kbl = require 'kbl'
@@ -113,17 +113,28 @@ local function escape(s)
    return (tostring(s):gsub('[&<>"]', {['&'] = '&amp;', ['<'] = '&lt;', ['>'] = '&gt;', ['"'] = '&quot;'}))
 end
 
--- A sample x [C, H, W] (or [H, W], [D]) as PNG bytes: values in [0, 1] as they
--- are, others stretched from their min to their max.
-local function png_of(x)
+-- A sample x [C, H, W] (or [H, W], [D]) as uint8 [1 or 3, H, W]: uint8 and
+-- values in [0, 1] as they are, others stretched from their min to their max.
+local function u8_of(x)
    if x:dim() == 1 then x = x:view(1, 1, x:size(1)) end
    if x:dim() == 2 then x = x:view(1, x:size(1), x:size(2)) end
    if x:dim() > 3 then x = x:contiguous():view(x:size(1), x:size(x:dim() - 1), x:size(x:dim())) end
    if x:size(1) ~= 1 and x:size(1) ~= 3 then x = x:narrow(1, 1, 1) end
-   x = x:to('float32')
-   local lo, hi = x:min():item(), x:max():item()
-   if lo < 0 or hi > 1 then x = (x - lo) / math.max(hi - lo, 1e-12) end
-   local u8 = (x * 255 + 0.5):clamp(0, 255):to('uint8'):contiguous()
+   local u8
+   if x.dtype == 'uint8' then
+      u8 = x:contiguous()
+   else
+      x = x:to('float32')
+      local lo, hi = x:min():item(), x:max():item()
+      if lo < 0 or hi > 1 then x = (x - lo) / math.max(hi - lo, 1e-12) end
+      u8 = (x * 255 + 0.5):clamp(0, 255):to('uint8'):contiguous()
+   end
+   return u8
+end
+
+-- A sample as PNG bytes (see u8_of).
+local function png_of(x)
+   local u8 = u8_of(x)
    local n = C.kbl_data_image_png(T.live(u8), nil, 0)
    if n < 0 then error(ffi.string(C.kbl_last_error()), 0) end
    local buf = ffi.new('uint8_t[?]', n)
@@ -167,13 +178,19 @@ function M.show(args, resolve)
    if not batch then error("kbl data show: the '" .. args.split .. "' split is empty", 0) end
    local names = src.meta.class_names or {}
    local ys = batch.y and batch.y:dim() == 1 and batch.y:tolist() or {}
+   local function label_of(i)
+      local y = ys[i]
+      return y and (names[y] and (names[y] .. ' (' .. y .. ')') or tostring(y)) or ''
+   end
+   if args.output:lower():match('%.png$') then
+      return M.show_png(args, batch, math.min(n, batch.x:size(1)), label_of)
+   end
    local cells = {}
    local shape = batch.x:size()
    local k = math.min(n, batch.x:size(1))
    for i = 1, k do
       local png = kbl.scope(function() return png_of(batch.x:select(1, i)) end)
-      local y = ys[i]
-      local label = y and (names[y] and (names[y] .. ' (' .. y .. ')') or tostring(y)) or ''
+      local label = label_of(i)
       cells[#cells + 1] = string.format('<figure><img alt="%s" src="data:image/png;base64,%s">'
          .. '<figcaption>%s</figcaption></figure>', escape(label), base64(png), escape(label))
    end
@@ -194,6 +211,30 @@ function M.show(args, resolve)
    f:write(html)
    f:close()
    print(string.format('wrote %d samples to %s', k, args.output))
+end
+
+-- show -o grid.png: the k samples tiled in one image, row by row on a white
+-- ground 2 pixels apart; a PNG holds no text, so the class names are printed,
+-- a line per row of the grid.
+function M.show_png(args, batch, k, label_of)
+   local cells = {}
+   for i = 1, k do cells[i] = u8_of(batch.x:select(1, i)) end
+   local c, h, w = cells[1]:size(1), cells[1]:size(2), cells[1]:size(3)
+   local cols = math.ceil(math.sqrt(k))
+   local rows = math.ceil(k / cols)
+   local gap = 2
+   local grid = kbl.full({c, rows * (h + gap) + gap, cols * (w + gap) + gap}, 255, {dtype = 'uint8'})
+   local lines = {}
+   for i = 1, k do
+      local r, q = math.floor((i - 1) / cols), (i - 1) % cols
+      grid:narrow(2, gap + r * (h + gap) + 1, h):narrow(3, gap + q * (w + gap) + 1, w):copy_(cells[i])
+      lines[r + 1] = (lines[r + 1] and (lines[r + 1] .. ', ') or ('row ' .. (r + 1) .. ': ')) .. label_of(i)
+   end
+   if C.kbl_data_image_write(args.output, T.live(grid:contiguous())) ~= 0 then
+      error('kbl data show: ' .. ffi.string(C.kbl_last_error()), 0)
+   end
+   print(string.format('wrote %d samples to %s (%d x %d grid)', k, args.output, rows, cols))
+   for _, l in ipairs(lines) do print(l) end
 end
 
 return M
