@@ -249,6 +249,72 @@ static int check_not_freed(kbl_node **order, int n) {
     return 0;
 }
 
+/* ---- the grad-ready hook ----------------------------------------------------
+ * A leaf's gradient is final once every node that has it as an input has run:
+ * the references are counted before the walk and counted down after each node
+ * (a node that gets no gradient counts too). */
+static kbl_grad_ready_fn ready_fn;
+static void *ready_ctx;
+
+void kbl_set_grad_ready_hook(kbl_grad_ready_fn fn, void *ctx) {
+    ready_fn = fn;
+    ready_ctx = fn ? ctx : NULL;
+}
+
+typedef struct leaf_counts {
+    int cap;                 /* a power of two; 0 when no hook is set */
+    kbl_tensor **key;
+    int *left;
+} leaf_counts;
+
+static bool is_leaf_input(const kbl_tensor *in) { return in && in->requires_grad && !in->grad_fn; }
+
+static int *leaf_slot(leaf_counts *lc, kbl_tensor *t) {
+    uintptr_t h = (uintptr_t)t * 0x9E3779B97F4A7C15ull;
+    for (size_t s = (size_t)(h >> 20) & (size_t)(lc->cap - 1);; s = (s + 1) & (size_t)(lc->cap - 1)) {
+        if (lc->key[s] == t || !lc->key[s]) {
+            lc->key[s] = t;
+            return &lc->left[s];
+        }
+    }
+}
+
+static int leaf_counts_init(leaf_counts *lc, kbl_node **order, int n) {
+    memset(lc, 0, sizeof *lc);
+    if (!ready_fn) return 0;
+    int64_t refs = 0;
+    for (int k = 0; k < n; k++) refs += order[k]->ninputs;
+    lc->cap = 16;
+    while (lc->cap < 2 * refs) lc->cap *= 2;
+    lc->key = calloc((size_t)lc->cap, sizeof *lc->key);
+    lc->left = calloc((size_t)lc->cap, sizeof *lc->left);
+    if (!lc->key || !lc->left) {
+        free(lc->key), free(lc->left);
+        lc->key = NULL, lc->left = NULL;
+        lc->cap = 0;
+        return kbl_fail("backward: out of memory counting the leaves");
+    }
+    for (int k = 0; k < n; k++)
+        for (int i = 0; i < order[k]->ninputs; i++)
+            if (is_leaf_input(order[k]->inputs[i])) ++*leaf_slot(lc, order[k]->inputs[i]);
+    return 0;
+}
+
+static int call_ready(kbl_tensor *leaf) {
+    if (!ready_fn || !leaf->grad || ready_fn(leaf, ready_ctx) == 0) return 0;
+    return kbl_fail("backward: the grad-ready hook failed on the leaf %s", KBL_DESC(leaf));
+}
+
+/* node has run: its leaf inputs wait for one contribution fewer */
+static int leaves_seen(leaf_counts *lc, kbl_node *node) {
+    if (!lc->cap) return 0;
+    for (int i = 0; i < node->ninputs; i++) {
+        kbl_tensor *in = node->inputs[i];
+        if (is_leaf_input(in) && --*leaf_slot(lc, in) == 0 && call_ready(in)) return -1;
+    }
+    return 0;
+}
+
 int kbl_backward(kbl_tensor *t, kbl_tensor *grad, int retain_graph) {
     if (kbl_check_dev("backward", t, "tensor")) return -1;
     if (!t->requires_grad)
@@ -277,12 +343,14 @@ int kbl_backward(kbl_tensor *t, kbl_tensor *grad, int retain_graph) {
     int rc = 0;
     if (!t->grad_fn) {
         rc = accumulate_leaf(t, g0);
+        if (rc == 0) rc = call_ready(t);
         kbl_set_grad_enabled(prev);
         return rc;
     }
     int n = 0;
     kbl_node **order = topo_sort(t->grad_fn, &n);
-    if (!order || check_not_freed(order, n)) {
+    leaf_counts lc = {0};
+    if (!order || check_not_freed(order, n) || leaf_counts_init(&lc, order, n)) {
         kbl_tensor_release(g0);
         free(order);
         kbl_set_grad_enabled(prev);
@@ -296,7 +364,14 @@ int kbl_backward(kbl_tensor *t, kbl_tensor *grad, int retain_graph) {
         kbl_node *node = order[k];
         kbl_tensor *g = node->grad_accum;
         node->grad_accum = NULL;
-        if (!g) continue;
+        if (!g) {
+            rc = leaves_seen(&lc, node);
+            continue;
+        }
+        /* the profiler times each node: its rule and the accumulation of what it gives,
+         * until the device has done them */
+        const kbl_backend *timed = kbl_profiling() ? kbl_backend_of(g) : NULL;
+        double t0 = timed ? kbl_profile_clock() : 0;
         kbl_tensor **gin = node->ninputs <= 8 ? gin_small : calloc((size_t)node->ninputs, sizeof *gin);
         if (!gin) {
             kbl_tensor_release(g);
@@ -331,7 +406,14 @@ int kbl_backward(kbl_tensor *t, kbl_tensor *grad, int retain_graph) {
             else rc = accumulate_leaf(in, gi);
         }
         if (gin != gin_small) free(gin);
+        if (timed) {
+            timed->synchronize();
+            kbl_profile_node(node, t0, kbl_profile_clock());
+        }
+        if (rc == 0) rc = leaves_seen(&lc, node);
     }
+    free(lc.key);
+    free(lc.left);
     for (int k = 0; k < n; k++) {
         kbl_tensor_release(order[k]->grad_accum);
         order[k]->grad_accum = NULL;
