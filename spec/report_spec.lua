@@ -1,7 +1,9 @@
 -- report: report.html is one self-contained page (no script, nothing fetched)
--- with the config, the model summary and SVG curves per quantity and split; it
--- is rendered with headless Chromium (pending when chromium is absent) and the
--- rendered DOM must hold the curves with their points.
+-- with the test metrics, SVG curves per quantity and split (round tick labels,
+-- stage boundaries, the test value marked), the time per phase of each epoch,
+-- the model summary and the config; it is rendered with headless Chromium
+-- (pending when chromium is absent): the rendered DOM must hold the curves
+-- with their points, and at 1600 pixels the charts fill the width.
 local H = require 'helper'
 local report = require 'kbl.records.report'
 
@@ -109,7 +111,7 @@ describe('report', function()
       for _, p in ipairs(pts) do assert.are.equal(5, p.points, p.class) end
       local svgs = 0
       for _ in dom:gmatch('<svg ') do svgs = svgs + 1 end
-      assert.are.equal(3, svgs)
+      assert.are.equal(3, svgs)   -- no time chart: the history has no timings
       assert.truthy(dom:find('return {epochs = 5}', 1, true))
       assert.truthy(dom:find('Dense 4 -&gt; 2', 1, true))
       -- and it paints: a screenshot is written
@@ -117,5 +119,82 @@ describe('report', function()
       rc = H.run(cmd .. ' --window-size=1000,800 --screenshot=' .. png .. ' file://' .. path)
       assert.are.equal(0, rc)
       assert.are.equal('\137PNG', slurp(png):sub(1, 4))
+   end)
+   it('labels axes with round ticks in one format, a constant learning rate too', function()
+      local function labels(lo, hi) return report.axis(lo, hi, 4).labels end
+      assert.are.same({'0', '0.0005', '0.0010', '0.0015', '0.0020'}, labels(1e-3, 1e-3))
+      assert.are.same({'0.44', '0.46', '0.48', '0.50', '0.52', '0.54'}, labels(0.4522, 0.5241))
+      assert.are.same({'0', '1', '2', '3'}, labels(0.179, 2.35))
+      assert.are.same({'0', '1e-5', '2e-5'}, labels(1e-5, 1e-5))
+      assert.are.same({'2.0e6', '2.5e6', '3.0e6'}, labels(2e6, 3e6))
+      assert.are.same({'-1.0', '-0.5', '0', '0.5', '1.0'}, labels(0, 0))
+      local ax = report.axis(0.4522, 0.5241, 4)
+      assert.is_true(ax.lo <= 0.4522 and ax.hi >= 0.5241)
+      -- the page: every y tick of every chart is a round number, none in the old 8.90e-04 style
+      local h = history(4)
+      for _, e in ipairs(h) do e.lr = 8.9e-4 end
+      local html = report.render{history = h}
+      local n = 0
+      for label in html:gmatch('<text class="tick y"[^>]*>([^<]*)</text>') do
+         n = n + 1
+         assert.is_nil(label:find('e%-0'), label)
+         local v = tonumber(label)
+         local step = v ~= 0 and 10 ^ math.floor(math.log10(math.abs(v))) or 1
+         assert.is_true(math.abs(v / step - math.floor(v / step + 0.5)) < 1e-9 or #label <= 6, label)
+      end
+      assert.is_true(n >= 12)
+      assert.truthy(html:find('>0.0010</text>', 1, true))   -- the constant lr's axis: 0 to 0.0020
+   end)
+
+   it('shows the test metrics first, marks them and the stages on the curves, and times each phase', function()
+      local h = history(6)
+      for e, row in ipairs(h) do
+         row.stage = e <= 2 and 1 or 2
+         row.times = {data = 0.1 * e, forward = 0.5, backward = 1, update = 0.2, validation = 0.3}
+      end
+      local html = report.render{history = h, test = {split = 'test', loss = 0.3, accuracy = 0.9}}
+      local test_at = html:find('<h2>Test (test split)</h2>', 1, true)
+      local curves_at = html:find('<h2>Curves</h2>', 1, true)
+      assert.truthy(test_at and curves_at and test_at < curves_at)
+      assert.truthy(html:find('<th>accuracy</th><th>loss</th></tr><tr><td>0.9</td><td>0.3</td>', 1, true))
+      local _, stages = html:gsub('<line class="stage"', '')
+      assert.are.equal(3, stages)   -- loss, accuracy, learning rate
+      local _, labels = html:gsub('<text class="stage"[^>]*>stage 2</text>', '')
+      assert.are.equal(3, labels)
+      local _, marks = html:gsub('<polygon class="test"', '')
+      assert.are.equal(2, marks)    -- loss and accuracy; the learning rate has no test value
+      local _, bars = html:gsub('<rect class="phase ', '')
+      assert.are.equal(6 * 5, bars)
+      assert.truthy(html:find('<rect class="phase data"[^>]*><title>epoch 6 data: 0.6 s</title>'))
+      for _, col in ipairs{'stage', 'data s', 'forward s', 'backward s', 'update s', 'validation s'} do
+         assert.truthy(html:find('<th>' .. col .. '</th>', 1, true), col)
+      end
+      -- the boundary sits between epochs 2 and 3 of the loss chart's x axis
+      local x2 = tonumber(html:match('<text class="tick x" x="([%d.]+)" y="%d+" text%-anchor="middle">2</text>'))
+      local x3 = tonumber(html:match('<text class="tick x" x="([%d.]+)" y="%d+" text%-anchor="middle">3</text>'))
+      local xs = tonumber(html:match('<line class="stage" x1="([%d.]+)"'))
+      assert.near((x2 + x3) / 2, xs, 0.2)
+   end)
+
+   it('fills the page width in headless Chromium', function()
+      local browser = chromium()
+      if not browser then return pending('chromium is not installed (apt-get install chromium)') end
+      if not H.python_has('torchvision') then return pending('python3-torchvision is not installed (reads the PNG)') end
+      local h = history(5)
+      for _, row in ipairs(h) do row.times = {data = 0.1, forward = 0.5, backward = 1, update = 0.2} end
+      local path = tmp .. '/wide.html'
+      report.write(path, {title = 'wide', history = h})
+      local png = tmp .. '/wide.png'
+      local rc = H.run('env -u LD_PRELOAD timeout 120 ' .. browser .. ' --headless --no-sandbox --disable-gpu '
+         .. '--user-data-dir=' .. tmp .. '/profile2 --hide-scrollbars --window-size=1600,1000 --screenshot=' .. png
+         .. ' file://' .. path .. ' 2>/dev/null')
+      assert.are.equal(0, rc)
+      -- the rightmost pixel of a plot's fill (#fafafa): 440-pixel charts would end near x = 1370
+      local out
+      rc, out = H.run('/usr/bin/python3 spec/fixtures/png_extent.py ' .. png .. ' 250')
+      assert.are.equal(0, rc, out)
+      local right, width = out:match('(%d+) (%d+)')
+      assert.are.equal(1600, tonumber(width))
+      assert.is_true(tonumber(right) > 1500, out)
    end)
 end)

@@ -1,4 +1,4 @@
--- kbl.records.checkpoint: one checkpoint = one file (core/checkpoint.c): a
+--- kbl.records.checkpoint: one checkpoint = one file (core/checkpoint.c): a
 -- header with magic number, version and CRC-32s, then a zstd frame of the
 -- metadata (JSON) and the named tensors. Written atomically (temporary name,
 -- fsync, rename, directory fsync).

@@ -1,4 +1,4 @@
--- kbl.records.lock: the exclusive lock on a run directory, flock(2) on
+--- kbl.records.lock: the exclusive lock on a run directory, flock(2) on
 -- RUN_DIR/run.lock, taken before a run writes anything there and held for the
 -- life of the run; the kernel drops it when the process ends, however it ends
 -- (SIGKILL included), so a lock is never left behind by a dead run. The file

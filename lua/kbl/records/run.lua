@@ -1,10 +1,12 @@
--- kbl.records.run: what a training run writes into its run directory, as one
+--- kbl.records.run: what a training run writes into its run directory, as one
 -- callback for kbl.fit's Trainer, and the resume that reads it back.
 --
 --   run_dir/run.lock                        kbl.records.lock: held while a run writes here
 --   run_dir/status.json                     kbl.records.status
---   run_dir/events.out.tfevents.<t>.<host>  kbl.records.tensorboard: every logged
---                                           metric (loss/train, loss/validation...) and lr
+--   run_dir/events.out.tfevents.<t>.<host>  kbl.records.tensorboard_logger: every logged
+--                                           metric (loss/train, loss/validation...) and lr;
+--                                           step scalars, histograms, hparams (config key
+--                                           tensorboard); a resume goes on in the same file
 --   run_dir/report.html                     kbl.records.report, rewritten each epoch
 --   run_dir/checkpoints/step-<N>.ckpt       kbl.records.checkpoint: model weights,
 --   run_dir/checkpoints/best.ckpt           trainer:state() (optimizer, generator,
@@ -165,8 +167,10 @@ end
 
 -- A history entry for kbl.records.report.
 function M.report_entry(logs)
-   local e = {epoch = logs.epoch, lr = logs.lr, train = {}, validation = {}}
+   local e = {epoch = logs.epoch, lr = logs.lr, stage = logs.stage, train = {}, validation = {}, times = {}}
    for k, v in pairs(logs) do
+      local phase = type(v) == 'number' and k:match('^time_(.*)$')
+      if phase then e.times[phase] = v end
       if is_metric(k, v) then
          local val = k:match('^val_(.*)$')
          if val then e.validation[val] = v else e.train[k] = v end
@@ -295,7 +299,7 @@ function Recorder:on_train_begin(ctx)
    mkdir_p(M.checkpoint_dir(self.run_dir))
    M.remove_stale_temporaries(M.checkpoint_dir(self.run_dir))
    status.start(self.run_dir, {step = ctx.step, epoch = ctx.epochs_done, resume = self.resumed_from})
-   if self.tensorboard then self.tb = require('kbl.records.tensorboard').open(self.run_dir) end
+   if self.tensorboard then self.tb = require('kbl.records.tensorboard_logger').new(self.run_dir):begin(ctx) end
    if self.handle_signals and C.kbl_interrupt_install() ~= 0 then
       error(ffi.string(C.kbl_last_error()), 0)
    end
@@ -315,14 +319,19 @@ function Recorder:interrupt(ctx, sig)
    error(msg, 0)
 end
 
-function Recorder:on_batch_end(ctx, step)
+function Recorder:on_epoch_begin(ctx)
+   if self.tb then self.tb:on_epoch_begin(ctx) end
+end
+
+function Recorder:on_batch_end(ctx, step, logs)
    local sig = self.handle_signals and C.kbl_interrupt_pending() or 0
    if sig ~= 0 then return self:interrupt(ctx, sig) end
+   if self.tb and self.tb.per_step then self.tb:on_batch_end(ctx, step, logs) end
    if self.every_n_steps and step % self.every_n_steps == 0 then self:step_checkpoint(ctx) end
 end
 
 function Recorder:on_epoch_end(ctx, epoch, logs)
-   if self.tb then self.tb:add_scalars(M.scalar_tags(logs), ctx.step) end
+   if self.tb then self.tb:on_epoch_end(ctx, M.scalar_tags(logs)) end
    local improved = false
    local v = self.monitor and logs[self.monitor]
    if type(v) == 'number' and v == v then
@@ -348,7 +357,7 @@ function Recorder:on_epoch_end(ctx, epoch, logs)
 end
 
 function Recorder:close()
-   if self.tb then self.tb:close(); self.tb = nil end
+   if self.tb then self.tb:close() end   -- kept: record_test appends the test metrics
    if self.handle_signals then
       C.kbl_interrupt_clear()
       C.kbl_interrupt_restore()
@@ -364,6 +373,7 @@ end
 function Recorder:on_train_end(ctx, _, failure)
    if self.interrupted or self.closed then return end
    self.closed = true
+   if self.tb then self.tb:finish(ctx, failure and 'failure' or 'success') end
    if failure then
       self:close()
       status.failed(self.run_dir, failure, {step = ctx.step, checkpoint = ctx.last_checkpoint})
@@ -406,6 +416,7 @@ function Recorder:record_test(ctx, split, logs)
    f:write('\n', text, '\n')
    f:close()
    self.test = test
+   if self.tb then self.tb:record_test(ctx, split, logs) end
    local s = status.read(self.run_dir, {raw = true}) or {}
    if s.state == 'finished' then
       status.finished(self.run_dir, {step = s.step, epoch = s.epoch, checkpoint = s.checkpoint, resume = s.resume,

@@ -1,4 +1,4 @@
--- kbl.records.status: status.json in the run directory, what a person or a
+--- kbl.records.status: status.json in the run directory, what a person or a
 -- script reads to know where a run stands: {"state": "not_started" | "running"
 -- | "interrupted" | "failed" | "finished", "pid", "host", "started", "updated",
 -- "message", ...}. Every write replaces the file atomically. A run does not

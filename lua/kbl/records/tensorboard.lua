@@ -1,4 +1,4 @@
--- kbl.records.tensorboard: a TensorBoard event file writer for scalars.
+--- kbl.records.tensorboard: the TensorBoard event file, written and read back.
 -- Written by hand, as TensorBoard's own writer needs TensorFlow or protobuf:
 -- the file is a TFRecord stream (uint64 length, masked CRC-32C of the length,
 -- data, masked CRC-32C of the data, all little-endian) of Event protos encoded
@@ -6,13 +6,22 @@
 --   Event   { double wall_time = 1; int64 step = 2; string file_version = 3;
 --             Summary summary = 5; }
 --   Summary { repeated Value value = 1; }
---   Value   { string tag = 1; float simple_value = 2; }
+--   Value   { string tag = 1; float simple_value = 2; HistogramProto histo = 5;
+--             SummaryMetadata metadata = 9; }
+--   HistogramProto  { double min = 1, max = 2, num = 3, sum = 4, sum_squares = 5;
+--                     repeated double bucket_limit = 6 [packed], bucket = 7 [packed]; }
+--   SummaryMetadata { PluginData plugin_data = 1; }  PluginData { string plugin_name = 1;
+--                     bytes content = 2; }   (the hparams plugin's: kbl.records.tensorboard_hparams)
 -- The checksum is CRC-32C (Castagnoli), which zlib does not have, so it is
 -- computed here with the usual 256-entry table.
 --
 --   local tb = tensorboard.open(run_dir)       -- events.out.tfevents.<time>.<host>
 --   tb:add_scalars({['loss/train'] = 0.31, lr = 1e-3}, step)
+--   tb:add_histogram('weights/fc.weight', tensorboard.histogram(values, n), step)
 --   tb:close()
+--   tensorboard.open(run_dir, {append = path})  -- goes on writing an existing file
+--   tensorboard.read(path) -> {{step =, tags = {...}, data = bytes}...}, torn
+--   tensorboard.keep(path, function(event) return event.step <= 100 end)
 local ffi = require 'ffi'
 local bit = require 'bit'
 
@@ -84,25 +93,193 @@ local dbuf, fbuf = ffi.new('double[1]'), ffi.new('float[1]')
 local function fixed64_double(v) dbuf[0] = v; return ffi.string(dbuf, 8) end
 local function fixed32_float(v) fbuf[0] = v; return ffi.string(fbuf, 4) end
 
--- Event bytes: fields {wall_time, step, file_version, values = {{tag, value}}}.
+local function packed_doubles(field, list)
+   local b = {}
+   for i, v in ipairs(list) do b[i] = fixed64_double(v) end
+   return len_delim(field, table.concat(b))
+end
+
+-- HistogramProto bytes of {min, max, num, sum, sum_squares, bucket_limit, bucket}.
+local function encode_histo(h)
+   return key(1, 1) .. fixed64_double(h.min) .. key(2, 1) .. fixed64_double(h.max)
+      .. key(3, 1) .. fixed64_double(h.num) .. key(4, 1) .. fixed64_double(h.sum)
+      .. key(5, 1) .. fixed64_double(h.sum_squares)
+      .. packed_doubles(6, h.bucket_limit) .. packed_doubles(7, h.bucket)
+end
+
+-- Summary.Value bytes. v: {tag, number} (a scalar), or {tag =, value = number |
+-- histo = {...} | plugin_name =, content = bytes}: a value with only plugin
+-- data (how the hparams plugin's summaries are written).
+local function encode_value(v)
+   if v[1] then return len_delim(1, v[1]) .. key(2, 5) .. fixed32_float(v[2]) end
+   local parts = {len_delim(1, v.tag)}
+   if v.plugin_name then
+      parts[#parts + 1] = len_delim(9, len_delim(1, len_delim(1, v.plugin_name) .. len_delim(2, v.content or '')))
+   end
+   if v.value then parts[#parts + 1] = key(2, 5) .. fixed32_float(v.value) end
+   if v.histo then parts[#parts + 1] = len_delim(5, encode_histo(v.histo)) end
+   return table.concat(parts)
+end
+
+-- Event bytes: fields {wall_time, step, file_version, values = {value...}}
+-- (see encode_value).
 function M.encode_event(e)
    local parts = {key(1, 1) .. fixed64_double(e.wall_time)}
    if e.step and e.step ~= 0 then parts[#parts + 1] = key(2, 0) .. varint(e.step) end
    if e.file_version then parts[#parts + 1] = len_delim(3, e.file_version) end
    if e.values then
       local vals = {}
-      for i, v in ipairs(e.values) do
-         vals[i] = len_delim(1, len_delim(1, v[1]) .. key(2, 5) .. fixed32_float(v[2]))
-      end
+      for i, v in ipairs(e.values) do vals[i] = len_delim(1, encode_value(v)) end
       parts[#parts + 1] = len_delim(5, table.concat(vals))
    end
    return table.concat(parts)
 end
 
+-- Protobuf message helpers shared with kbl.records.tensorboard_hparams.
+M.pb = {varint = varint, key = key, len_delim = len_delim, double = fixed64_double}
+
 -- One TFRecord around data.
 function M.frame(data)
    local len = u64_le(#data)
    return len .. u32_le(M.masked_crc(len)) .. data .. u32_le(M.masked_crc(data))
+end
+
+-- ---- histograms ---------------------------------------------------------------
+
+-- The histogram of n numbers read by get(i) (i = 0..n-1; a typed pointer or a
+-- function), in `buckets` equal-width buckets between the smallest and the
+-- largest (one bucket when they are equal). Non-finite values are left out
+-- and counted in .nonfinite. nil when nothing is left.
+function M.histogram(get, n, buckets)
+   buckets = buckets or 30
+   local at = type(get) == 'function' and get or function(i) return get[i] end
+   local lo, hi, sum, sq, count, bad = math.huge, -math.huge, 0, 0, 0, 0
+   for i = 0, n - 1 do
+      local v = tonumber(at(i))
+      if v == v and v ~= math.huge and v ~= -math.huge then
+         if v < lo then lo = v end
+         if v > hi then hi = v end
+         sum, sq, count = sum + v, sq + v * v, count + 1
+      else
+         bad = bad + 1
+      end
+   end
+   if count == 0 then return nil end
+   local nb = hi > lo and buckets or 1
+   local width = (hi - lo) / nb
+   local counts, limits = {}, {}
+   for b = 1, nb do counts[b], limits[b] = 0, lo + width * b end
+   limits[nb] = hi
+   for i = 0, n - 1 do
+      local v = tonumber(at(i))
+      if v == v and v ~= math.huge and v ~= -math.huge then
+         -- TensorBoard's buckets hold (previous limit, limit]; the first one its min too
+         local b = nb == 1 and 1 or math.max(1, math.ceil((v - lo) / width))
+         if b > nb then b = nb end
+         counts[b] = counts[b] + 1
+      end
+   end
+   return {min = lo, max = hi, num = count, sum = sum, sum_squares = sq, bucket_limit = limits, bucket = counts,
+      nonfinite = bad}
+end
+
+-- ---- reading back ---------------------------------------------------------------
+
+local function read_varint(s, i)
+   local v, mul = 0, 1
+   while true do
+      local b = s:byte(i)
+      if not b then return nil, i end
+      i = i + 1
+      v = v + (b % 128) * mul
+      mul = mul * 128
+      if b < 128 then return v, i end
+   end
+end
+
+-- Calls fn(field, wire, value) for each field of message s (value: a number
+-- for varints, the bytes otherwise). Returns false when s is malformed.
+local function fields(s, fn)
+   local i = 1
+   while i <= #s do
+      local k
+      k, i = read_varint(s, i)
+      if not k then return false end
+      local field, wire = math.floor(k / 8), k % 8
+      local v
+      if wire == 0 then v, i = read_varint(s, i); if not v then return false end
+      elseif wire == 1 then v = s:sub(i, i + 7); i = i + 8
+      elseif wire == 5 then v = s:sub(i, i + 3); i = i + 4
+      elseif wire == 2 then
+         local n
+         n, i = read_varint(s, i)
+         if not n then return false end
+         v = s:sub(i, i + n - 1)
+         i = i + n
+      else
+         return false
+      end
+      if i > #s + 1 then return false end
+      fn(field, wire, v)
+   end
+   return true
+end
+M.fields = fields
+
+local function le(s, from, n)
+   local v = 0
+   for k = n - 1, 0, -1 do v = v * 256 + s:byte(from + k) end
+   return v
+end
+
+-- The events of an event file: {step =, tags = {tag...}, data = record bytes
+-- (framed)}, in order. A record cut short or failing its checksum ends the
+-- list (what a killed writer leaves); the second result says where it was cut
+-- (nil when the file is whole).
+function M.read(path)
+   local f = io.open(path, 'rb')
+   if not f then return {}, nil end
+   local s = f:read('*a')
+   f:close()
+   local events, i = {}, 1
+   while i <= #s do
+      if i + 11 > #s then return events, i - 1 end
+      local len = s:sub(i, i + 7)
+      local n = le(len, 1, 8)
+      if le(s, i + 8, 4) ~= M.masked_crc(len) or i + 15 + n > #s then return events, i - 1 end
+      local data = s:sub(i + 12, i + 11 + n)
+      if le(s, i + 12 + n, 4) ~= M.masked_crc(data) then return events, i - 1 end
+      local e = {step = 0, tags = {}, data = s:sub(i, i + 15 + n)}
+      fields(data, function(field, wire, v)
+         if field == 2 and wire == 0 then e.step = v
+         elseif field == 5 and wire == 2 then
+            fields(v, function(f2, _, value)
+               if f2 == 1 then
+                  fields(value, function(f3, w3, tag) if f3 == 1 and w3 == 2 then e.tags[#e.tags + 1] = tag end end)
+               end
+            end)
+         end
+      end)
+      events[#events + 1] = e
+      i = i + 16 + n
+   end
+   return events, nil
+end
+
+-- Rewrites path (atomically) with only the events for which keep(event) is
+-- true (event as M.read gives it); a cut-short tail goes too. Returns how many
+-- events were dropped; the file is left alone when none were and it is whole.
+function M.keep(path, keep)
+   local events, cut = M.read(path)
+   local kept = {}
+   for _, e in ipairs(events) do
+      if keep(e) then kept[#kept + 1] = e.data end
+   end
+   local dropped = #events - #kept
+   if dropped > 0 or cut then
+      require('kbl.io.binfile').write_atomic(path, table.concat(kept), 'tensorboard ' .. path)
+   end
+   return dropped, cut
 end
 
 -- ---- the writer -------------------------------------------------------------
@@ -125,8 +302,14 @@ Writer.__index = Writer
 
 -- open(dir, {time = seconds, host = name}) -> writer; the file is
 -- dir/events.out.tfevents.<time>.<host> (with .<pid> added if that exists).
+-- open(dir, {append = path}) goes on writing the event file at path.
 function M.open(dir, opts)
    opts = opts or {}
+   if opts.append then
+      local f, err = io.open(opts.append, 'ab')
+      if not f then error('tensorboard: cannot append to the event file: ' .. tostring(err), 2) end
+      return setmetatable({f = f, path = opts.append}, Writer)
+   end
    local t = opts.time or M.wall_time()
    local name = string.format('events.out.tfevents.%010d.%s', math.floor(t), opts.host or M.hostname())
    local path = dir .. '/' .. name
@@ -143,6 +326,27 @@ function M.open(dir, opts)
    return self
 end
 
+-- The event files of dir (events.out.tfevents.*), sorted by name: the order
+-- in which TensorBoard reads them.
+function M.files(dir)
+   local out = {}
+   local p = io.popen("ls -1A '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
+   for name in p:lines() do
+      if name:match('^events%.out%.tfevents%.') then out[#out + 1] = dir .. '/' .. name end
+   end
+   p:close()
+   table.sort(out)
+   return out
+end
+
+-- Writes one event of values (see encode_value) at step.
+function Writer:add_values(values, step, wall_time)
+   if not self.f then error('tensorboard: the writer is closed', 2) end
+   if #values == 0 then return end
+   self.f:write(M.frame(M.encode_event{wall_time = wall_time or M.wall_time(), step = step or 0, values = values}))
+   self.f:flush()
+end
+
 -- Scalars {tag = number} at a step, in one event (tags sorted).
 function Writer:add_scalars(values, step, wall_time)
    if not self.f then error('tensorboard: the writer is closed', 2) end
@@ -154,15 +358,23 @@ function Writer:add_scalars(values, step, wall_time)
       end
       list[#list + 1] = {tag, v}
    end
-   if #list == 0 then return end
    table.sort(list, function(a, b) return a[1] < b[1] end)
-   self.f:write(M.frame(M.encode_event{wall_time = wall_time or M.wall_time(), step = step or 0, values = list}))
-   self.f:flush()
+   self:add_values(list, step, wall_time)
 end
 
 function Writer:add_scalar(tag, value, step, wall_time)
    self:add_scalars({[tag] = value}, step, wall_time)
 end
+
+-- Histograms {tag = M.histogram(...)} at a step, in one event (tags sorted).
+function Writer:add_histograms(hists, step, wall_time)
+   local list = {}
+   for tag, h in pairs(hists) do list[#list + 1] = {tag = tag, histo = h} end
+   table.sort(list, function(a, b) return a.tag < b.tag end)
+   self:add_values(list, step, wall_time)
+end
+
+function Writer:add_histogram(tag, h, step, wall_time) self:add_histograms({[tag] = h}, step, wall_time) end
 
 function Writer:flush() if self.f then self.f:flush() end end
 
