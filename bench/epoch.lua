@@ -1,5 +1,5 @@
 -- bench/epoch.lua — seconds per training epoch of the Fashion-MNIST examples
--- (lua/configs/fashion_mnist_{mlp,cnn}.lua) in kbl against the same models in
+-- (lua/kbl/configs/fashion_mnist_{mlp,cnn}.lua) in kbl against the same models in
 -- PyTorch (bench/epoch.py), in one run, each at the faster of 1 and 2 threads;
 -- kbl in its default environment, PyTorch at its best (bench/torch_best.lua).
 --   bin/kbl bench/epoch.lua [mlp] [cnn]      (or: kbl bench epoch)

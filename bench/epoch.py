@@ -1,5 +1,5 @@
 """bench/epoch.py — PyTorch side of bench/epoch.lua: one training epoch of the
-Fashion-MNIST MLP and CNN of lua/configs (same layers, Adam 1e-3, batch 128,
+Fashion-MNIST MLP and CNN of lua/kbl/configs (same layers, Adam 1e-3, batch 128,
 55000 training images) on CPU, printed as JSON {model: {seconds, threads}}.
 Reads the Debian dataset-fashion-mnist IDX files. Not a kbl dependency."""
 import gzip

@@ -5,12 +5,13 @@
 return {
    extends = 'fit',
    name = 'backbone_neck_head',
-   data = data.fashion_mnist{validation = 5000},
-   transforms = {{'normalize', {mean = 0.2860, std = 0.3530}}},
+   data = data.fashion_mnist{validation = 5000, raw = true},           -- uint8 images, as the files store them
    model = blocks.Model{
+      preprocess = blocks.Normalize{mean = 0.2860, std = 0.3530, scale = 1 / 255},   -- to float32, normalized
       backbone = blocks.ConvNet{filters = {16, 32}, batch_norm = true},     -- [N, 32, 7, 7]
       neck = blocks.Sequential{blocks.GlobalAvgPool2D{}, blocks.Dense{64, activation = 'relu'}},
       head = blocks.ClassificationHead{num_classes = 10},
+      postprocess = blocks.Activation{'softmax'},   -- class probabilities, in predict and exported models
    },
    optimizer = optim.Adam{lr = 2e-3},
    batch_size = 128,

@@ -1,11 +1,18 @@
 -- kbl: the LuaRocks rockspec. `luarocks make rocks/kbl-scm-1.rockspec` (from the
--- checkout's root) builds libkbl with CMake and installs the library, the Lua
--- modules (kbl, blocks, configs) and the `kbl` command into the tree; `kbl`
--- then works from any directory. Add `--tree DIR` for a tree of your own.
+-- checkout's root) builds libkbl with CMake and installs the library (into
+-- lib/lua/5.1/, where `luarocks path` makes LuaJIT look), the Lua modules (kbl,
+-- blocks, configs), the `kbl` command, and bench/ and examples/ under
+-- share/kbl/; `kbl` then works from any directory, and so does `require 'kbl'`
+-- from plain LuaJIT after `eval "$(luarocks path)"`. Add `--tree DIR` for a
+-- tree of your own.
 --
--- Run-time needs outside the rock: LuaJIT, and the Debian packages lua-argparse
--- and lua-dkjson, libdnnl2, libzstd1 and zlib1g (DESIGN.md). They
--- are not listed as rock dependencies, since Debian's Lua packages are not
+-- kbl needs LuaJIT (its FFI), so the rock depends on luajit: LuaRocks must run
+-- for LuaJIT, once per user: `luarocks config lua_interpreter luajit` and
+-- `luarocks config variables.LUA_INCDIR /usr/include/luajit-2.1` (Debian's
+-- luarocks is set up for Lua 5.1 otherwise). Run-time needs outside the rock:
+-- the Debian packages lua-argparse, lua-dkjson and lua-posix, lua-readline (for
+-- line editing in `kbl repl`), libdnnl2 (oneDNN), libzstd1 and zlib1g. They are
+-- not listed as rock dependencies, since Debian's Lua packages are not
 -- registered with LuaRocks and a listed dependency would be fetched again.
 rockspec_format = "3.0"
 package = "kbl"
@@ -22,7 +29,7 @@ as Lua tables and the `kbl` command.]],
    license = "MIT",
 }
 dependencies = {
-   "lua >= 5.1",
+   "luajit >= 2.0",
 }
 build = {
    type = "cmake",

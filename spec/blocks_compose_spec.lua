@@ -3,7 +3,7 @@
 -- ClassificationHead, RegressionHead, blocks.build; shapes, parameter paths
 -- and gradients through them.
 local kbl = require 'kbl'
-local blocks = require 'blocks'
+local blocks = require 'kbl.blocks'
 local H = require 'helper'
 
 local f64 = {dtype = 'float64'}

@@ -3,7 +3,7 @@
 -- layouts, float64 finite-difference gradients (parameters included) and
 -- BatchNorm's train/eval behaviour.
 local kbl = require 'kbl'
-local blocks = require 'blocks'
+local blocks = require 'kbl.blocks'
 local H = require 'helper'
 
 local f64 = {dtype = 'float64'}

@@ -3,7 +3,7 @@
 -- finite-difference gradients (parameters included), train/eval behaviour;
 -- initializers and regularizers.
 local kbl = require 'kbl'
-local blocks = require 'blocks'
+local blocks = require 'kbl.blocks'
 local H = require 'helper'
 
 local f64 = {dtype = 'float64'}

@@ -4,7 +4,7 @@
 -- counts, defaults by type reaching library-built blocks, to(), tostring,
 -- error paths.
 local kbl = require 'kbl'
-local blocks = require 'blocks'
+local blocks = require 'kbl.blocks'
 local H = require 'helper'
 
 local function names(list)

@@ -3,7 +3,7 @@
 -- part keeps its weights bit-identical through training; a ConvNet model
 -- learns a generated image task; model and optimizer state resume exactly.
 local kbl = require 'kbl'
-local blocks = require 'blocks'
+local blocks = require 'kbl.blocks'
 local optim = require 'kbl.optim'
 local losses = require 'kbl.losses'
 local metrics = require 'kbl.metrics'

@@ -201,7 +201,7 @@ describe('kbl with a bad config', function()
    it('a missing file exits 1 naming where it looked', function()
       local rc, _, err = kbl('run no_such_experiment')
       assert.equal(1, rc)
-      assert.equal("kbl: cannot find config 'no_such_experiment' (looked for lua/configs/no_such_experiment.lua, "
+      assert.equal("kbl: cannot find config 'no_such_experiment' (looked for lua/kbl/configs/no_such_experiment.lua, "
          .. "no_such_experiment.lua)\n", err)
    end)
 

@@ -2,7 +2,7 @@
 -- scoped by the key path a block is made under (gin's `scope/Dense.units`),
 -- in a config and in a script; a --set spelling for keys that hold dots.
 local kbl = require 'kbl'
-local blocks = require 'blocks'
+local blocks = require 'kbl.blocks'
 local config = require 'kbl.config'
 local H = require 'helper'
 
@@ -47,7 +47,7 @@ return {
    end)
 
    it('works from a script with blocks.defaults and in_scope', function()
-      local defaults = require 'blocks.defaults'
+      local defaults = require 'kbl.blocks.defaults'
       blocks.defaults['encoder/Dense'] = {use_bias = false}
       local inside = defaults.in_scope({'encoder'}, function() return blocks.MLP{units = {4}} end)
       local outside = blocks.MLP{units = {4}}

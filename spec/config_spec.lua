@@ -85,7 +85,7 @@ describe('config composition', function()
       assert.equal('cpu', cfg.device)
    end)
 
-   it('finds bare names in lua/configs', function()
+   it('finds bare names in lua/kbl/configs', function()
       local cfg = config.load({'fit'})
       assert.equal('fit', cfg.name)
       assert.is_true(S.is_spec(cfg.optimizer))
@@ -129,7 +129,7 @@ b]] .. ']]' .. [[,
 end)
 
 describe('config building', function()
-   local blocks = require 'blocks'
+   local blocks = require 'kbl.blocks'
    local kbl = require 'kbl'
 
    it('builds specs into objects only when asked, with refs resolved', function()
@@ -313,10 +313,10 @@ describe('config errors', function()
    end)
 
    it('a missing file says where it looked', function()
-      assert.equal("cannot find config 'no_such_config' (looked for lua/configs/no_such_config.lua, "
+      assert.equal("cannot find config 'no_such_config' (looked for lua/kbl/configs/no_such_config.lua, "
          .. "no_such_config.lua)", load_err({'no_such_config'}))
       local path = write('badbase.lua', "return {extends = 'nope'}")
-      assert.equal(path .. ":1: cannot find config 'nope' (looked for lua/configs/nope.lua, " .. dir .. "/nope.lua, "
+      assert.equal(path .. ":1: cannot find config 'nope' (looked for lua/kbl/configs/nope.lua, " .. dir .. "/nope.lua, "
          .. "nope.lua)", load_err({path}))
    end)
 

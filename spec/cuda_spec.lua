@@ -407,7 +407,7 @@ describe('on CUDA', function()
    end)
 
    gpu('a training step of a small MLP and CNN on cuda matches the CPU', function()
-      local blocks = require 'blocks'
+      local blocks = require 'kbl.blocks'
       local optim = require 'kbl.optim'
       local function train(device, make, x, y)
          kbl.manual_seed(11)

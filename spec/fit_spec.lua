@@ -4,7 +4,7 @@
 -- NaN loss stops the run naming the step; progress output in both modes;
 -- state()/set_state() resume bit for bit.
 local kbl = require 'kbl'
-local blocks = require 'blocks'
+local blocks = require 'kbl.blocks'
 local optim = require 'kbl.optim'
 local losses = require 'kbl.losses'
 local metrics = require 'kbl.metrics'

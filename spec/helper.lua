@@ -182,6 +182,20 @@ function H.python_has(module)
       .. module .. "') is None)\"") == 0
 end
 
+-- The test virtual environment of scripts/setup.sh (PyPI-only packages:
+-- tensorboard, onnxruntime): $KBL_VENV, else /opt/kbl-venv.
+H.VENV = os.getenv('KBL_VENV') or '/opt/kbl-venv'
+
+-- The venv's python when it can import module; else nil and a reason for pending().
+function H.venv_python(module)
+   local py = H.VENV .. '/bin/python3'
+   local ok = H.run('test -x ' .. py .. ' && ' .. py .. " -c \"import importlib.util, sys; "
+      .. "sys.exit(importlib.util.find_spec('" .. module .. "') is None)\"") == 0
+   if ok then return py end
+   return nil, string.format('skipped: the Python module %s is not installed in %s (run scripts/setup.sh)',
+      module, H.VENV)
+end
+
 -- The last epoch line of a run directory's metrics.jsonl (not the test line).
 function H.last_epoch(run_dir)
    local json = require 'dkjson'

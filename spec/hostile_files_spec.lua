@@ -230,7 +230,7 @@ describe('resume', function()
    end)
 
    it('names the checkpoint when the pipeline state it holds is bad', function()
-      local blocks, optim = require 'blocks', require 'kbl.optim'
+      local blocks, optim = require 'kbl.blocks', require 'kbl.optim'
       local function trainer()
          return require('kbl.fit').Trainer{model = blocks.Dense{units = 3}, loss = require('kbl.losses').CrossEntropy{},
             data = data.generated{kind = 'blobs', n = 64, dim = 4, classes = 3, seed = 2},
@@ -246,7 +246,7 @@ describe('resume', function()
    end)
 
    it('checks the best weights EarlyStopping kept against the model', function()
-      local blocks = require 'blocks'
+      local blocks = require 'kbl.blocks'
       local callbacks = require 'kbl.callbacks'
       local m = blocks.Dense{units = 2}
       m(kbl.zeros{1, 3})

@@ -19,9 +19,9 @@ describe('kbl.message', function()
       assert.equal('boom', message.clean('lua/kbl/repl.lua:62: boom'))
       assert.equal('boom', message.clean('...n/lua/kbl/callbacks/checkpoint.lua:14: boom'))
       assert.equal('boom', message.clean('...callbacks/checkpoint.lua:14: boom'))
-      assert.equal('blocks.Dense: no', message.clean('kbl: lua/blocks/Dense.lua:30: blocks.Dense: no'))
+      assert.equal('blocks.Dense: no', message.clean('kbl: lua/kbl/blocks/Dense.lua:30: blocks.Dense: no'))
       assert.equal("x.lua:3: building m: blocks.Dense: no",
-         message.clean('x.lua:3: building m: lua/blocks/Dense.lua:30: kbl: blocks.Dense: no'))
+         message.clean('x.lua:3: building m: lua/kbl/blocks/Dense.lua:30: kbl: blocks.Dense: no'))
    end)
 
    it("keeps the user's own locations, and puts where the user's code was in front of one without", function()

@@ -22,7 +22,7 @@ local function installed_modules(setup_text)
    for pkg in setup_text:gmatch('%f[%w]python3%-[%w%-%.]+') do
       mods[MODULE_OF[pkg] or pkg:sub(9):gsub('%-', '_')] = pkg
    end
-   for args in setup_text:gmatch('pip3? install([^\n]*)') do
+   for args in setup_text:gmatch('pip3?["\']? install([^\n]*)') do   -- "$VENV/bin/pip" install too
       for word in args:gmatch('%S+') do
          if not word:match('^%-') then mods[(word:match('^[%w_%.%-]+') or word):gsub('%-', '_')] = 'pip ' .. word end
       end
@@ -129,8 +129,10 @@ describe('python dependencies', function()
       assert.are.equal('python3-torch', mods.torch)
       assert.are.equal('python3-numpy', mods.numpy)
       assert.is_nil(mods.safetensors)
-      local m = installed_modules('PACKAGES="a python3-yaml python3-foo-bar"\npip install --user six==1\n')
-      assert.are.same({yaml = 'python3-yaml', foo_bar = 'python3-foo-bar', six = 'pip six==1'}, m)
+      local m = installed_modules('PACKAGES="a python3-yaml python3-foo-bar"\npip install --user six==1\n'
+         .. '"$V/bin/pip" install -q tensorboard\n')
+      assert.are.same({yaml = 'python3-yaml', foo_bar = 'python3-foo-bar', six = 'pip six==1',
+         tensorboard = 'pip tensorboard'}, m)
    end)
 
    it('every spec, fixture and benchmark imports only what setup.sh installs', function()

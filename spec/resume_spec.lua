@@ -228,7 +228,7 @@ describe('resume', function()
       local function trainer()
          K.manual_seed(1)
          local es = callbacks.EarlyStopping{monitor = 'loss', patience = 5, restore_best_weights = true}
-         return fit.Trainer{model = require('blocks').Dense{3}, loss = require('kbl.losses').CrossEntropy{},
+         return fit.Trainer{model = require('kbl.blocks').Dense{3}, loss = require('kbl.losses').CrossEntropy{},
             data = require('kbl.data').generated{kind = 'blobs', n = 32, dim = 4, classes = 3},
             optimizer = require('kbl.optim').SGD{lr = 0.1}, epochs = 2, batch_size = 16, quiet = true,
             callbacks = {es}}, es

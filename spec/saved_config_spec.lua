@@ -23,10 +23,10 @@ describe('the saved config.lua', function()
 
    H.write(dir .. '/my_scale.lua', [[
 -- a user's block type: multiplies its input by a factor
-local Block = require 'blocks.Block'
+local Block = require 'kbl.blocks.Block'
 local Scale = Block.extend('Scale', {options = {factor = 1}})
 function Scale:forward(x) return x * self.opts.factor end
-require('blocks').Scale = Scale   -- blocks.Scale in configs
+require('kbl.blocks').Scale = Scale   -- blocks.Scale in configs
 return Scale
 ]])
 

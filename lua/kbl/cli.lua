@@ -1,4 +1,4 @@
--- kbl.cli: the `kbl` command. `kbl FILE.lua [args]` runs a script with kbl
+--- kbl.cli: the `kbl` command. `kbl FILE.lua [args]` runs a script with kbl
 -- available (as Torch7's `th`); the subcommands live in kbl/commands/, one file
 -- each, exposing `describe(parser)` and `run(args)`. Failures print one line
 -- on stderr, the problem and the user's file:line or the command, without
@@ -6,7 +6,8 @@
 -- KBL_DEBUG=1 prints the message as raised and the traceback.
 local argparse = require 'argparse'
 
-local COMMANDS = {'run', 'check', 'eval', 'sweep', 'compare', 'repl', 'info', 'bench', 'verify-resume', 'data'}
+local COMMANDS = {'run', 'check', 'eval', 'sweep', 'compare', 'repl', 'info', 'bench', 'verify-resume', 'data', 'doc',
+   'export', 'predict'}
 
 local M = {}
 
@@ -27,6 +28,9 @@ local function fail(msg, trace, where)
    else
       io.stderr:write('kbl: ', require('kbl.message').clean(msg, where), '\n')
    end
+   -- under mpirun, one failing rank ends the job now (the others would wait for it)
+   local dist = package.loaded['kbl.dist']
+   if dist then dist.on_failure() end
    os.exit(1)
 end
 

@@ -1,4 +1,4 @@
--- kbl.clock: a monotonic wall clock in seconds (clock_gettime), for timings
+--- kbl.clock: a monotonic wall clock in seconds (clock_gettime), for timings
 -- in the training loop and the benchmarks; os.clock counts CPU time of all
 -- threads and so misleads as soon as work runs in parallel.
 local ffi = require 'ffi'

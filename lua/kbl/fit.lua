@@ -1,4 +1,4 @@
--- kbl.fit: the trainer. One loop over model, data source, loss, optimizer,
+--- kbl.fit: the trainer. One loop over model, data source, loss, optimizer,
 -- metrics and callbacks: forward, loss, backward, clip, step, metrics; each
 -- step's intermediates freed with kbl.scope; validation each epoch under
 -- no-grad; evaluate and predict on any split; stages (each with its epochs,
@@ -32,7 +32,11 @@ local M = {}
 -- over threads). The asm name keeps this declaration apart from others'.
 ffi.cdef[[int kbl_fit_isatty(int fd) __asm__("isatty");]]
 local now = require('kbl.clock').now
+--- The monotonic wall clock in seconds (phase timings).
+-- @local
 M.now = now
+--- Whether a file descriptor is a terminal (the progress display's choice).
+-- @local
 function M.isatty(fd) return ffi.C.kbl_fit_isatty(fd or 1) == 1 end
 
 -- ---- the trainer --------------------------------------------------------------
@@ -82,8 +86,15 @@ end
 
 local warned_source = false
 
--- Trainer{...}: see the module comment. Required: model, loss, an optimizer
--- (or stages that each name one), and data (a source, or a train_data pipeline).
+--- Makes a trainer. Its options are the experiment keys of kbl.config.schema that
+-- reach the trainer (`kbl doc config`) and those only a script gives (`kbl doc config.trainer`).
+-- Required: model, loss, an optimizer (or stages that each name one), and data (a
+-- source, or a train_data pipeline).
+-- @tparam table opts {model =, data =, loss =, optimizer =, metrics =, callbacks =, epochs =, batch_size =, ...}
+-- @treturn table the trainer: trainer:fit(), trainer:evaluate('test'), trainer:predict('test')
+-- @usage local trainer = fit.Trainer{model = m, data = src, loss = losses.CrossEntropy{},
+--    optimizer = optim.Adam{}, epochs = 2}
+-- local history = trainer:fit()
 function M.Trainer(opts)
    for k in pairs(opts) do
       if not OPTIONS[k] then
@@ -149,13 +160,18 @@ function M.Trainer(opts)
    return self
 end
 
+--- The epochs of every stage together.
+-- @treturn number
+-- @usage print(trainer:total_epochs())
 function Trainer:total_epochs()
    local n = 0
    for _, st in ipairs(self.stages) do n = n + st.epochs end
    return n
 end
 
--- A line for the person watching (early stopping, a lowered rate...), unless quiet.
+--- Prints a line for the person watching (early stopping, a lowered rate...), unless quiet.
+-- @tparam string text
+-- @usage ctx:message('lowering the rate')
 function Trainer:message(text)
    if self.quiet then return end
    local out = self.out or io.stdout
@@ -163,6 +179,10 @@ function Trainer:message(text)
    out:flush()
 end
 
+--- Adds a callback.
+-- @tparam table cb
+-- @treturn table cb
+-- @usage trainer:add_callback(callbacks.CSVLogger{path = 'log.csv'})
 function Trainer:add_callback(cb) self.callbacks[#self.callbacks + 1] = cb; return cb end
 
 -- What a hook may return: nil (go on), 'stop' (end the run after this epoch)
@@ -176,8 +196,8 @@ local function stronger(a, b)
    return DECISIONS[b] > DECISIONS[a] and b or a
 end
 
--- Calls a hook of every callback; returns the decision. A callback of an
--- older kind that sets ctx.stop_training (true, or 'now') is read the same.
+--- Calls a hook of every callback; returns the decision (nil, 'stop' or 'stop_now').
+-- @local
 function Trainer:call(hook, ...)
    local decision
    for _, cb in ipairs(self.callbacks) do
@@ -217,10 +237,15 @@ local function apply_steps(pipe, steps, what)
    return pipe
 end
 
--- A batched pipeline over a split of the source: shuffled, then batched, then
--- the transforms (every split) and the augmentations (training only), which
--- are batched kernels, then prefetched.
-function Trainer:pipeline(split, training, batch_size)
+--- A batched pipeline over a split of the source: shuffled, batched, transformed, augmented (training only), prefetched.
+-- @tparam string split
+-- @tparam boolean training
+-- @tparam[opt] number batch_size
+-- @tparam[opt] boolean shard on several processes, each takes its rows of every batch
+--   (training pipelines always do; kbl.dist.trainer)
+-- @treturn table the pipeline
+-- @usage local p = trainer:pipeline('validation', false)
+function Trainer:pipeline(split, training, batch_size, shard)
    if not self.source then error("fit: no data source to take the '" .. split .. "' split from", 0) end
    local ok, pipe = pcall(self.source.split, self.source, split)
    if not ok then error((tostring(pipe):gsub('^[^%s:]+%.lua:%d+: ', '')), 0) end
@@ -230,6 +255,8 @@ function Trainer:pipeline(split, training, batch_size)
    end
    pipe = pipe:batch(batch_size or (training and self.batch_size or self.eval_batch_size),
       {drop_remainder = training and self.drop_remainder or false})
+   -- on several processes each takes its rows of every global batch (kbl.dist.trainer)
+   if training or shard then pipe = require('kbl.dist.trainer').shard(pipe, not training) end
    pipe = apply_steps(pipe, self.transforms, 'transforms')
    if training then pipe = apply_steps(pipe, self.augment, 'augment') end
    if (self.prefetch or 2) > 0 and pipe.prefetch then pipe = pipe:prefetch(self.prefetch or 2) end
@@ -258,9 +285,9 @@ local function model_input(self, x)
    return x
 end
 
--- Seeds the generator, makes the pipelines and builds the (lazy) model on one
--- small batch, so that parameters exist before training (for the optimizer,
--- the summary and loading weights). Idempotent.
+--- Seeds the generator, makes the pipelines and builds the (lazy) model on one small
+-- batch, so that parameters exist before training. Idempotent.
+-- @usage trainer:build(); trainer.model:load('w.safetensors')
 function Trainer:build()
    if self.built then return self end
    if self.seed then kbl.manual_seed(self.seed) end
@@ -268,7 +295,7 @@ function Trainer:build()
    if self.validation_data then
       self.val_pipe = self.validation_data
    elseif has_split(self, self.validation_split) then
-      self.val_pipe = self:pipeline(self.validation_split, false)
+      self.val_pipe = self:pipeline(self.validation_split, false, nil, true)
    end
    local probe = self.source and self:pipeline(self.train_split, false, 2) or self.train_pipe
    local batch = probe:iter()()
@@ -276,11 +303,13 @@ function Trainer:build()
    if self.model.to and self.device ~= 'cpu' then self.model:to(self.device) end
    self.model:eval()
    -- a head without num_classes takes the data's (meta.num_classes), as it is built here
-   require('blocks.ClassificationHead').with_data_meta(self.source and self.source.meta, function()
+   require('kbl.blocks.ClassificationHead').with_data_meta(self.source and self.source.meta, function()
       kbl.no_grad(function() return self.model(model_input(self, batch.x)) end)
    end)
    self.model:train()
    if self.source and probe.close then probe:close() end
+   local dist_trainer = require 'kbl.dist.trainer'
+   if dist_trainer.enabled() then self.dist = dist_trainer.new(self) end
    self.built = true
    return self
 end
@@ -292,9 +321,8 @@ local function patterns(p)
    return type(p) == 'string' and {p} or p
 end
 
--- Enters stage i: freezing, the optimizer, the learning rate; with resume (a
--- state()), the saved optimizer state first when this stage trains with the
--- optimizer it was saved from. Returns on_stage_begin's decision.
+--- Enters a stage: freezing, the optimizer, the learning rate.
+-- @local
 function Trainer:enter_stage(i, resume)
    local prev, st = self.stages[i - 1], self.stages[i]
    self.stage, self.stage_index = st, i
@@ -323,9 +351,8 @@ function Trainer:enter_stage(i, resume)
    return decision
 end
 
--- The optimizer stage i trains with: its own, else that of the nearest stage
--- before it that has one (else the optimizer option), and the index of that
--- stage.
+--- The optimizer a stage trains with.
+-- @local
 function Trainer:stage_optimizer(i)
    for j = i, 1, -1 do
       local o = self.stages[j].optimizer
@@ -338,7 +365,9 @@ end
 -- run_epoch returns how the epoch ended: 'done', 'stop_now' (a callback
 -- stopped it after a step) or 'failed' and the message.
 
--- The trainable parameters, and their names (what keys the optimizer's state).
+--- The trainable parameters, and their names (what keys the optimizer's state).
+-- @return params, names
+-- @usage local params = trainer:parameters()
 function Trainer:parameters()
    if not self.params then
       local m = self.model
@@ -353,7 +382,9 @@ function Trainer:parameters()
    return self.params, self.param_names
 end
 
--- Running logs of the epoch so far: loss and metrics.
+--- The running logs of the epoch so far: loss and metrics.
+-- @treturn table
+-- @usage local logs = ctx:running_logs()
 function Trainer:running_logs()
    local logs = {loss = self.run_count > 0 and self.run_loss / self.run_count or 0 / 0}
    for _, m in ipairs(self.metrics) do
@@ -363,12 +394,15 @@ function Trainer:running_logs()
    return logs
 end
 
+--- One training step on a batch: forward, loss, backward, clip, step, metrics.
+-- @local
 function Trainer:train_step(batch)
    local t1 = now()
    local x, y = batch.x, to_device(self, batch.y)
    local n = x:size(1)
    local model, params = self.model, nil
    local times = self.phase
+   if self.dist then self.dist:begin_step(self, n) end
    local loss_value, bad = kbl.scope(function()
       local pred = model(model_input(self, x))
       local loss = self.loss(pred, y)
@@ -388,6 +422,7 @@ function Trainer:train_step(batch)
          end
       end
       loss:backward()
+      if self.dist then self.dist:finish_grads() end   -- the sum over ranks of the gradients
       local t3 = now()
       times.backward = times.backward + (t3 - t2)
       params = self:parameters()
@@ -398,13 +433,18 @@ function Trainer:train_step(batch)
          require('kbl.optim').clip_grad_value(params, self.stage.clip_grad_value or self.clip_grad_value)
       end
       self.optimizer:step(params, self.param_names)
+      if self.grad_hook then self.grad_hook(self) end   -- set only for steps that log gradients
       model:zero_grad()
-      times.update = times.update + (now() - t3)
+      local t4 = now()
+      times.update = times.update + (t4 - t3)
+      if self.profiler then self.profiler:phases(t1, t2, t3, t4) end   -- when the config asks for a profile
       return lv
    end)
    return loss_value, n, bad
 end
 
+--- One epoch of training steps.
+-- @local
 function Trainer:run_epoch()
    local pipe = self.train_pipe
    local resuming = self.resume_batches and self.resume_batches > 0
@@ -425,13 +465,18 @@ function Trainer:run_epoch()
    self.decision = stronger(self.decision, self:call('on_epoch_begin', self.epoch))
    if self.decision == 'stop_now' then return 'stop_now' end
    local it = pipe:iter()
+   local prof = self.profiler   -- kbl.profile's, when the config asks for a profile
    while not (self.steps_per_epoch and self.batches_done >= self.steps_per_epoch) do
+      if prof then prof:step_begin(self.step + 1) end
       local t0 = now()
       local batch = it()
       if batch == nil then break end
-      self.phase.data = self.phase.data + (now() - t0)
+      local t1 = now()
+      self.phase.data = self.phase.data + (t1 - t0)
+      if prof then prof:phase('data', t0, t1) end
       self.decision = stronger(self.decision, self:call('on_batch_begin', self.step + 1))
       local lv, n, bad = self:train_step(batch)
+      if self.dist then lv, n, bad = self.dist:end_step(self, lv, n, bad) end   -- the global batch's
       self.step = self.step + 1
       if bad then return 'failed', string.format('%s; stopped', bad) end
       self.batches_done = self.batches_done + 1
@@ -440,12 +485,18 @@ function Trainer:run_epoch()
       self.run_samples = self.run_samples + n
       self.last_batch_logs = {loss = lv, size = n, batch = self.batches_done, step = self.step}
       self.decision = stronger(self.decision, self:call('on_batch_end', self.step, self.last_batch_logs))
+      if prof then prof:step_end() end
       if self.decision == 'stop_now' then return 'stop_now' end
    end
    return 'done'
 end
 
--- Mean loss and metrics over a pipeline, under no-grad, in eval mode.
+--- Mean loss and metrics over a pipeline, under no-grad, in eval mode.
+-- @tparam table pipe
+-- @tparam[opt] number steps at most this many batches
+-- @tparam[opt] string prefix of the logs' keys ('val_')
+-- @treturn table {loss =, <metric> = ...}
+-- @usage local logs = trainer:evaluate_pipeline(p)
 function Trainer:evaluate_pipeline(pipe, steps, prefix)
    prefix = prefix or ''
    local was_training = self.model.training
@@ -467,12 +518,18 @@ function Trainer:evaluate_pipeline(pipe, steps, prefix)
       end
    end)
    if was_training ~= false then self.model:train() end
+   -- a validation split shared out over processes: the sums of all
+   if self.dist then loss_sum, count = self.dist:merge_eval(self, pipe, loss_sum, count) end
    local logs = {[prefix .. 'loss'] = count > 0 and loss_sum / count or 0 / 0}
    for _, m in ipairs(self.metrics) do logs[prefix .. m.name] = m:result() end
    return logs
 end
 
--- evaluate('test') or evaluate(pipeline): {loss =, <metric> = ...}.
+--- Mean loss and metrics over a split or a pipeline.
+-- @param split a split name or a pipeline
+-- @tparam[opt] table opts
+-- @treturn table {loss =, <metric> = ...}
+-- @usage local test = trainer:evaluate('test')
 function Trainer:evaluate(split, opts)
    opts = opts or {}
    self:build()
@@ -481,9 +538,12 @@ function Trainer:evaluate(split, opts)
    return self:evaluate_pipeline(pipe, opts.steps, opts.prefix)
 end
 
--- predict('test') or predict(pipeline): the model's outputs for every
--- element, concatenated along the first dim; a Model's postprocess part runs
--- on them (here and in export, not in training or evaluation).
+--- The model's outputs for every element of a split or a pipeline, concatenated along
+-- the first dim; a Model's postprocess runs on them.
+-- @param split a split name or a pipeline
+-- @tparam[opt] table opts
+-- @treturn tensor
+-- @usage local probs = trainer:predict('test')
 function Trainer:predict(split, opts)
    opts = opts or {}
    self:build()
@@ -513,6 +573,8 @@ local function numbers_only(logs)
    return out
 end
 
+--- Validation, logs and callbacks at the end of an epoch.
+-- @local
 function Trainer:finish_epoch()
    local logs = self:running_logs()
    logs.epoch, logs.step, logs.stage = self.epoch, self.step, self.stage_index
@@ -534,6 +596,7 @@ function Trainer:finish_epoch()
          .. 'the pipeline is the bottleneck (add :prefetch(n) or :cache(path), or lighten its maps)\n',
          self.epoch, math.floor(100 * p.data / busy + 0.5)))
    end
+   if self.dist then logs = self.dist:agree_logs(logs) end   -- rank 0's, on every rank
    self.epoch_steps = self.batches_done
    self.epochs_done, self.batches_done = self.epoch, 0
    self.logs = logs
@@ -541,8 +604,9 @@ function Trainer:finish_epoch()
    return self:call('on_epoch_end', self.epoch, logs)
 end
 
--- Trains through every stage; returns the history (a list of epoch logs).
--- on_train_end(ctx, logs, failure) gets the message of a run that failed.
+--- Trains through every stage.
+-- @treturn table the history: a list of epoch logs
+-- @usage local history = trainer:fit()
 function Trainer:fit()
    self:build()
    local resume = self.resume_state
@@ -551,6 +615,7 @@ function Trainer:fit()
    self.resumed = resume ~= nil
    if resume then self.step, self.epochs_done, self.epoch = resume.step, resume.epochs_done, resume.epochs_done end
    self.decision = self:call('on_train_begin')
+   if self.profile and not self.profiler then self.profiler = require('kbl.profile').for_trainer(self, self.profile) end
    local start_stage, first_epoch = 1, 1
    if resume then
       self:restore(resume)
@@ -575,6 +640,7 @@ function Trainer:fit()
          self.epoch, self.stage_epoch = epoch_base + e, e
          local how, failure = self:run_epoch()
          if how == 'failed' then
+            if self.profiler then self.profiler:finish() end
             self:call('on_train_end', self.logs, failure)
             if self.last_checkpoint then
                failure = failure .. '; the last good checkpoint is ' .. self.last_checkpoint
@@ -585,129 +651,21 @@ function Trainer:fit()
       end
       epoch_base = epoch_base + st.epochs
    end
+   if self.profiler then self.profiler:finish() end
    self:call('on_train_end', self.logs)
    return self.history
 end
 
--- ---- state for checkpoints and exact resume ----------------------------------
-
--- The generator's (seed, offset) as uint64 cdata: kbl.get_rng_state() gives Lua
--- numbers, which lose bits above 2^53; a checkpoint stores these exactly.
-local function rng_state()
-   local s, o = ffi.new('uint64_t[1]'), ffi.new('uint64_t[1]')
-   require('kbl.lib').C.kbl_generator_get_state(s, o)
-   return {seed = s[0], offset = o[0]}
-end
-
--- Everything a resume needs besides the model's tensors: counters, optimizer
--- state, generator state, pipeline position, callbacks' and metrics' state.
--- Values are numbers, strings, booleans, tables of them, and tensors (the
--- optimizer's moments), which a checkpoint stores by name.
--- The stable key of each callback that keeps state: its `key`, else its name,
--- with '#2', '#3'... for a second and third of one name. A checkpoint keys
--- callbacks' state by it, not by list position, so a callback present under
--- some display flags only (Progress) moves no other's state.
--- list: callbacks, or saved {name =} entries in their order.
-local function callback_keys(list)
-   local keys, seen = {}, {}
-   for i, cb in ipairs(list) do
-      local base = cb.key or cb.name or 'callback'
-      seen[base] = (seen[base] or 0) + 1
-      keys[i] = seen[base] == 1 and base or (base .. '#' .. seen[base])
-   end
-   return keys
-end
-M.callback_keys = callback_keys
-
-local function stateful(callbacks)
-   local out = {}
-   for _, cb in ipairs(callbacks) do if cb.state then out[#out + 1] = cb end end
-   return out
-end
-
-function Trainer:state()
-   local cbs = {}
-   local list = stateful(self.callbacks)
-   for i, key in ipairs(callback_keys(list)) do cbs[key] = {name = list[i].name, state = list[i]:state()} end
-   local ms = {}
-   for i, m in ipairs(self.metrics) do if m.state then ms[i] = m:state() end end
-   return {
-      version = 1,
-      step = self.step, epochs_done = self.epochs_done, batches_done = self.batches_done,
-      stage = self.stage_index or 1,
-      optimizer = self.optimizer and self.optimizer.state_dict and self.optimizer:state_dict() or nil,
-      lr = self.optimizer and self.optimizer.get_lr and self.optimizer:get_lr() or nil,
-      rng = rng_state(),
-      pipeline = self.train_pipe and self.train_pipe.state and self.train_pipe:state() or nil,
-      callbacks = cbs,
-      running = {loss = self.run_loss or 0, count = self.run_count or 0, samples = self.run_samples or 0,
-         metrics = ms},
-      history = self.history,
-   }
-end
-
--- Continue from a state() on the next fit() (after the model's weights are
--- loaded). The optimizer's state is loaded when its stage begins.
--- source (optional) names where s came from (a checkpoint's path), for messages.
-function Trainer:set_state(s, source)
-   if type(s) ~= 'table' or s.version ~= 1 then error('fit: set_state needs a state() table (version 1)', 2) end
-   -- more epochs than the run had extend it (as Keras' fit(initial_epoch =)); fewer than it has done are refused
-   if (s.epochs_done or 0) > self:total_epochs() then
-      local plural = require('kbl.util').plural
-      error(string.format('resume: the run has done %s already, more than the %s it is now set to; '
-         .. 'give epochs of at least %d', plural(s.epochs_done, 'epoch'), plural(self:total_epochs(), 'epoch'),
-         s.epochs_done), 0)
-   end
-   self.resume_state, self.resume_source = s, source
-end
-
--- A message about restoring the state, naming where it came from.
-function Trainer:resume_error(err)
-   return string.format('resume%s: %s', self.resume_source and (' from ' .. self.resume_source) or '',
-      (tostring(err):gsub('^resume: ', '')))
-end
-
-function Trainer:restore(s)
-   self.step, self.epochs_done = s.step, s.epochs_done
-   self.history = s.history or {}
-   self.logs = self.history[#self.history]
-   local saved = s.callbacks or {}
-   local numbered = {}   -- a checkpoint of an older kbl keyed them by list position
-   for k in pairs(saved) do if type(k) == 'number' then numbered[#numbered + 1] = k end end
-   if #numbered > 0 then
-      table.sort(numbered)
-      local entries = {}
-      for i, k in ipairs(numbered) do entries[i] = saved[k] end
-      saved = {}
-      for i, key in ipairs(callback_keys(entries)) do saved[key] = entries[i] end
-   end
-   local list = stateful(self.callbacks)
-   for i, key in ipairs(callback_keys(list)) do
-      local cb, c = list[i], saved[key]
-      if c and cb.set_state and (cb.name == c.name) then
-         local ok, err = pcall(cb.set_state, cb, c.state, self)
-         if not ok then error(self:resume_error(err), 0) end
-      end
-   end
-   if s.pipeline and self.train_pipe.set_state then
-      local ok, err = pcall(self.train_pipe.set_state, self.train_pipe, s.pipeline)
-      if not ok then error(self:resume_error(err), 0) end
-   end
-   if (s.batches_done or 0) > 0 then
-      self.resume_batches = s.batches_done
-      local r = s.running or {}
-      self.run_loss, self.run_count, self.run_samples = r.loss or 0, r.count or 0, r.samples or 0
-      for i, m in ipairs(self.metrics) do
-         if m.set_state and r.metrics and r.metrics[i] then m:set_state(r.metrics[i]) end
-      end
-   end
-   if s.rng then kbl.set_rng_state(s.rng) end
-end
+-- ---- state for checkpoints and exact resume: kbl/fit/state.lua -------------
+require('kbl.fit.state').install(Trainer, M)
 
 -- The class, for extending the trainer.
 M.Trainer_class = Trainer
 
--- fit.fit{...}: makes a Trainer and trains it; returns the trainer and history.
+--- Makes a Trainer and trains it.
+-- @tparam table opts the Trainer's options
+-- @return the trainer and the history (a list of epoch logs)
+-- @usage local trainer, history = fit.fit{model = m, data = src, loss = losses.MSE{}, optimizer = optim.SGD{}}
 function M.fit(opts)
    local t = M.Trainer(opts)
    local h = t:fit()

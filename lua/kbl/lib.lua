@@ -1,4 +1,4 @@
--- kbl.lib: loads libkbl through the FFI with the declarations generated from
+--- kbl.lib: loads libkbl through the FFI with the declarations generated from
 -- core/kbl.h, and turns the library's error returns into Lua errors.
 local ffi = require 'ffi'
 
@@ -20,7 +20,8 @@ local function load_cdef(dir)
       if exists(p) then return dofile(p) end
    end
    error('kbl: cannot find kbl/cdef.lua, the FFI declarations made by the build; '
-      .. 'run `cmake -S . -B build && cmake --build build` first', 0)
+      .. (exists(dir .. '/../../CMakeLists.txt') and 'run `cmake -S . -B build && cmake --build build` first'
+      or 'the installed tree is incomplete: reinstall kbl (`luarocks make rocks/kbl-scm-1.rockspec`)'), 0)
 end
 
 -- Marks the loaded library as never to be unloaded. LuaJIT dlcloses an
@@ -37,8 +38,14 @@ local function load_library(dir)
    local candidates = {}
    if os.getenv('KBL_LIB') then candidates[#candidates + 1] = os.getenv('KBL_LIB') end
    if package.loaded['kbl.lib.path'] then candidates[#candidates + 1] = package.loaded['kbl.lib.path'] end
-   candidates[#candidates + 1] = dir .. '/../../build/libkbl.so'   -- source checkout
-   candidates[#candidates + 1] = dir .. '/../../../../lib/libkbl.so' -- installed tree
+   local checkout = exists(dir .. '/../../CMakeLists.txt')
+   if checkout then candidates[#candidates + 1] = dir .. '/../../build/libkbl.so' end
+   -- an installed tree, share/lua/5.1/kbl/lib.lua: luarocks puts the library in
+   -- lib/lua/5.1/ (found on package.cpath after `luarocks path`), cmake in lib/
+   local on_cpath = package.searchpath('libkbl', package.cpath)
+   if on_cpath then candidates[#candidates + 1] = on_cpath end
+   candidates[#candidates + 1] = dir .. '/../../../../lib/lua/5.1/libkbl.so'
+   candidates[#candidates + 1] = dir .. '/../../../../lib/libkbl.so'
    for _, p in ipairs(candidates) do
       if exists(p) then
          local lib = ffi.load(p)
@@ -52,7 +59,8 @@ local function load_library(dir)
       return lib
    end
    error('kbl: cannot find libkbl.so (looked in ' .. table.concat(candidates, ', ')
-      .. ' and the system paths); build it with `cmake -S . -B build && cmake --build build`', 0)
+      .. ' and the system paths); ' .. (checkout and 'build it with `cmake -S . -B build && cmake --build build`'
+      or 'reinstall kbl (`luarocks make rocks/kbl-scm-1.rockspec`) or set KBL_LIB to the library\'s path'), 0)
 end
 
 local dir = this_dir()

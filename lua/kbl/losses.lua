@@ -1,4 +1,4 @@
--- kbl.losses: losses as callable objects over kbl's ops: `loss(pred, target)`
+--- kbl.losses: losses as callable objects over kbl's ops: `loss(pred, target)`
 -- -> a 0-dim tensor (or per-element with reduction = 'none'); `.name` names it.
 -- Class labels count from 1. Each takes reduction = 'mean' | 'sum' | 'none'.
 --   local ce = losses.CrossEntropy{label_smoothing = 0.1}
@@ -69,9 +69,15 @@ end
 
 local LOG_EPS = 1e-7
 
--- CrossEntropy{label_smoothing = 0, weight = nil, from_logits = true, ignore_index}:
--- pred [N, C] (or [N, C, d...]) logits (or probabilities, from_logits = false),
--- target int64 labels 1..C; as torch.nn.functional.cross_entropy.
+--- Cross-entropy of logits (or probabilities) against int64 labels 1..C, as torch.nn.functional.cross_entropy.
+-- @function CrossEntropy
+-- loss(pred [N, C] or [N, C, d...], target) -> a 0-dim tensor.
+-- @option label_smoothing targets smoothed towards uniform by this much
+-- @option from_logits false: pred are probabilities
+-- @option reduction 'mean', 'sum' or 'none'
+-- @option weight per-class weights, a list or a tensor [C] (optional)
+-- @option ignore_index a label whose examples do not count (optional)
+-- @usage local ce = losses.CrossEntropy{label_smoothing = 0.1}; local l = ce(logits, batch.y)
 define('CrossEntropy', 'cross_entropy', {label_smoothing = 0, from_logits = true, reduction = 'mean'},
    function(self, pred, target)
       local x = pred
@@ -80,9 +86,13 @@ define('CrossEntropy', 'cross_entropy', {label_smoothing = 0, from_logits = true
          label_smoothing = self.label_smoothing, reduction = self.reduction})
    end)
 
--- CategoricalCrossEntropy{label_smoothing = 0, from_logits = true}: dense targets
--- [N, C] (one-hot or probabilities): -sum_c t_c log p_c, with t smoothed towards
--- uniform by label_smoothing, as cross_entropy with probability targets.
+--- Cross-entropy against dense targets [N, C] (one-hot or probabilities): -sum_c t_c log p_c.
+-- @function CategoricalCrossEntropy
+-- @option label_smoothing targets smoothed towards uniform by this much
+-- @option from_logits false: pred are probabilities
+-- @option reduction 'mean', 'sum' or 'none'
+-- @option weight per-class weights (optional)
+-- @usage local l = losses.CategoricalCrossEntropy{}(logits, soft_targets)
 define('CategoricalCrossEntropy', 'categorical_cross_entropy',
    {label_smoothing = 0, from_logits = true, reduction = 'mean'},
    function(self, pred, target)
@@ -101,9 +111,13 @@ define('CategoricalCrossEntropy', 'categorical_cross_entropy',
       return reduce(-prod:sum(2), self.reduction)
    end)
 
--- BinaryCrossEntropy{from_logits = true, weight, pos_weight}: targets in [0, 1];
--- with from_logits = false the predictions are probabilities and each log is
--- clamped at -100, as torch.nn.BCELoss.
+--- Binary cross-entropy against targets in [0, 1]; with from_logits = false each log is clamped at -100, as torch.nn.BCELoss.
+-- @function BinaryCrossEntropy
+-- @option from_logits false: pred are probabilities
+-- @option reduction 'mean', 'sum' or 'none'
+-- @option weight per-element weights (optional)
+-- @option pos_weight the weight of positive examples, per class (optional)
+-- @usage local l = losses.BinaryCrossEntropy{}(scores, targets)
 define('BinaryCrossEntropy', 'binary_cross_entropy', {from_logits = true, reduction = 'mean'},
    function(self, pred, target)
       target = like_pred(pred, target)
@@ -119,15 +133,27 @@ define('BinaryCrossEntropy', 'binary_cross_entropy', {from_logits = true, reduct
       return reduce(l, self.reduction)
    end)
 
+--- Mean squared error.
+-- @function MSE
+-- @option reduction 'mean', 'sum' or 'none'
+-- @usage local l = losses.MSE{}(pred, y)
 define('MSE', 'mse', {reduction = 'mean'}, function(self, pred, target)
    return kbl.mse_loss(pred, like_pred(pred, target), {reduction = self.reduction})
 end)
 
+--- Mean absolute error.
+-- @function MAE
+-- @option reduction 'mean', 'sum' or 'none'
+-- @usage local l = losses.MAE{}(pred, y)
 define('MAE', 'mae', {reduction = 'mean'}, function(self, pred, target)
    return kbl.l1_loss(pred, like_pred(pred, target), {reduction = self.reduction})
 end)
 
--- Huber{delta = 1}: 0.5 d^2 where |d| <= delta, delta (|d| - 0.5 delta) beyond
+--- Huber loss: 0.5 d^2 where |d| <= delta, delta (|d| - 0.5 delta) beyond.
+-- @function Huber
+-- @option delta where the quadratic part ends
+-- @option reduction 'mean', 'sum' or 'none'
+-- @usage local l = losses.Huber{delta = 0.5}(pred, y)
 define('Huber', 'huber', {delta = 1, reduction = 'mean'}, function(self, pred, target)
    return kbl.huber_loss(pred, like_pred(pred, target), {delta = self.delta, reduction = self.reduction})
 end)
@@ -135,6 +161,10 @@ end)
 -- losses.get('cross_entropy' | 'CrossEntropy' | {type = 'Huber', delta = 2} | a loss) -> a loss
 local by_name = {cross_entropy = 'CrossEntropy', categorical_cross_entropy = 'CategoricalCrossEntropy',
    binary_cross_entropy = 'BinaryCrossEntropy', mse = 'MSE', mae = 'MAE', huber = 'Huber'}
+--- A loss from a name, a spec table or a loss.
+-- @param spec 'cross_entropy', 'CrossEntropy', {type = 'Huber', delta = 2}, or a loss (returned as it is)
+-- @treturn table the loss
+-- @usage local l = losses.get('mse')
 function M.get(spec)
    if type(spec) == 'table' and getmetatable(spec) and getmetatable(spec).__call then return spec end
    if type(spec) == 'function' then return spec end

@@ -1,4 +1,4 @@
--- kbl.memory: keeps LuaJIT's collector aware of tensor memory, and kbl.scope,
+--- kbl.memory: keeps LuaJIT's collector aware of tensor memory, and kbl.scope,
 -- which frees the tensors made inside a function when it returns.
 --
 -- The collector sees a tensor as a small cdata and cannot feel the megabytes
@@ -24,7 +24,8 @@ local function cuda_live()
    return tonumber(cuda_stats[0])
 end
 
--- Called for every tensor a kbl function makes.
+--- Called for every tensor a kbl function makes (scopes, collector pacing).
+-- @local
 function M.track(h)
    local s = scopes[#scopes]
    if s then s[#s + 1] = h end
@@ -40,8 +41,11 @@ function M.track(h)
    end
 end
 
--- Marks a tensor made inside a scope as one that outlives it (parameters,
--- buffers, optimizer state). Returns the tensor.
+--- Marks a tensor made inside a scope as one that outlives it (parameters,
+-- buffers, optimizer state). Also kbl.keep.
+-- @tparam tensor t
+-- @treturn tensor t
+-- @usage self.weight = kbl.keep(kbl.randn(3, 3))
 function M.keep(t)
    t._kept = 1
    return t
@@ -57,11 +61,15 @@ end
 
 local function pack(...) return {n = select('#', ...), ...} end
 
--- Runs fn(...) and frees the data of every tensor made inside it that it does
+--- Runs fn(...) and frees the data of every tensor made inside it that it does
 -- not return (directly, or in a returned table up to depth 3) and that nothing
 -- else references: the deterministic end of a training step's intermediates.
 -- Tensors kept with kbl.keep, or still referenced from C (a .grad, a graph
--- node), are left to the collector. Using a freed tensor is a clear error.
+-- node), are left to the collector. Using a freed tensor is a clear error. Also kbl.scope.
+-- @tparam function fn
+-- @param ... fn's arguments
+-- @return fn's results
+-- @usage local loss = kbl.scope(function() return step(batch):detach() end)
 function M.scope(fn, ...)
    local made = {}
    scopes[#scopes + 1] = made
@@ -82,6 +90,9 @@ function M.scope(fn, ...)
    return unpack(res, 2, res.n)
 end
 
+--- Host memory counts of the allocator.
+-- @treturn table {live_bytes, peak_bytes, cached_bytes, ...}
+-- @usage print(kbl.memory.stats().peak_bytes)
 function M.stats()
    return {
       live_bytes = tonumber(C.kbl_memory_live_bytes()),
@@ -91,7 +102,11 @@ function M.stats()
    }
 end
 
+--- Gives the allocator's cached (free) host blocks back to the system.
+-- @usage kbl.memory.empty_cache()
 function M.empty_cache() C.kbl_memory_empty_cache() end
+--- Starts the peak count again from the live bytes.
+-- @usage kbl.memory.reset_peak()
 function M.reset_peak() C.kbl_memory_reset_peak() end
 
 return M

@@ -1,4 +1,4 @@
--- kbl.message: turns an error into what a user should read: the problem and
+--- kbl.message: turns an error into what a user should read: the problem and
 -- their own file:line or the command, without kbl's own source locations
 -- (`/…/lua/kbl/fit.lua:252: `) or doubled `kbl: ` prefixes. The command line
 -- and the REPL print errors through it; KBL_DEBUG=1 shows them raw with the
@@ -17,7 +17,7 @@ local function exists(path)
    return f ~= nil
 end
 
--- Whether a chunk name from a message ("/x/lua/kbl/fit.lua", "lua/blocks/Dense.lua",
+-- Whether a chunk name from a message ("/x/lua/kbl/fit.lua", "lua/kbl/blocks/Dense.lua",
 -- or one shortened by Lua to "...n/lua/kbl/fit.lua") is one of kbl's own files.
 function M.is_internal(path)
    local cut
@@ -26,7 +26,7 @@ function M.is_internal(path)
       -- shortened: the rest, or any tail of it after a '/', naming a file under kbl/ or blocks/
       for s in ('/' .. path):gmatch('/()') do
          local tail = path:sub(s - 1)
-         if exists(LUA_DIR .. '/kbl/' .. tail) or exists(LUA_DIR .. '/blocks/' .. tail) then return true end
+         if exists(LUA_DIR .. '/kbl/' .. tail) or exists(LUA_DIR .. '/kbl/blocks/' .. tail) then return true end
       end
    end
    for _, dir in ipairs{'kbl/', 'blocks/'} do

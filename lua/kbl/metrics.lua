@@ -1,4 +1,4 @@
--- kbl.metrics: streaming metrics. Each is an object with `.name`,
+--- kbl.metrics: streaming metrics. Each is an object with `.name`,
 -- `:update(pred, target)`, `:result()` (a number, or a table for per-class
 -- values and the confusion matrix), `:reset()`, and `:state()` /
 -- `:set_state(s)` (plain numbers, for checkpoints). Predictions are scores
@@ -75,7 +75,11 @@ end
 
 local function count_true(mask) return mask:to('int64'):sum():item() end
 
--- Accuracy{threshold = 0.5}: the share of predictions equal to the target.
+--- The share of predictions equal to the target.
+-- @function Accuracy
+-- @option threshold binary scores at or above it count as class 1
+-- @option name the key in the logs (default 'accuracy')
+-- @usage local m = metrics.Accuracy{}; m:update(logits, y); print(m:result())
 define('Accuracy', 'accuracy', {threshold = 0.5, name = false}, function() return {correct = 0, total = 0} end,
    function(self, pred, target)
       local p = pred_labels(self, pred):reshape({-1})
@@ -85,8 +89,11 @@ define('Accuracy', 'accuracy', {threshold = 0.5, name = false}, function() retur
    end,
    function(self) return self.s.total > 0 and self.s.correct / self.s.total or 0 end)
 
--- TopKAccuracy{k = 5}: the share of examples whose target is among the k
--- highest scores (ties count for the target).
+--- The share of examples whose target is among the k highest scores (ties count for the target).
+-- @function TopKAccuracy
+-- @option k how many of the highest scores count
+-- @option name the key in the logs (default 'topK_accuracy')
+-- @usage local m = metrics.TopKAccuracy{k = 3}
 define('TopKAccuracy', function(self) return 'top' .. self.k .. '_accuracy' end, {k = 5, name = false},
    function() return {correct = 0, total = 0} end,
    function(self, pred, target)
@@ -102,8 +109,10 @@ define('TopKAccuracy', function(self) return 'top' .. self.k .. '_accuracy' end,
    end,
    function(self) return self.s.total > 0 and self.s.correct / self.s.total or 0 end)
 
--- Mean{}: the running (weighted) mean of numbers or of tensors' elements:
--- update(value, weight = 1).
+--- The running (weighted) mean of numbers or of tensors' elements: update(value, weight = 1).
+-- @function Mean
+-- @option name the key in the logs (default 'mean')
+-- @usage local m = metrics.Mean{}; m:update(loss:item())
 define('Mean', 'mean', {name = false}, function() return {total = 0, count = 0} end,
    function(self, value, weight)
       if kbl.is_tensor(value) then
@@ -148,6 +157,12 @@ local function confusion_update(self, pred, target)
    end
 end
 
+--- Counts of (true, predicted) classes: result().matrix[true][predicted], classes 1..num_classes.
+-- @function ConfusionMatrix
+-- @option num_classes the class count (default: the scores' width)
+-- @option threshold binary scores at or above it count as class 1
+-- @option name the key in the logs (default 'confusion_matrix')
+-- @usage local cm = metrics.ConfusionMatrix{num_classes = 10}
 define('ConfusionMatrix', 'confusion_matrix', {num_classes = false, threshold = 0.5, name = false},
    function() return {matrix = {}} end, confusion_update,
    function(self) return copy(self.s.matrix) end)
@@ -191,6 +206,30 @@ local function averaged(self, which)
    return wsum > 0 and sum / wsum or 0
 end
 
+--- The share of predictions of a class that are right, per class then averaged (a class with a zero denominator scores 0).
+-- @function Precision
+-- @option num_classes the class count (default: the scores' width)
+-- @option average 'macro', 'micro', 'weighted' or 'none' (a table per class)
+-- @option threshold binary scores at or above it count as class 1
+-- @option name the key in the logs
+-- @usage local m = metrics.Precision{average = 'macro'}
+
+--- The share of examples of a class that are found, per class then averaged (a class with a zero denominator scores 0).
+-- @function Recall
+-- @option num_classes the class count (default: the scores' width)
+-- @option average 'macro', 'micro', 'weighted' or 'none' (a table per class)
+-- @option threshold binary scores at or above it count as class 1
+-- @option name the key in the logs
+-- @usage local m = metrics.Recall{average = 'macro'}
+
+--- The harmonic mean of precision and recall, per class then averaged (a class with a zero denominator scores 0).
+-- @function F1
+-- @option num_classes the class count (default: the scores' width)
+-- @option average 'macro', 'micro', 'weighted' or 'none' (a table per class)
+-- @option threshold binary scores at or above it count as class 1
+-- @option name the key in the logs
+-- @usage local m = metrics.F1{average = 'macro'}
+
 -- Precision, Recall, F1 {num_classes, average = 'macro' | 'micro' | 'weighted' |
 -- 'none' (a table per class)}
 for type_name, which in pairs{Precision = 'precision', Recall = 'recall', F1 = 'f1'} do
@@ -208,6 +247,16 @@ for type_name, which in pairs{Precision = 'precision', Recall = 'recall', F1 = '
       confusion_update,
       function(self) return averaged(self, which) end)
 end
+
+--- The running mean absolute error over all elements.
+-- @function MAE
+-- @option name the key in the logs (default 'mae')
+-- @usage local m = metrics.MAE{}; m:update(pred, y)
+
+--- The running mean squared error over all elements.
+-- @function MSE
+-- @option name the key in the logs (default 'mse')
+-- @usage local m = metrics.MSE{}; m:update(pred, y)
 
 -- MAE{} and MSE{}: the running mean absolute / squared error over all elements.
 for type_name, f in pairs{MAE = 'abs', MSE = 'square'} do

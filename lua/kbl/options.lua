@@ -1,4 +1,4 @@
--- kbl.options: checks an options table against the names a constructor
+--- kbl.options: checks an options table against the names a constructor
 -- takes, so that a typo (`validaton = 5`) is an error naming the closest
 -- option instead of being ignored. Data sources and schedules use it (blocks,
 -- optimizers, losses, metrics and callbacks check their own).

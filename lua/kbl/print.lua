@@ -1,4 +1,4 @@
--- kbl.print: Torch7-style printing: the values (a matrix at a time for more
+--- kbl.print: Torch7-style printing: the values (a matrix at a time for more
 -- dims, slices headed "(i,j,.,.) ="), then a line with the dtype and size.
 -- Large tensors show their first and last three items per dim, as PyTorch; so
 -- does a 1-D tensor longer than a screenful (it prints one item a line).

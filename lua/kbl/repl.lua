@@ -1,13 +1,13 @@
--- kbl.repl: the interactive prompt of `kbl repl`. LuaJIT with kbl, blocks,
+--- kbl.repl: the interactive prompt of `kbl repl`. LuaJIT with kbl, blocks,
 -- optim, data, losses, metrics and callbacks preloaded; line editing, history
 -- (~/.kbl_history) and tab completion of fields and methods through GNU
--- readline via the FFI (libedit, then plain io.read, as fall-backs). An
+-- readline (lua-readline; plain io.read without it). An
 -- expression's value is printed without `=`, tensors and tables pretty-printed;
 -- `local x = ...` at the start of a line keeps x for the next lines (it becomes
 -- a field of the session's environment); an incomplete chunk continues on the
--- next line; an error is printed and the session goes on.
-local ffi = require 'ffi'
-
+-- next line; an error is printed and the session goes on. `?kbl.conv2d` and
+-- help(kbl.conv2d) print the documentation (kbl.doc); a function prints as its
+-- signature and where it is defined.
 local M = {}
 
 -- ---- evaluation ---------------------------------------------------------------
@@ -15,7 +15,7 @@ local M = {}
 -- The session's environment: the libraries, then the globals.
 function M.new_env()
    local env = {}
-   local preload = {kbl = 'kbl', blocks = 'blocks', optim = 'kbl.optim', data = 'kbl.data',
+   local preload = {kbl = 'kbl', blocks = 'kbl.blocks', optim = 'kbl.optim', data = 'kbl.data',
       losses = 'kbl.losses', metrics = 'kbl.metrics', callbacks = 'kbl.callbacks', fit = 'kbl.fit'}
    local missing = {}
    for name, mod in pairs(preload) do
@@ -23,6 +23,8 @@ function M.new_env()
       if ok then env[name] = v else missing[#missing + 1] = name end
    end
    table.sort(missing)
+   -- help(kbl.conv2d), help('config.stages'): the documentation (kbl.doc)
+   env.help = function(v) print(require('kbl.doc').help(v)) end
    return setmetatable(env, {__index = _G}), missing
 end
 
@@ -70,12 +72,27 @@ end
 
 local LIMIT = 40 -- items shown per table
 
+-- kbl.doc, loaded the first time a function is printed or help asked for.
+function M.doc() return require 'kbl.doc' end
+
+-- `?kbl.conv2d` (a line that starts with ?): the name's documentation, or nil.
+function M.help_line(src)
+   local name = src:match('^%s*%?%s*([%w_%.:]*)%s*$')
+   if not name then return nil end
+   return M.doc().help(name ~= '' and name or nil)
+end
+
 local function is_ident(k) return type(k) == 'string' and k:match('^[%a_][%w_]*$') ~= nil end
 
 local sorted_keys = require('kbl.util').sorted_keys
 
 -- A value as the REPL shows it: tensors and objects by their __tostring,
--- tables as nested constructors (depth 3, LIMIT items each).
+-- tables as nested constructors (depth 3, LIMIT items each), functions by
+-- their signature. Written here, not with inspect or penlight's pretty (both
+-- tried on the same values): inspect prints an object with __tostring as a
+-- table plus a comment and its <metatable>, pretty.write quotes a tensor's text
+-- as a long string and a function's address, and neither limits the items of a
+-- long table (a 60000-row list floods the terminal).
 function M.format(v, depth, seen)
    depth, seen = depth or 0, seen or {}
    local t = type(v)
@@ -83,6 +100,11 @@ function M.format(v, depth, seen)
    if t == 'number' then
       if v % 1 == 0 and math.abs(v) < 2^53 then return string.format('%d', v) end
       return string.format('%.14g', v)
+   end
+   if t == 'function' then
+      -- its signature and where it is defined, not `function: 0x...`
+      local ok, text = pcall(depth == 0 and M.doc().describe_function or M.doc().short_function, v)
+      return ok and text or tostring(v)
    end
    if t ~= 'table' then return tostring(v) end
    local mt = getmetatable(v)
@@ -180,99 +202,51 @@ end
 
 -- ---- line input -----------------------------------------------------------------------
 
-ffi.cdef[[
-char *kbl_repl_readline(const char *prompt) __asm__("readline");
-void kbl_repl_free(void *p) __asm__("free");
-void *kbl_repl_malloc(size_t n) __asm__("malloc");
-int kbl_repl_isatty(int fd) __asm__("isatty");
-]]
+-- Line editing, history and completion come from GNU readline through
+-- lua-readline (Debian lua-readline). It replaced an FFI binding of readline
+-- after measuring both under LuaJIT on the same pty session (spec/repl_spec.lua):
+-- the same behaviour (editing, history, completion of fields and methods) and
+-- the same set-up time (0.4 ms each), while lua-readline calls the completion
+-- function through the Lua C API, where the binding needed an FFI callback
+-- (a limited resource, slow to enter, unsafe from JIT-compiled code: the read
+-- had to be jit.off) and its own malloc'ed match arrays. Without lua-readline,
+-- or off a terminal, lines come from io.read.
 
-local READLINE_CDEF = [[
-void add_history(const char *line);
-int read_history(const char *filename);
-int write_history(const char *filename);
-typedef char **kbl_rl_completion_func_t(const char *text, int start, int end);
-extern kbl_rl_completion_func_t *rl_attempted_completion_function;
-extern int rl_attempted_completion_over;
-extern int rl_completion_append_character;
-extern const char *rl_readline_name;
-]]
+-- A reader on lua-readline, or nil when it is not installed.
+function M.readline_reader(env)
+   local ok, RL = pcall(require, 'readline')
+   if not ok then return nil end
+   local history = (os.getenv('HOME') or '.') .. '/.kbl_history'
+   RL.set_readline_name('kbl')
+   RL.set_options{histfile = history, ignoredups = true, completion = true, auto_add = false}
+   RL.set_complete_function(function(text)
+      RL.set_completion_append_character('')   -- `x:size(`, not `x:size (`; readline resets it each time
+      local ok2, list = pcall(M.complete, text, env)
+      return ok2 and list or {}
+   end)
+   return {
+      kind = 'readline',
+      read = function(prompt) return RL.readline(prompt) end,
+      add = function(line) if line:match('%S') then RL.add_history(line) end end,
+      close = function() pcall(RL.save_history) end,
+   }
+end
 
 -- A reader: {read(prompt) -> line or nil, add(line), close(), kind}.
 function M.reader(env)
-   local tty = ffi.C.kbl_repl_isatty(0) == 1
+   local tty = require('posix.unistd').isatty(0) == 1
    if tty and os.getenv('KBL_REPL_PLAIN') == nil then
-      for _, name in ipairs{'readline', 'libreadline.so.8', 'edit', 'libedit.so.2'} do
-         local ok, lib = pcall(ffi.load, name)
-         if ok then
-            local rd = M.readline_reader(lib, env, name)
-            if rd then return rd end
-         end
-      end
+      local rd = M.readline_reader(env)
+      if rd then return rd end
    end
    return {
-      kind = 'plain',
+      kind = tty and 'plain (install lua-readline for line editing)' or 'plain',
       read = function(prompt)
          if tty then io.write(prompt) io.flush() end
          return io.read('*l')
       end,
       add = function() end,
       close = function() end,
-   }
-end
-
-local declared = false
-function M.readline_reader(lib, env, name)
-   if not declared then
-      declared = pcall(ffi.cdef, READLINE_CDEF)
-      if not declared then return nil end
-   end
-   local ok = pcall(function() return lib.add_history end)
-   if not ok then return nil end
-   local history = (os.getenv('HOME') or '.') .. '/.kbl_history'
-   pcall(lib.read_history, history)
-   -- completion: all matches at once; readline frees the array and strings
-   local cb
-   pcall(function()
-      cb = ffi.cast('kbl_rl_completion_func_t *', function(text, _, _)
-         lib.rl_attempted_completion_over = 1
-         pcall(function() lib.rl_completion_append_character = 0 end) -- `x:size(`, not `x:size (`
-         local ok2, list = pcall(M.complete, ffi.string(text), env)
-         if not ok2 or #list == 0 then return nil end
-         local common = list[1]
-         for i = 2, #list do
-            local j = 0
-            while j < #common and common:sub(j + 1, j + 1) == list[i]:sub(j + 1, j + 1) do j = j + 1 end
-            common = common:sub(1, j)
-         end
-         local arr = ffi.cast('char **', ffi.C.kbl_repl_malloc(ffi.sizeof('char *') * (#list + 2)))
-         local function dup(s)
-            local p = ffi.cast('char *', ffi.C.kbl_repl_malloc(#s + 1))
-            ffi.copy(p, s)
-            return p
-         end
-         arr[0] = dup(#list == 1 and list[1] or common)
-         for i, s in ipairs(list) do arr[i] = dup(s) end
-         arr[#list + 1] = nil
-         return arr
-      end)
-      lib.rl_readline_name = 'kbl'
-      lib.rl_attempted_completion_function = cb
-   end)
-   local read = function(prompt)
-      local p = lib.kbl_repl_readline(prompt)
-      if p == nil then return nil end
-      local s = ffi.string(p)
-      ffi.C.kbl_repl_free(p)
-      return s
-   end
-   jit.off(read)
-   return {
-      kind = name:match('edit') and 'libedit' or 'readline',
-      read = read,
-      add = function(line) if line:match('%S') then lib.add_history(line) end end,
-      close = function() pcall(lib.write_history, history) end,
-      callback = cb,
    }
 end
 
@@ -311,7 +285,11 @@ function M.run(opts)
       local line = reader.read(buffer and '>> ' or '> ')
       if line == nil then break end
       local src = buffer and (buffer .. '\n' .. line) or line
-      if src:match('%S') then
+      local help = not buffer and M.help_line(src)
+      if help then
+         reader.add(src)
+         out:write(help, '\n')
+      elseif src:match('%S') then
          local fn, err, incomplete = M.compile(src, env)
          if not fn and incomplete then
             buffer = src

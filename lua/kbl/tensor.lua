@@ -1,4 +1,4 @@
--- kbl.tensor: the Tensor type seen from Lua. A tensor is a kbl_handle cdata
+--- kbl.tensor: the Tensor type seen from Lua. A tensor is a kbl_handle cdata
 -- with a metatype: methods, properties (shape, dtype, grad, requires_grad),
 -- 1-based indexing, arithmetic operators and a finalizer. Op modules add their
 -- functions to `methods` through M.register.
@@ -32,6 +32,10 @@ local function wrap_retained(p)
 end
 M.wrap_retained = wrap_retained
 
+--- Whether x is a kbl tensor. Also kbl.is_tensor.
+-- @param x any value
+-- @treturn boolean
+-- @usage print(kbl.is_tensor(kbl.zeros(1)))  --> true
 local function is_tensor(x) return type(x) == 'cdata' and ffi.istype(handle_ct, x) end
 M.is_tensor = is_tensor
 
@@ -84,9 +88,25 @@ M.live = live
 
 -- ---- metadata ------------------------------------------------------------
 
+--- The number of dims (also t:ndimension() and t.ndim).
+-- @tparam tensor t
+-- @treturn number
+-- @usage print(kbl.zeros(2, 3):dim())  --> 2
 function methods.dim(t) return live(t).ndim end
+--- The number of dims (Torch7's name for dim).
+-- @tparam tensor t
+-- @treturn number
+-- @usage local n = x:ndimension()
 methods.ndimension = methods.dim
+--- The number of elements (also t:nElement()).
+-- @tparam tensor t
+-- @treturn number
+-- @usage print(kbl.zeros(2, 3):numel())  --> 6
 function methods.numel(t) return tonumber(C.kbl_numel(live(t))) end
+--- The number of elements (Torch7's name for numel).
+-- @tparam tensor t
+-- @treturn number
+-- @usage local n = x:nElement()
 methods.nElement = methods.numel
 
 -- A size is a plain list of numbers that prints as Lua writes it: {2, 2}.
@@ -96,6 +116,11 @@ local size_mt = {__tostring = function(s)
    return '{' .. table.concat(parts, ', ') .. '}'
 end}
 
+--- The shape as a list {d1, d2, ...} (printed as Lua writes it), or the size of one dim.
+-- @tparam tensor t
+-- @tparam[opt] number d a dim from 1 (negative from the end)
+-- @return a list of sizes, or a number
+-- @usage print(x:size(), x:size(1))
 function methods.size(t, d)
    local p = live(t)
    if d then return tonumber(p.shape[cindex(d, p.ndim, 'dimension')]) end
@@ -104,6 +129,11 @@ function methods.size(t, d)
    return setmetatable(s, size_mt)
 end
 
+--- The strides in elements, as a list, or the stride of one dim.
+-- @tparam tensor t
+-- @tparam[opt] number d a dim from 1
+-- @return a list, or a number
+-- @usage local s = x:t():stride()
 function methods.stride(t, d)
    local p = live(t)
    if d then return tonumber(p.strides[cindex(d, p.ndim, 'dimension')]) end
@@ -112,13 +142,36 @@ function methods.stride(t, d)
    return s
 end
 
+--- Whether the elements lie in order in memory.
+-- @tparam tensor t
+-- @treturn boolean
+-- @usage print(x:t():is_contiguous())
 function methods.is_contiguous(t) return C.kbl_is_contiguous(live(t)) ~= 0 end
+--- Whether the tensor's data was freed (by kbl.scope or t:free()).
+-- @tparam tensor t
+-- @treturn boolean
+-- @usage print(x:is_freed())
 function methods.is_freed(t) return t._p == nil or t._p.storage == nil end
+--- The dtype's name: 'float32', 'float64', 'int32', 'int64' or 'uint8' (also t.dtype).
+-- @tparam tensor t
+-- @treturn string
+-- @usage print(x:type())
 function methods.type(t) return dtype_names[live(t).dtype] end
+--- The address of the first element (a cdata pointer), for FFI code.
+-- @tparam tensor t
+-- @return void*
+-- @usage local p = ffi.cast('float *', x:data_ptr())
 function methods.data_ptr(t) return C.kbl_data_ptr(live(t)) end
+--- Whether two tensors share their storage (one is a view of the other).
+-- @tparam tensor a
+-- @tparam tensor b
+-- @treturn boolean
+-- @usage print(x:same_storage(x:view(-1)))
 function methods.same_storage(a, b) return C.kbl_same_storage(live(a), live(b)) ~= 0 end
 
--- Frees the tensor's data now; it may not be used afterwards.
+--- Frees the tensor's data now; it may not be used afterwards.
+-- @tparam tensor t
+-- @usage big:free()
 function methods.free(t)
    if t._p ~= nil then C.kbl_tensor_free_data(t._p) end
 end
@@ -162,6 +215,10 @@ local function read(p, off)
    return p.dtype == 3 and tonumber(v) or v
 end
 
+--- The value of a one-element tensor as a Lua number.
+-- @tparam tensor t
+-- @treturn number
+-- @usage print(loss:item())
 function methods.item(t)
    local ok = ffi.new('int[1]')
    local v = C.kbl_item(live(t), ok)
@@ -178,6 +235,10 @@ local function host(t)
 end
 M.host = host
 
+--- The values as nested Lua tables (a number for a 0-dim tensor).
+-- @tparam tensor t
+-- @return a table or a number
+-- @usage print(kbl.tensor{1, 2}:tolist()[2])  --> 2
 function methods.tolist(t)
    local p
    t, p = host(t)

@@ -1,4 +1,4 @@
--- kbl.util: small helpers the Lua side shares: sorted keys, the edit distance
+--- kbl.util: small helpers the Lua side shares: sorted keys, the edit distance
 -- behind "did you mean", counted words.
 local M = {}
 

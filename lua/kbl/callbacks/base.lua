@@ -1,4 +1,4 @@
--- kbl.callbacks.base: what the callbacks share: a constructor with checked
+--- kbl.callbacks.base: what the callbacks share: a constructor with checked
 -- options, and the monitored-quantity rules (mode, improvement).
 local schema = require 'kbl.config.schema'
 
@@ -7,9 +7,13 @@ local M = {}
 local util = require 'kbl.util'
 local STRINGS = {strings = true}   -- sorted_keys: string keys only
 
--- define(name, defaults, methods, {positional = 'key'}) -> constructor.
--- Options are checked against the defaults' keys (and `optional`, keys
--- whose default is nil); an unknown one names the closest.
+--- Makes a callback type with checked options: unknown ones name the closest.
+-- @tparam string name the type's name
+-- @tparam table defaults the options and their defaults
+-- @tparam table methods the hooks and methods (init(self) runs after the options are set)
+-- @tparam[opt] table how {positional = 'key' (the first positional argument), optional = {keys without a default}}
+-- @treturn table the type, called with a table of options
+-- @usage local Print = callbacks.define('Print', {every = 1}, {on_epoch_end = function(self, ctx, e) print(e) end})
 function M.define(name, defaults, methods, how)
    how = how or {}
    methods.__index = methods
@@ -38,7 +42,11 @@ function M.define(name, defaults, methods, how)
    end})
 end
 
--- The mode a monitored quantity improves in: 'max' for accuracies and the like.
+--- The mode a monitored quantity improves in: 'max' for accuracies, F1 and the like, else 'min'.
+-- @tparam string monitor
+-- @tparam[opt] string mode a given mode other than 'auto' wins
+-- @treturn string 'min' or 'max'
+-- @usage callbacks.auto_mode('val_accuracy')  -- 'max'
 function M.auto_mode(monitor, mode)
    if mode and mode ~= 'auto' then return mode end
    local m = monitor:gsub('^val_', '')
@@ -48,14 +56,24 @@ function M.auto_mode(monitor, mode)
    return 'min'
 end
 
--- Whether v improves on best by more than min_delta in mode.
+--- Whether v improves on best by more than min_delta in mode.
+-- @tparam number v
+-- @tparam[opt] number best nil: anything improves
+-- @tparam string mode 'min' or 'max'
+-- @tparam[opt=0] number min_delta
+-- @treturn boolean
+-- @usage callbacks.improves(0.5, 0.6, 'min')  -- true
 function M.improves(v, best, mode, min_delta)
    if best == nil then return true end
    if mode == 'max' then return v > best + (min_delta or 0) end
    return v < best - (min_delta or 0)
 end
 
--- The monitored value in logs, or nil with a warning (once per callback).
+--- The monitored value in logs, or nil with a warning (once per callback) listing the keys there are.
+-- @tparam table cb the callback (its monitor and name)
+-- @tparam table logs
+-- @treturn number or nil
+-- @usage local v = callbacks.monitored(self, logs)
 function M.monitored(cb, logs)
    local v = logs[cb.monitor]
    if type(v) ~= 'number' then

@@ -1,4 +1,4 @@
--- kbl.callbacks.checkpoint: ModelCheckpoint writes checkpoints during fit in
+--- kbl.callbacks.checkpoint: ModelCheckpoint writes checkpoints during fit in
 -- the run-record format of kbl.records.run (one atomic, checksummed file each:
 -- the model's tensors, trainer:state() with the optimizer's moments, the
 -- config), keeping the last K, the best by a monitored metric, every N steps
@@ -35,15 +35,17 @@ function M.restore(trainer, path, opts)
    return state
 end
 
--- ModelCheckpoint{dir = RUN_DIR/checkpoints, every_epochs = 1, every_steps = nil,
--- keep = 3, monitor = 'val_loss', mode = 'auto', save_best = true,
--- save_best_only = false}. Step checkpoints are named by step (step-N.ckpt)
--- and all but the newest `keep` removed; best.ckpt holds the best by monitor.
--- With every_steps, checkpoints are taken at those steps (mid-epoch, from
--- on_batch_end, where the epoch is not yet marked finished) and not at epoch
--- ends. Put it after the callbacks whose state it should capture (kbl run puts
--- it after every other callback but its run recorder): its own state (the best
--- value) is updated before it writes.
+--- Writes checkpoints during fit: every N epochs or steps, keeping the newest,
+-- and the best by a monitored quantity (best.ckpt).
+-- @option dir where the checkpoints go (default RUN_DIR/checkpoints)
+-- @option every_epochs a checkpoint every N epochs
+-- @option every_steps a checkpoint every N steps instead (mid-epoch; optional)
+-- @option keep how many step or epoch checkpoints to keep (the newest)
+-- @option monitor the logs' key that picks the best
+-- @option mode 'min', 'max' or 'auto'
+-- @option save_best whether to keep best.ckpt
+-- @option save_best_only whether to write only when the monitor improves
+-- @usage callbacks.ModelCheckpoint{every_steps = 100, keep = 2}
 M.ModelCheckpoint = base.define('ModelCheckpoint', {
    every_epochs = 1, keep = 3, monitor = 'val_loss', mode = 'auto', save_best = true, save_best_only = false,
 }, {

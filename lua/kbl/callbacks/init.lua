@@ -1,4 +1,4 @@
--- kbl.callbacks: hooks into the trainer (kbl.fit). A callback is a table with
+--- kbl.callbacks: hooks into the trainer (kbl.fit). A callback is a table with
 -- any of on_train_begin(ctx), on_stage_begin(ctx, stage), on_epoch_begin(ctx,
 -- epoch), on_batch_begin(ctx, step), on_batch_end(ctx, step, logs),
 -- on_epoch_end(ctx, epoch, logs), on_train_end(ctx, logs), where ctx is the
@@ -17,6 +17,11 @@ M.define, M.auto_mode, M.improves, M.monitored = base.define, base.auto_mode, ba
 -- LambdaCallback{on_epoch_end = fn, ...}: any hooks as functions.
 local HOOKS = {'on_train_begin', 'on_stage_begin', 'on_epoch_begin', 'on_batch_begin', 'on_batch_end',
    'on_epoch_end', 'on_train_end', 'state', 'set_state'}
+--- A callback of hooks given as functions: on_train_begin(ctx), on_stage_begin(ctx, stage),
+-- on_epoch_begin(ctx, epoch), on_batch_begin(ctx, step), on_batch_end(ctx, step, logs),
+-- on_epoch_end(ctx, epoch, logs), on_train_end(ctx, logs), state(), set_state(s).
+-- A hook returns nil to go on, 'stop' to end after this epoch, 'stop_now' after this step.
+-- @usage callbacks.LambdaCallback{on_epoch_end = function(ctx, epoch, logs) print(epoch, logs.loss) end}
 M.LambdaCallback = base.define('LambdaCallback', {}, {
    init = function(self)
       for _, h in ipairs(HOOKS) do
@@ -31,9 +36,9 @@ M.LambdaCallback = base.define('LambdaCallback', {}, {
    end,
 }, {optional = HOOKS})
 
--- TerminateOnNaN{}: a NaN or infinite loss stops the run before that step's
--- update, with a message naming the step; checkpoints written before it stay.
+--- Stops the run on a NaN or infinite loss, before that step's update, naming the step.
 -- The trainer adds one unless terminate_on_nan = false.
+-- @usage callbacks.TerminateOnNaN{}
 M.TerminateOnNaN = base.define('TerminateOnNaN', {}, {
    check_loss = function(_, ctx, value)
       if value == value and value ~= math.huge and value ~= -math.huge then return nil end

@@ -1,4 +1,4 @@
--- kbl.callbacks.loggers: the epoch logs written to files as the run goes:
+--- kbl.callbacks.loggers: the epoch logs written to files as the run goes:
 -- CSVLogger (one row per epoch, columns fixed by the first row or by the
 -- header of a file being appended to) and JSONLinesLogger (one JSON object a
 -- line). Each line is written and the file closed at once, so a killed run
@@ -75,7 +75,11 @@ local function readable(path)
    return f ~= nil
 end
 
--- CSVLogger{path = RUN_DIR/metrics.csv, append = false, separator = ','}
+--- Writes each epoch's logs as a CSV row.
+-- @option path the file (default RUN_DIR/metrics.csv)
+-- @option append whether to add to an existing file
+-- @option separator the field separator
+-- @usage callbacks.CSVLogger{path = 'log.csv'}
 M.CSVLogger = base.define('CSVLogger', {append = false, separator = ','}, {
    on_train_begin = function(self, ctx)
       self.file = resolve_path(self, ctx, 'metrics.csv')
@@ -111,8 +115,10 @@ M.CSVLogger = base.define('CSVLogger', {append = false, separator = ','}, {
    end,
 }, {optional = {'path'}})
 
--- JSONLinesLogger{path = RUN_DIR/metrics.jsonl, append = false}: every value of
--- the logs, per-class metrics (tables) too; NaN and infinities as null.
+--- Writes each epoch's logs as a JSON line: every value, per-class metrics too; NaN and infinities as null.
+-- @option path the file (default RUN_DIR/metrics.jsonl)
+-- @option append whether to add to an existing file
+-- @usage callbacks.JSONLinesLogger{path = 'log.jsonl'}
 M.JSONLinesLogger = base.define('JSONLinesLogger', {append = false}, {
    on_train_begin = function(self, ctx)
       self.file = resolve_path(self, ctx, 'metrics.jsonl')

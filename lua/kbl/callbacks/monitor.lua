@@ -1,4 +1,4 @@
--- kbl.callbacks.monitor: callbacks driven by a monitored quantity of the epoch
+--- kbl.callbacks.monitor: callbacks driven by a monitored quantity of the epoch
 -- logs: EarlyStopping ends the run when it stops improving, ReduceLROnPlateau
 -- lowers the learning rate.
 local kbl = require 'kbl'
@@ -30,8 +30,14 @@ local function check_weights(saved, model)
    end
 end
 
--- EarlyStopping{monitor = 'val_loss', mode = 'auto', patience = 5, min_delta = 0,
--- baseline = nil, restore_best_weights = false}
+--- Stops training when a monitored quantity has stopped improving.
+-- @option monitor the logs' key watched ('val_loss', 'val_accuracy', 'loss', ...)
+-- @option mode 'min', 'max' or 'auto' (max for accuracies, F1, precision, recall, AUC, IoU; else min)
+-- @option patience epochs without improvement before stopping
+-- @option min_delta the smallest change that counts as an improvement
+-- @option restore_best_weights whether to load the best epoch's weights back when stopping
+-- @option baseline a value to beat (optional): no improvement until the monitor passes it
+-- @usage callbacks.EarlyStopping{monitor = 'val_accuracy', patience = 3, restore_best_weights = true}
 M.EarlyStopping = base.define('EarlyStopping', {
    monitor = 'val_loss', mode = 'auto', patience = 5, min_delta = 0, restore_best_weights = false,
 }, {
@@ -82,8 +88,15 @@ M.EarlyStopping = base.define('EarlyStopping', {
    end,
 }, {optional = {'baseline'}})
 
--- ReduceLROnPlateau{monitor = 'val_loss', mode = 'auto', factor = 0.1, patience = 2,
--- min_delta = 1e-4, cooldown = 0, min_lr = 0}
+--- Lowers the learning rate when a monitored quantity has stopped improving.
+-- @option monitor the logs' key watched
+-- @option mode 'min', 'max' or 'auto' (as EarlyStopping)
+-- @option factor the rate is multiplied by this
+-- @option patience epochs without improvement before lowering
+-- @option min_delta the smallest change that counts as an improvement
+-- @option cooldown epochs to wait after a reduction before counting again
+-- @option min_lr the rate never goes below this
+-- @usage callbacks.ReduceLROnPlateau{factor = 0.5, patience = 1}
 M.ReduceLROnPlateau = base.define('ReduceLROnPlateau', {
    monitor = 'val_loss', mode = 'auto', factor = 0.1, patience = 2, min_delta = 1e-4, cooldown = 0, min_lr = 0,
 }, {

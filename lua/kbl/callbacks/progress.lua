@@ -1,9 +1,11 @@
--- kbl.callbacks.progress: what a run shows while it trains. On a terminal, a
+--- kbl.callbacks.progress: what a run shows while it trains. On a terminal, a
 -- bar per epoch redrawn in place (step/total, ETA, loss, metrics, samples/s);
 -- otherwise (a pipe, a log file) one plain line per epoch. The epoch line
 -- carries the validation results, the learning rate and the time spent in
 -- each phase (data, forward, backward, update). The trainer adds one unless
--- quiet.
+-- quiet. The terminal's width is ioctl(TIOCGWINSZ) through the FFI, written
+-- here because no Debian Lua library reads it (lua-posix 33 binds no ioctl;
+-- lua-term and lua-system offer isatty and clocks only).
 local ffi = require 'ffi'
 local base = require 'kbl.callbacks.base'
 
@@ -116,9 +118,11 @@ function M.epoch_line(ctx, epoch, logs, width)
    return M.fit_parts(epoch_parts(ctx, epoch, logs), width)
 end
 
--- Progress{mode = 'auto' | 'bar' | 'lines', out = io.stdout, width = nil}.
--- On a terminal its lines keep within its width, asked again at each redraw
--- (a resized window is followed); width = N fixes it.
+--- The progress display: a bar with ETA, loss, metrics and samples/s on a terminal, plain lines otherwise.
+-- @option mode 'auto' (a bar on a terminal), 'bar' or 'lines'
+-- @option out where it writes (io.stdout)
+-- @option width a fixed width (default: the terminal's, asked at each redraw)
+-- @usage callbacks.Progress{mode = 'lines'}
 M.Progress = base.define('Progress', {mode = 'auto'}, {
    init = function(self)
       self.out = self.out or io.stdout

@@ -1,15 +1,17 @@
--- kbl.callbacks.scheduler: LearningRateScheduler sets the optimizer's rate from
+--- kbl.callbacks.scheduler: LearningRateScheduler sets the optimizer's rate from
 -- a schedule (kbl.optim.schedules or any function of t) before each epoch or
 -- step; t counts from 1 over the whole run, as the schedules expect.
 local base = require 'kbl.callbacks.base'
 
 local M = {}
 
--- LearningRateScheduler{schedule, by = 'epoch' | 'step'}. The rule of
--- kbl.optim.schedules.is_factor: a kbl schedule made without lr gives a factor
--- of the stage's starting rate; one with lr, or a plain function of t, gives
--- the rate. `relative = true` makes any schedule a factor; `relative = false`
--- with one that gives a factor (it would set the rate to 1) is an error.
+--- Sets the optimizer's rate from a schedule before each epoch or step. A kbl
+-- schedule made without lr gives a factor of the stage's starting rate; one
+-- with lr, or a plain function of t (from 1), gives the rate.
+-- @option schedule a schedule (optim.schedules.*) or a function of t (positional)
+-- @option by 'epoch' or 'step': what t counts
+-- @option relative true makes any schedule a factor of the starting rate (optional)
+-- @usage callbacks.LearningRateScheduler{optim.schedules.cosine{total = 20}}
 M.LearningRateScheduler = base.define('LearningRateScheduler', {by = 'epoch'}, {
    init = function(self)
       local s = self.schedule

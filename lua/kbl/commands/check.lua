@@ -1,4 +1,4 @@
--- kbl check: validates configs without training: composes them, checks every
+--- kbl check: validates configs without training: composes them, checks every
 -- key and type, builds every spec (data source, model, loss, optimizers,
 -- metrics, callbacks) and runs one training batch through the model and the
 -- loss under no-grad, so that shapes, label ranges and class counts are
@@ -66,6 +66,7 @@ local function one_batch(trainer, cfg, origins)
    local ok, err = pcall(kbl.no_grad, function()
       local x, y = batch.x, batch.y
       if trainer.device and trainer.device ~= 'cpu' then x, y = x:to(trainer.device), y and y:to(trainer.device) end
+      if type(model.prepare) == 'function' then x = model:prepare(x) end   -- a Model's preprocess, as fit runs it
       local pred = model(x)
       local loss = trainer.loss
       if type(loss) == 'table' and loss.type_name == 'CrossEntropy' and kbl.is_tensor(y)

@@ -1,4 +1,4 @@
--- kbl compare: puts runs side by side. `kbl compare RUN_DIR... | SWEEP_DIR`
+--- kbl compare: puts runs side by side. `kbl compare RUN_DIR... | SWEEP_DIR`
 -- reads each run's config.lua (the resolved config) and metrics.jsonl, and
 -- prints the config keys whose values differ between the runs, then each
 -- run's final metrics; --json prints the same for machines. Config key paths

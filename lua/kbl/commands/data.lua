@@ -1,4 +1,4 @@
--- kbl data: looking at and converting data sources. SOURCE is fashion_mnist,
+--- kbl data: looking at and converting data sources. SOURCE is fashion_mnist,
 -- an image folder (one subfolder per class), a records directory (kbl data
 -- pack), a .csv or .npy file, or a Lua file returning a source or an
 -- experiment config (its `data`, and for show --augmented its transforms and
@@ -7,7 +7,7 @@
 --   kbl data export fashion_mnist --out fmnist_png [--split train] [--limit n]
 --   kbl data pack SOURCE --out DIR [--shard-mb 64]
 --   kbl data info SOURCE_OR_CONFIG
---   kbl data show SOURCE_OR_CONFIG [--split train] [-n 64] [--augmented] -o grid.html
+--   kbl data show SOURCE_OR_CONFIG [--split train] [-n 64] [--augmented] -o grid.html (or grid.png)
 local M = {summary = 'Export, pack, describe and show data sources.'}
 
 function M.describe(cmd)
@@ -33,7 +33,7 @@ function M.describe(cmd)
    sh:option('--split', 'The split to show.', 'train')
    sh:option('-n', 'How many samples.', '64'):convert(tonumber)
    sh:flag('--augmented', "After the config's transforms and augmentations (training pipeline).")
-   sh:option('-o --output', 'The page to write (.html).'):count(1)
+   sh:option('-o --output', 'The page to write (.html), or one grid image (.png).'):count(1)
    sh:option('--channels', 'For image folders: 1 (grey) or 3 (RGB).'):convert(tonumber)
 end
 
@@ -97,7 +97,8 @@ local function export(args)
          local x = b.x
          if x:dim() == 2 then x = x:view(x:size(1), 1, 1, x:size(2)) end
          if x:dim() == 3 then x = x:view(x:size(1), 1, x:size(2), x:size(3)) end
-         local u8 = (x * 255 + 0.5):clamp(0, 255):to('uint8') -- rounds: to() truncates
+         -- uint8 (data.fashion_mnist{raw = true}) as it is; floats in [0, 1] rounded (to() truncates)
+         local u8 = x.dtype == 'uint8' and x or (x * 255 + 0.5):clamp(0, 255):to('uint8')
          local ys = b.y and b.y:tolist() or {}
          for i = 1, x:size(1) do
             if written >= limit then break end

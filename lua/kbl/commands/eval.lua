@@ -1,4 +1,4 @@
--- kbl eval: evaluates a trained model on a split. Given a run directory, it
+--- kbl eval: evaluates a trained model on a split. Given a run directory, it
 -- rebuilds the run from RUN_DIR/config.lua and loads RUN_DIR/model.safetensors
 -- (or, for a run that did not finish, its newest valid checkpoint); given a
 -- checkpoint file, the config stored in it. --json prints one JSON object of

@@ -1,4 +1,4 @@
--- kbl repl: an interactive LuaJIT prompt with kbl, blocks, optim, data, losses,
+--- kbl repl: an interactive LuaJIT prompt with kbl, blocks, optim, data, losses,
 -- metrics and callbacks preloaded (kbl.repl).
 local M = {summary = 'Start an interactive prompt with kbl preloaded.'}
 

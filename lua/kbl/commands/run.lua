@@ -1,4 +1,4 @@
--- kbl run: trains an experiment. `kbl run fit fashion_mnist_mlp wide.lua --set
+--- kbl run: trains an experiment. `kbl run fit fashion_mnist_mlp wide.lua --set
 -- optimizer.lr=3e-4` composes the configs (later ones and --set override),
 -- makes the run directory runs/<name>/<time>/ (or --run-dir) with config.lua
 -- (the resolved config: `kbl run RUN_DIR/config.lua` repeats the run),
@@ -8,6 +8,7 @@
 -- report.html, status.json and the final weights (model.safetensors); then
 -- evaluates on the test split. `--resume RUN_DIR` continues from the newest
 -- valid checkpoint, skipping damaged ones; SIGINT/SIGTERM checkpoint and stop.
+-- `--profile 10:20` profiles those steps (kbl.profile): trace.json, profile.txt.
 --
 -- The run takes the run directory's lock (kbl.records.lock) before it writes
 -- anything there and holds it while the run lasts: of two runs started into one
@@ -20,7 +21,7 @@ local mkdir_p = fs.mkdir_p
 local M = {summary = 'Train an experiment from config files.'}
 
 function M.describe(cmd)
-   cmd:argument('files', 'Config files or names (found in lua/configs, then here); later ones override. '
+   cmd:argument('files', 'Config files or names (found in lua/kbl/configs, then here); later ones override. '
       .. 'With --resume, the run directory\'s config.lua by default.'):args('*')
    cmd:option('--set', 'Override a value: key=value, the value a Lua value in the config scope (repeatable).')
       :count('*'):argname('<key=value>')
@@ -33,6 +34,11 @@ function M.describe(cmd)
       .. 'metrics, event files, checkpoints, report, status and weights.')
    cmd:option('--device', 'cpu or cuda (overrides the config).')
    cmd:flag('--quiet', 'No progress bar or epoch lines.')
+   cmd:option('--nproc', 'Train on N local processes (data parallel, under Open MPI\'s mpirun); one global batch '
+      .. 'of batch_size is split over them.'):convert(tonumber):argname('<N>')
+   cmd:option('--profile', 'Profile steps FROM to TO (counted from 1 over the run; as the config key profile = '
+      .. '{from =, to =}): prints the ops by time and whether data, ops or Lua bound the steps, and writes '
+      .. 'trace.json (Perfetto, chrome://tracing) and profile.txt in the run directory.'):argname('<from:to>')
 end
 
 
@@ -139,6 +145,7 @@ function M.build_trainer(files, opts)
    local trainer, parts = require('kbl.config.experiment').trainer(cfg, {quiet = opts.quiet,
       run_dir = opts.run_dir, origins = origins, progress = opts.progress, out = opts.out})
    trainer.config_text = text
+   trainer.resolved_config = cfg   -- its scalar keys are the run's hparams in TensorBoard
    return trainer, parts, cfg, text
 end
 
@@ -170,12 +177,21 @@ local function add_records(trainer, run_dir, summary, resume_command)
 end
 
 function M.run(args)
+   if args.nproc and args.nproc ~= 1 then
+      local raw = {}
+      for i = 1, #(arg or {}) do raw[i] = arg[i] end
+      require('kbl.dist.launch').exec(args.nproc, raw)
+   end
    local sets = args.set or {}
    if args.device then sets[#sets + 1] = 'device=' .. string.format('%q', args.device) end
+   if args.profile then
+      local from, to = require('kbl.profile').parse_steps(args.profile)
+      sets[#sets + 1] = string.format('profile={from=%d,to=%d}', from, to)
+   end
    local resume_dir = args.resume
    local files = args.files
    if resume_dir and #files == 0 then files = {resume_dir .. '/config.lua'} end
-   if #files == 0 then error('kbl run: give config files (names are found in lua/configs), or --resume RUN_DIR', 0) end
+   if #files == 0 then error('kbl run: give config files (names are found in lua/kbl/configs), or --resume RUN_DIR', 0) end
    if args.print_config then
       local config = require 'kbl.config'
       local cfg = config.load(files, {set = sets})
@@ -183,6 +199,8 @@ function M.run(args)
          .. '\nRepeat the run with: kbl run <this file>'))
       return
    end
+   -- under mpirun, ranks other than 0 train without a run directory (kbl.dist.run)
+   if require('kbl.dist').rank() > 0 then return require('kbl.dist.run').worker(files, sets, resume_dir) end
    local status = require 'kbl.records.status'
    local records = require 'kbl.records.run'
    if resume_dir and args.overwrite then error('--overwrite and --resume contradict each other', 0) end

@@ -1,4 +1,4 @@
--- kbl sweep: runs an experiment over a grid or a random search of config
+--- kbl sweep: runs an experiment over a grid or a random search of config
 -- values. `kbl sweep exp.lua --grid optimizer.lr=1e-3,3e-4 --grid
 -- 'model.backbone.units={256},{512,256}'` runs the cross product; `--random 8 --seed 1
 -- --grid 'optimizer.lr=log(1e-4,1e-2)'` samples 8 points (kbl.sweep.space);

@@ -1,4 +1,4 @@
--- kbl verify-resume CONFIG... --steps N: proves exact resume on a config. Trains
+--- kbl verify-resume CONFIG... --steps N: proves exact resume on a config. Trains
 -- N steps straight; then trains N/2 steps, writes a checkpoint, throws that
 -- trainer away, resumes a fresh one from the checkpoint file and trains to N.
 -- Every tensor (model weights, optimizer state) must agree bit for bit; the

@@ -1,4 +1,4 @@
--- kbl.config.experiment: a resolved config made into a run: defaults by type
+--- kbl.config.experiment: a resolved config made into a run: defaults by type
 -- applied, refs resolved, every spec built (source, model, loss, optimizer per
 -- stage, metrics, callbacks), and a kbl.fit trainer over them. What `kbl run`,
 -- `kbl check` and `kbl eval` share.
@@ -19,7 +19,7 @@ local REQUIRED = {
 -- The keys of schema.TOP taken as they are (no spec to build): those of a
 -- plain type.
 local PLAIN = {string = true, integer = true, posint = true, count = true, posnum = true, boolean = true,
-   device = true, split = true, shuffle = true}
+   device = true, split = true, shuffle = true, tensorboard = true, profile = true}
 local SCALARS = {}
 for k, ty in pairs(schema.TOP) do if PLAIN[ty] then SCALARS[#SCALARS + 1] = k end end
 table.sort(SCALARS)

@@ -1,9 +1,9 @@
--- kbl.config: experiment configs. A config file is a Lua chunk returning a
+--- kbl.config: experiment configs. A config file is a Lua chunk returning a
 -- table; it runs with kbl, blocks, optim, losses, metrics, data, callbacks and
 -- ref in scope, where every constructor makes a spec (kbl.config.spec). Files
 -- compose: `extends = {'fit'}` inside a file, several files on the command line
 -- and `--set key=value` override what came before, tables merging deeply
--- (kbl.config.merge). Bare names are looked up in lua/configs, beside the file
+-- (kbl.config.merge). Bare names are looked up in lua/kbl/configs, beside the file
 -- that names them, and in the current directory. Config files are trusted Lua,
 -- like a Makefile; a --set value is a Lua value evaluated in a sandbox (the
 -- config scope without os, io, ffi, require, load...: spec.eval_set). A config
@@ -28,8 +28,8 @@ local function this_dir()
    return (debug.getinfo(1, 'S').source:sub(2):match('^(.*)/[^/]*$') or '.')
 end
 
--- lua/configs, beside lua/kbl (in a checkout and in an installed tree alike).
-M.configs_dir = this_dir() .. '/../../configs'
+-- lua/kbl/configs, beside lua/kbl (in a checkout and in an installed tree alike).
+M.configs_dir = this_dir() .. '/../configs'
 
 local function readable(path)
    local f = io.open(path, 'r')
@@ -42,7 +42,7 @@ end
 local function dirname(path) return path:match('^(.*)/[^/]*$') or '.' end
 
 -- The file a config name stands for: a path as given, else NAME.lua in
--- lua/configs, beside the naming file (from_dir) and in the current directory.
+-- lua/kbl/configs, beside the naming file (from_dir) and in the current directory.
 function M.find(name, from_dir)
    local looked = {}
    local function try(p)
@@ -73,7 +73,7 @@ function M.find(name, from_dir)
       hint and string.format(" (did you mean '%s'?)", hint) or ''), 0)
 end
 
--- The config name nearest to name among lua/configs and the naming file's
+-- The config name nearest to name among lua/kbl/configs and the naming file's
 -- directory, when one is near enough to be a typo; else nil.
 function M.closest_config(name, from_dir)
    local base = name:match('([^/]+)$'):gsub('%.lua$', '')
@@ -274,7 +274,7 @@ end
 function M.load(files, opts)
    opts = opts or {}
    if type(files) == 'string' then files = {files} end
-   if #files == 0 then error('no config given (kbl run FILE... ; bare names are found in lua/configs)', 0) end
+   if #files == 0 then error('no config given (kbl run FILE... ; bare names are found in lua/kbl/configs)', 0) end
    local cfg, origins = {}, {}
    local outer = required
    required = {}
@@ -349,7 +349,7 @@ function M.apply_defaults(cfg)
       local scope, bare_name = tname:match('^([%w_]+)/blocks%.([%w_]+)$')
       local bname = bare_name and (scope .. '/' .. bare_name) or tname:match('^blocks%.([%w_]+)$')
       if bname then
-         local blocks = require 'blocks'
+         local blocks = require 'kbl.blocks'
          if type(blocks.defaults) ~= 'table' then
             error(string.format("defaults['%s']: this blocks library has no defaults table", tname), 0)
          end

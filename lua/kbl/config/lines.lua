@@ -1,4 +1,4 @@
--- kbl.config.lines: finds the line on which a config file sets each key path,
+--- kbl.config.lines: finds the line on which a config file sets each key path,
 -- so that an error can name "file:line". A table constructor built at run time
 -- does not remember where its fields came from, so this reads the source: a
 -- small tokenizer follows the returned table constructor (and statements such

@@ -1,4 +1,4 @@
--- kbl.config.merge: deep merge of configs, and reading and writing a value by
+--- kbl.config.merge: deep merge of configs, and reading and writing a value by
 -- key path ('model.head.units', 'stages.2.lr'). A path goes through a spec into
 -- its argument table, so `--set model.units=20` reaches blocks.MLP{units = ...}.
 --

@@ -1,4 +1,4 @@
--- kbl.config.schema: the keys an experiment config may have, their types, and
+--- kbl.config.schema: the keys an experiment config may have, their types, and
 -- validation whose messages name the key path, the file and line that set it,
 -- and the closest valid key. The arguments inside a spec are checked by the
 -- constructor the spec names when the run starts (their errors get the same
@@ -66,6 +66,10 @@ local TYPES = {
       'a config name or a list of them'},
    patterns = {function(v) return type(v) == 'string' or (type(v) == 'table' and not S.is_spec(v)) end,
       "a path pattern ('backbone.*') or a list of them"},
+   tensorboard = {function(v) return type(v) == 'table' and not S.is_spec(v) end,
+      'a table such as {scalars_every_steps = 50}'},
+   profile = {function(v) return type(v) == 'table' and not S.is_spec(v) end,
+      'a table {from = N, to = M} of the steps to profile'},
 }
 M.TYPES = TYPES
 
@@ -74,35 +78,57 @@ M.TOP = {
    name = 'string',             -- the experiment's name: runs/<name>/<time>/
    extends = 'names',           -- base configs this file builds on (gone once loaded)
    seed = 'integer',            -- seeds the generator, initialisation and shuffling
+   -- 'cpu' or 'cuda': where the model and the batches live
    device = 'device',
    threads = 'posint',          -- kbl.set_num_threads
+   -- epochs to train (the first stage runs these unless it names its own)
    epochs = 'posint',
    steps_per_epoch = 'posint',  -- at most this many steps an epoch
+   -- at most this many batches each validation
    validation_steps = 'posint',
+   -- examples a training batch
    batch_size = 'posint',
+   -- examples a batch in validation and test (default batch_size)
    eval_batch_size = 'posint',
+   -- the model, a block spec: blocks.Model{...}, blocks.MLP{...}
    model = 'object',
    data = 'object',             -- a source: data.fashion_mnist{...}
+   -- the loss: losses.CrossEntropy{}, losses.MSE{}, ...
    loss = 'object',
+   -- optim.Adam{lr = 1e-3} and the like; lr may be a schedule
    optimizer = 'object',
+   -- metrics computed each step and each validation: {metrics.Accuracy{}}
    metrics = 'list',
+   -- callbacks.EarlyStopping{...}, callbacks.ModelCheckpoint{...}, ...
    callbacks = 'list',
+   -- shuffle the training split each epoch (true, false or {buffer = n})
    shuffle = 'shuffle',
+   -- drop the last, smaller training batch
    drop_remainder = 'boolean',
+   -- batches made ahead on a thread (0: none)
    prefetch = 'count',
    transforms = 'list',         -- pipeline steps for every split: {'normalize', {mean =, std =}}
    augment = 'list',            -- pipeline steps for the training split only
+   -- the split trained on (default 'train')
    train_split = 'string',
+   -- the split validated each epoch (default 'validation'; false: none)
    validation_split = 'split',
+   -- the split evaluated after training (default 'test'; false: none)
    test_split = 'split',
+   -- scales the gradients down to this total norm each step
    clip_grad_norm = 'posnum',
+   -- clamps each gradient element to [-v, v] each step
    clip_grad_value = 'posnum',
+   -- stop on a NaN or infinite loss (default true; callbacks.TerminateOnNaN)
    terminate_on_nan = 'boolean',
+   -- stages run in turn, each inheriting the one before: {{epochs = 2, freeze = 'backbone'}, {lr = 1e-4}}
    stages = 'list',
    defaults = 'map',            -- defaults by type: {['blocks.Dense'] = {kernel_init = 'he_normal'}}
    runs = 'string',             -- where run directories go (default 'runs')
    vars = 'map',                -- free values for ref 'vars.x'
    sweep = 'map',               -- kbl sweep's grid, random search and halving (kbl run ignores it)
+   tensorboard = 'tensorboard', -- what the event file holds besides epoch metrics (M.TENSORBOARD)
+   profile = 'profile',         -- {from = 10, to = 20}: profile those steps (kbl.profile; kbl run --profile)
 }
 
 -- The keys of TOP that the config itself uses; every other one is an option
@@ -120,11 +146,31 @@ M.TRAINER = {
 }
 
 -- The keys a stage may name; the rest come from the stage before it.
+--   name: the stage's name in progress lines and records
+--   epochs: epochs of this stage
+--   steps_per_epoch: at most this many steps an epoch in this stage
+--   optimizer: a new optimizer for this stage (its state starts afresh)
+--   lr: the learning rate from this stage on (the optimizer's, or a schedule's base)
+--   freeze: parameter paths to freeze from this stage on ('backbone' or 'backbone.*', or a list)
+--   unfreeze: parameter paths to train again
+--   clip_grad_norm: as the top-level key, for this stage
+--   clip_grad_value: as the top-level key, for this stage
 M.STAGE = {
    name = 'string', epochs = 'posint', steps_per_epoch = 'posint', optimizer = 'object',
    lr = 'posnum', freeze = 'patterns', unfreeze = 'patterns', clip_grad_norm = 'posnum',
    clip_grad_value = 'posnum',
 }
+
+-- The keys of `tensorboard` (kbl.records.tensorboard_logger; 0 turns a kind off).
+M.TENSORBOARD = {
+   scalars_every_steps = 'count',    -- step/loss, step/lr, step/samples_per_sec every N steps
+   histograms_every_steps = 'count', -- weights/<param> and gradients/<param> every N steps
+   histogram_buckets = 'posint',     -- buckets per histogram (30)
+   hparams = 'boolean',              -- the config's scalar keys and final metrics (true)
+}
+
+-- The keys of `profile`: the first and last step profiled, counted from 1 over the run.
+M.PROFILE = {from = 'posint', to = 'posint'}
 
 -- ---- validation -------------------------------------------------------------
 
@@ -187,6 +233,23 @@ function M.validate(cfg, origins)
                M.where(origins, path), path, describe(st)), 0)
          end
          check_map(st, M.STAGE, path .. '.', origins)
+      end
+   end
+   if type(cfg.tensorboard) == 'table' and not S.is_spec(cfg.tensorboard) then
+      check_map(cfg.tensorboard, M.TENSORBOARD, 'tensorboard.', origins)
+   end
+   if type(cfg.profile) == 'table' and not S.is_spec(cfg.profile) then
+      local pr = cfg.profile
+      check_map(pr, M.PROFILE, 'profile.', origins)
+      for _, k in ipairs{'from', 'to'} do
+         if pr[k] == nil then
+            error(string.format("%s: config key 'profile' needs '%s': profile = {from = 10, to = 20} profiles "
+               .. 'steps 10 to 20', M.where(origins, 'profile'), k), 0)
+         end
+      end
+      if not S.is_ref(pr.from) and not S.is_ref(pr.to) and pr.from > pr.to then
+         error(string.format("%s: config key 'profile' has from = %d after to = %d; the steps run from..to",
+            M.where(origins, 'profile'), pr.from, pr.to), 0)
       end
    end
    if type(cfg.defaults) == 'table' then

@@ -1,4 +1,4 @@
--- kbl.config.serialize: writes a resolved config as a Lua chunk that rebuilds
+--- kbl.config.serialize: writes a resolved config as a Lua chunk that rebuilds
 -- the same run (`kbl run RUN_DIR/config.lua`): specs as `blocks.Dense{units =
 -- 10}`, refs as `ref 'x'`, numbers exactly, and functions as their source
 -- text (read from the file that defined them; one that captures locals cannot

@@ -1,4 +1,4 @@
--- kbl.config.spec: what a config constructs. Inside a config, `blocks.Dense{units
+--- kbl.config.spec: what a config constructs. Inside a config, `blocks.Dense{units
 -- = 10}` makes a spec (a type name and its arguments), not a block; `ref 'x'`
 -- makes a reference to another config value. Both are plain data until the run
 -- starts, when build() turns them into real objects. So any argument at any
@@ -13,7 +13,7 @@ M.Spec, M.Ref = Spec, Ref
 
 -- The namespaces a config sees, and the modules they stand for.
 M.MODULES = {
-   kbl = 'kbl', blocks = 'blocks', optim = 'kbl.optim', losses = 'kbl.losses',
+   kbl = 'kbl', blocks = 'kbl.blocks', optim = 'kbl.optim', losses = 'kbl.losses',
    metrics = 'kbl.metrics', data = 'kbl.data', callbacks = 'kbl.callbacks',
 }
 M.NAMESPACES = {'kbl', 'blocks', 'optim', 'losses', 'metrics', 'data', 'callbacks'}
@@ -320,7 +320,7 @@ function M.build(v, ctx, path)
       -- scoped defaults by type (defaults['backbone/blocks.Dense']) reach it
       local scopes = {}
       for part in path:gmatch('[^%.]+') do if not tonumber(part) then scopes[#scopes + 1] = part end end
-      local ok, obj = pcall(require('blocks.defaults').in_scope, scopes, ctor, unpack(args, 1, v.n))
+      local ok, obj = pcall(require('kbl.blocks.defaults').in_scope, scopes, ctor, unpack(args, 1, v.n))
       if not ok then error(M.build_error(v, path, obj, ctx.origins), 0) end
       return obj
    elseif M.is_namespace(v) then

@@ -1,4 +1,4 @@
--- kbl.io.binfile: binary files for the format readers and writers (safetensors,
+--- kbl.io.binfile: binary files for the format readers and writers (safetensors,
 -- .npy): C stdio through the FFI so tensor bytes go straight between the file
 -- and the tensor's memory, and atomic writes through libkbl's kbl_atomic_*.
 -- Every error names the file.

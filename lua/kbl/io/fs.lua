@@ -1,41 +1,63 @@
--- kbl.io.fs: the few file-system questions kbl asks (does a file exist, is a
--- path a directory, make a directory and its parents), in one place. mkdir
--- goes through the FFI: no shell, no lua-filesystem.
-local ffi = require 'ffi'
-
-pcall(ffi.cdef, [[int kbl_fs_mkdir(const char *path, unsigned int mode) __asm__("mkdir");]])
-pcall(ffi.cdef, [[char *kbl_fs_strerror(int errnum) __asm__("strerror");]])
+--- kbl.io.fs: the few file-system questions kbl asks (does a path exist, is it
+-- a directory, make a directory and its parents, the system's words for an
+-- errno), in one place, on lua-posix (Debian lua-posix): no shell, no FFI
+-- declarations of libc here. exists and is_dir are stat(2), so a file that
+-- exists but cannot be read still exists (the reader then says why it cannot
+-- read it).
+local found, stat = pcall(require, 'posix.sys.stat')
+if not found then
+   error('kbl needs lua-posix (Debian package lua-posix; scripts/setup.sh installs it): ' .. tostring(stat), 0)
+end
+local errno = require 'posix.errno'
 
 local M = {}
 
+--- Whether something exists at path (a file, a directory, ...).
+-- @tparam string path
+-- @treturn boolean
+-- @usage if fs.exists(dir .. '/config.lua') then ... end
 function M.exists(path)
-   local f = io.open(path, 'rb')
-   if f then f:close() end
-   return f ~= nil
+   return stat.stat(path) ~= nil
 end
 
+--- Whether path is a directory (following symbolic links).
+-- @tparam string path
+-- @treturn boolean
+-- @usage assert(fs.is_dir('/tmp'))
 function M.is_dir(path)
-   local f = io.open(path .. '/.', 'rb')
-   if f then f:close() end
-   return f ~= nil
+   local st = stat.stat(path)
+   return st ~= nil and stat.S_ISDIR(st.st_mode) ~= 0
 end
 
--- The system's words for an errno: 30 -> 'Read-only file system'.
-function M.strerror(errno) return ffi.string(ffi.C.kbl_fs_strerror(errno)) end
+--- The system's words for an errno: 30 -> 'Read-only file system'.
+-- @tparam number n
+-- @treturn string
+-- @usage print(fs.strerror(2))  --> No such file or directory
+function M.strerror(n)
+   return (errno.errno(n))
+end
 
--- mkdir of one directory: true, or false and the errno (17, EEXIST: it is there).
+--- mkdir of one directory (mode 0755).
+-- @tparam string path
+-- @return true, or false and the errno (17, EEXIST: it is there)
+-- @usage local ok, e = fs.mkdir('out')
 function M.mkdir(path)
-   if ffi.C.kbl_fs_mkdir(path, 493) == 0 then return true end   -- 0755
-   return false, ffi.errno()
+   local ok, _, e = stat.mkdir(path, 493)   -- 0755
+   if ok then return true end
+   return false, e
 end
 
--- mkdir -p; raises naming the directory it could not make and why. Returns path.
+--- mkdir -p: the directory and its missing parents; raises naming the directory
+-- it could not make and why.
+-- @tparam string path
+-- @treturn string path
+-- @usage fs.mkdir_p('runs/a/checkpoints')
 function M.mkdir_p(path)
    local sofar = path:sub(1, 1) == '/' and '' or nil
    for part in path:gmatch('[^/]+') do
       sofar = sofar and (sofar .. '/' .. part) or part
       local ok, e = M.mkdir(sofar)
-      if not ok and e ~= 17 then   -- EEXIST is fine
+      if not ok and e ~= errno.EEXIST then
          error(string.format('cannot create the directory %s: %s (errno %d)', sofar, M.strerror(e), e), 0)
       end
    end

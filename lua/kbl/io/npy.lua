@@ -1,4 +1,4 @@
--- kbl.io.npy: NumPy's .npy format for single tensors, written by hand because
+--- kbl.io.npy: NumPy's .npy format for single tensors, written by hand because
 -- it is small and exactly specified: "\x93NUMPY", version (1.0, 2.0 or 3.0),
 -- the header length (2 bytes in 1.0, 4 in 2.0/3.0, little-endian), a Python
 -- dict literal {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }

@@ -1,4 +1,4 @@
--- kbl.io.safetensors: the safetensors format (huggingface/safetensors), read and
+--- kbl.io.safetensors: the safetensors format (huggingface/safetensors), read and
 -- written by hand because it is small and exactly specified: an 8-byte
 -- little-endian header length N, N bytes of JSON ({name: {dtype, shape,
 -- data_offsets: [begin, end]}, "__metadata__": {string: string}}), then the
@@ -45,8 +45,11 @@ local function is_count(v) return type(v) == 'number' and v >= 0 and v % 1 == 0 
 
 local sorted_keys = require('kbl.util').sorted_keys
 
--- save(path, {name = tensor}, metadata): metadata is a table of strings (numbers
--- and booleans are written as their text). The file is written atomically.
+--- Writes tensors to a safetensors file, atomically (a temporary name, synced, renamed). Also kbl.save.
+-- @tparam string path
+-- @tparam table tensors {name = tensor}
+-- @tparam[opt] table metadata strings (numbers and booleans are written as their text)
+-- @usage kbl.save('w.safetensors', {weight = w})
 function M.save(path, tensors, metadata)
    local what = 'safetensors save ' .. tostring(path)
    if type(path) ~= 'string' then error('safetensors save: path must be a string', 2) end
@@ -191,7 +194,10 @@ local function read_header(r)
    return entries, metadata, 8 + n
 end
 
--- load(path) -> {name = tensor}, metadata
+--- Reads a safetensors file. Also kbl.load.
+-- @tparam string path
+-- @return {name = tensor}, metadata
+-- @usage local tensors, meta = kbl.load('w.safetensors')
 function M.load(path)
    if type(path) ~= 'string' then error('safetensors load: path must be a string', 2) end
    local r = binfile.open(path, 'safetensors load')

@@ -1,4 +1,4 @@
--- kbl.ops.conv: the ops of convolutional models, named as in PyTorch's functional
+--- kbl.ops.conv: the ops of convolutional models, named as in PyTorch's functional
 -- API: conv2d, conv_transpose2d, max/avg/adaptive/global pooling, batch_norm,
 -- layer_norm, group_norm, dropout, dropout2d, embedding, upsample_nearest2d.
 -- Layout NCHW. Sizes given as a number or an {h, w} pair. Embedding indices and
@@ -68,8 +68,14 @@ local function conv_padding(padding, w, dh, dw, sh, sw, op)
    return int64s(ph, ph, pw, pw)
 end
 
--- conv2d(x [N, C, H, W], weight [O, C/groups, kh, kw], bias [O] or nil,
---        {stride = 1, padding = 0 | {ph, pw} | 'same' | 'valid', dilation = 1, groups = 1})
+--- 2-D convolution of a batch of images (NCHW), as torch.nn.functional.conv2d.
+-- @tparam tensor x input [N, C, H, W] (or [C, H, W], a batch of one)
+-- @tparam tensor weight [O, C/groups, kh, kw]
+-- @tparam[opt] tensor bias [O], or nil
+-- @tparam[opt] table opts {stride = 1, padding = 0, dilation = 1, groups = 1}; stride and dilation a number or
+-- {sh, sw}; padding a number, {ph, pw}, 'same' or 'valid'
+-- @treturn tensor [N, O, H', W']
+-- @usage local y = kbl.conv2d(kbl.randn{8, 3, 32, 32}, kbl.randn{16, 3, 3, 3}, nil, {padding = 'same'})
 function M.conv2d(x, weight, bias, opts)
    opts = opts or {}
    local xb, was = batched(x, 'conv2d')
@@ -85,8 +91,13 @@ function M.conv2d(x, weight, bias, opts)
    return unbatched(y, was)
 end
 
--- conv_transpose2d(x [N, C, H, W], weight [C, O/groups, kh, kw], bias [O] or nil,
---                  {stride = 1, padding = 0, output_padding = 0, groups = 1, dilation = 1})
+--- Transposed 2-D convolution (the gradient of conv2d with respect to its input), as PyTorch's.
+-- @tparam tensor x input [N, C, H, W]
+-- @tparam tensor weight [C, O/groups, kh, kw]
+-- @tparam[opt] tensor bias [O], or nil
+-- @tparam[opt] table opts {stride = 1, padding = 0, output_padding = 0, groups = 1, dilation = 1}
+-- @treturn tensor [N, O, H', W']
+-- @usage local up = kbl.conv_transpose2d(x, w, nil, {stride = 2})
 function M.conv_transpose2d(x, weight, bias, opts)
    opts = opts or {}
    local xb, was = batched(x, 'conv_transpose2d')
@@ -111,8 +122,13 @@ local function pool_args(op, kernel, opts)
    return int64s(kh, kw), int64s(sh, sw), int64s(ph, pw), opts
 end
 
--- max_pool2d(x, kernel, {stride = kernel, padding = 0, return_indices = false});
--- with return_indices, also the position of each maximum in its H*W plane, from 1.
+--- Max pooling over windows of H and W.
+-- @tparam tensor x [N, C, H, W] (or [C, H, W])
+-- @param kernel the window: a number or {kh, kw}
+-- @tparam[opt] table opts {stride = kernel, padding = 0, return_indices = false}
+-- @treturn tensor the maxima [N, C, H', W']
+-- @treturn tensor with return_indices, the position of each maximum in its H*W plane, from 1
+-- @usage local y = kbl.max_pool2d(x, 2)
 function M.max_pool2d(x, kernel, opts)
    local k, s, p, o = pool_args('max_pool2d', kernel, opts)
    local xb, was = batched(x, 'max_pool2d')
@@ -123,7 +139,12 @@ function M.max_pool2d(x, kernel, opts)
    return y, wrap(C.kbl_unary(C.KBL_AFFINE, live(i), 1, 1))
 end
 
--- avg_pool2d(x, kernel, {stride = kernel, padding = 0, count_include_pad = true})
+--- Average pooling over windows of H and W.
+-- @tparam tensor x [N, C, H, W] (or [C, H, W])
+-- @param kernel the window: a number or {kh, kw}
+-- @tparam[opt] table opts {stride = kernel, padding = 0, count_include_pad = true}
+-- @treturn tensor [N, C, H', W']
+-- @usage local y = kbl.avg_pool2d(x, 2)
 function M.avg_pool2d(x, kernel, opts)
    local k, s, p, o = pool_args('avg_pool2d', kernel, opts)
    local xb, was = batched(x, 'avg_pool2d')
@@ -131,14 +152,21 @@ function M.avg_pool2d(x, kernel, opts)
    return unbatched(wrap(C.kbl_avg_pool2d(live(xb), k, s, p, cip and 1 or 0)), was)
 end
 
--- adaptive_avg_pool2d(x, size or {oh, ow})
+--- Average pooling to a given output size, whatever the input size.
+-- @tparam tensor x [N, C, H, W] (or [C, H, W])
+-- @param size the output size: a number or {oh, ow}
+-- @treturn tensor [N, C, oh, ow]
+-- @usage local y = kbl.adaptive_avg_pool2d(x, 1)
 function M.adaptive_avg_pool2d(x, size)
    local oh, ow = pair(size, 'output size', 'adaptive_avg_pool2d')
    local xb, was = batched(x, 'adaptive_avg_pool2d')
    return unbatched(wrap(C.kbl_adaptive_avg_pool2d(live(xb), oh, ow)), was)
 end
 
--- global_avg_pool2d(x [N, C, H, W]) -> [N, C]
+--- The mean over H and W of each channel.
+-- @tparam tensor x [N, C, H, W]
+-- @treturn tensor [N, C]
+-- @usage local features = kbl.global_avg_pool2d(x)
 function M.global_avg_pool2d(x)
    if live(x).ndim ~= 4 then
       fail('global_avg_pool2d: input must be [N, C, H, W], got [' .. table.concat(x:size(), ', ') .. ']')
@@ -146,7 +174,11 @@ function M.global_avg_pool2d(x)
    return wrap(C.kbl_mean(live(x), 2, ffi.new('int[2]', 2, 3), 0))
 end
 
--- upsample_nearest2d(x, {scale_factor = s or {sh, sw}} or {size = n or {h, w}})
+--- Nearest-neighbour upsampling of H and W.
+-- @tparam tensor x [N, C, H, W]
+-- @tparam table opts {scale_factor = s or {sh, sw}} or {size = n or {h, w}}
+-- @treturn tensor [N, C, H', W']
+-- @usage local y = kbl.upsample_nearest2d(x, {scale_factor = 2})
 function M.upsample_nearest2d(x, opts)
    opts = opts or {}
    local xb, was = batched(x, 'upsample_nearest2d')
@@ -169,9 +201,17 @@ function M.upsample_nearest2d(x, opts)
    return unbatched(wrap(C.kbl_upsample_nearest2d(live(xb), oh, ow, sh, sw)), was)
 end
 
--- batch_norm(x [N, C] or [N, C, ...], running_mean, running_var, weight, bias,
---            {training = false, momentum = 0.1, eps = 1e-5}); in training mode the
--- running statistics (which may be nil) are updated in place.
+--- Batch normalization over N (and the spatial dims) for each channel C.
+-- In training mode the batch's statistics normalize and the running ones are
+-- updated in place (they may be nil); in evaluation mode the running ones normalize.
+-- @tparam tensor x [N, C] or [N, C, ...]
+-- @tparam[opt] tensor running_mean [C]
+-- @tparam[opt] tensor running_var [C]
+-- @tparam[opt] tensor weight [C] (gamma)
+-- @tparam[opt] tensor bias [C] (beta)
+-- @tparam[opt] table opts {training = false, momentum = 0.1, eps = 1e-5}
+-- @treturn tensor normalized x
+-- @usage local y = kbl.batch_norm(x, nil, nil, nil, nil, {training = true})
 function M.batch_norm(x, running_mean, running_var, weight, bias, opts)
    opts = opts or {}
    local op = 'batch_norm'
@@ -180,7 +220,14 @@ function M.batch_norm(x, running_mean, running_var, weight, bias, opts)
       opts.training and 1 or 0, opts.momentum or 0.1, opts.eps or 1e-5))
 end
 
--- layer_norm(x, normalized_shape (a list: x's trailing sizes), weight, bias, eps = 1e-5)
+--- Layer normalization over the trailing dims.
+-- @tparam tensor x input
+-- @tparam table normalized_shape x's trailing sizes, a list
+-- @tparam[opt] tensor weight of that shape
+-- @tparam[opt] tensor bias of that shape
+-- @tparam[opt=1e-5] number eps
+-- @treturn tensor
+-- @usage local y = kbl.layer_norm(x, {x:size(-1)})
 function M.layer_norm(x, normalized_shape, weight, bias, eps)
    if type(normalized_shape) == 'number' then normalized_shape = {normalized_shape} end
    if type(normalized_shape) ~= 'table' or #normalized_shape == 0 then
@@ -197,7 +244,14 @@ function M.layer_norm(x, normalized_shape, weight, bias, eps)
       opt_tensor(bias, 'bias', 'layer_norm'), eps or 1e-5))
 end
 
--- group_norm(x [N, C, ...], num_groups, weight [C], bias [C], eps = 1e-5)
+--- Group normalization: channels in num_groups groups, each normalized over its channels and positions.
+-- @tparam tensor x [N, C, ...]
+-- @tparam number num_groups divides C
+-- @tparam[opt] tensor weight [C]
+-- @tparam[opt] tensor bias [C]
+-- @tparam[opt=1e-5] number eps
+-- @treturn tensor
+-- @usage local y = kbl.group_norm(x, 4)
 function M.group_norm(x, num_groups, weight, bias, eps)
    if type(num_groups) ~= 'number' then fail('group_norm: num_groups must be a number') end
    return wrap(C.kbl_group_norm(live(x), num_groups, opt_tensor(weight, 'weight', 'group_norm'),
@@ -210,13 +264,29 @@ local function dropout_args(op, p, opts)
    return training and 1 or 0
 end
 
--- dropout(x, p, {training = true}): inverted scaling, identity when not training
+--- Dropout: zeroes each element with probability p and scales the rest by 1/(1-p);
+-- the identity when not training. Random choices come from kbl's generator.
+-- @tparam tensor x
+-- @tparam number p the probability of dropping, in [0, 1)
+-- @tparam[opt] table opts {training = true}
+-- @treturn tensor
+-- @usage local y = kbl.dropout(x, 0.5, {training = true})
 function M.dropout(x, p, opts) return wrap(C.kbl_dropout(live(x), p, dropout_args('dropout', p, opts))) end
 
--- dropout2d(x [N, C, ...], p, {training = true}): drops whole channels
+--- Channel dropout: zeroes whole channels of [N, C, ...] with probability p, scaling the rest.
+-- @tparam tensor x [N, C, ...]
+-- @tparam number p
+-- @tparam[opt] table opts {training = true}
+-- @treturn tensor
+-- @usage local y = kbl.dropout2d(x, 0.1)
 function M.dropout2d(x, p, opts) return wrap(C.kbl_dropout2d(live(x), p, dropout_args('dropout2d', p, opts))) end
 
--- embedding(indices (int64, from 1), weight [num, dim], {padding_idx = nil (from 1)})
+--- Looks up rows of a table of embeddings.
+-- @tparam tensor indices int64 (or int32) positions, from 1
+-- @tparam tensor weight [num, dim]
+-- @tparam[opt] table opts {padding_idx = nil}: a row (from 1) whose gradient stays zero
+-- @treturn tensor indices' shape followed by dim
+-- @usage local e = kbl.embedding(kbl.tensor({1, 3}, {dtype = 'int64'}), kbl.randn{10, 4})
 function M.embedding(indices, weight, opts)
    opts = opts or {}
    if not is_tensor(indices) then fail('embedding: indices must be an int64 tensor') end

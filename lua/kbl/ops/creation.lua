@@ -1,4 +1,4 @@
--- kbl.ops.creation: making tensors: from Lua tables, filled, ranges, eye, and
+--- kbl.ops.creation: making tensors: from Lua tables, filled, ranges, eye, and
 -- random ones from the counter-based generator (kbl.manual_seed). Options are a
 -- table {dtype = 'float32', requires_grad = false}.
 local ffi = require 'ffi'
@@ -71,7 +71,12 @@ local function flatten_table(data)
    return shape, buf
 end
 
--- tensor(nested table or number, opts)
+--- A tensor from a number or a nested table of numbers (booleans count as 1 and 0).
+-- @param data a number or nested tables, rectangular
+-- @tparam[opt] table opts {dtype = 'float32', requires_grad = false, device = 'cpu'}
+-- @treturn tensor
+-- @usage local x = kbl.tensor{{1, 2}, {3, 4}}
+-- local y = kbl.tensor({1, 3}, {dtype = 'int64'})
 function M.tensor(data, opts)
    opts = opts or {}
    if T.is_tensor(data) then return finish(data:to(opts.dtype or data.dtype):clone(), opts) end
@@ -102,61 +107,117 @@ local function made(t, opts)
    return t
 end
 
+--- An uninitialised tensor of the given shape.
+-- @param ... the sizes, or one table of them, then optionally opts {dtype, requires_grad, device}
+-- @treturn tensor
+-- @usage local t = kbl.empty(2, 3)
 function M.empty(...)
    local shape, o = args(...)
    local n, s = shape_arg(shape)
    return made(wrap(C.kbl_empty_on(device_of(o), n, s, dtype_of(o))), o)
 end
+--- A tensor of zeros.
+-- @param ... the sizes, or one table of them, then optionally opts {dtype, requires_grad, device}
+-- @treturn tensor
+-- @usage local t = kbl.zeros({2, 3}, {dtype = 'float64'})
 function M.zeros(...)
    local shape, o = args(...)
    local n, s = shape_arg(shape)
    return made(wrap(C.kbl_zeros_on(device_of(o), n, s, dtype_of(o))), o)
 end
+--- A tensor of ones.
+-- @param ... the sizes, or one table of them, then optionally opts {dtype, requires_grad, device}
+-- @treturn tensor
+-- @usage local t = kbl.ones(2, 3)
 function M.ones(...)
    local shape, o = args(...)
    local n, s = shape_arg(shape)
    return made(wrap(C.kbl_full_on(device_of(o), n, s, 1, dtype_of(o))), o)
 end
+--- A tensor filled with one value.
+-- @tparam table shape the sizes
+-- @tparam number value
+-- @tparam[opt] table opts {dtype, requires_grad, device}
+-- @treturn tensor
+-- @usage local t = kbl.full({2, 2}, 7)
 function M.full(shape, value, opts)
    opts = opts or {}
    local n, s = shape_arg(shape)
    return made(wrap(C.kbl_full_on(device_of(opts), n, s, value, dtype_of(opts))), opts)
 end
 
+--- Uniform random values in [0, 1) from kbl's generator (kbl.manual_seed).
+-- @param ... the sizes, or one table of them, then optionally opts {dtype, requires_grad, device}
+-- @treturn tensor
+-- @usage local t = kbl.rand(2, 3)
 function M.rand(...)
    local shape, o = args(...)
    local n, s = shape_arg(shape)
    return finish(wrap(C.kbl_rand(n, s, dtype_of(o))), o)
 end
+--- Standard normal random values from kbl's generator (kbl.manual_seed).
+-- @param ... the sizes, or one table of them, then optionally opts {dtype, requires_grad, device}
+-- @treturn tensor
+-- @usage local w = kbl.randn({2, 3}, {requires_grad = true})
 function M.randn(...)
    local shape, o = args(...)
    local n, s = shape_arg(shape)
    return finish(wrap(C.kbl_randn(n, s, dtype_of(o))), o)
 end
+--- Uniform random values in [low, high).
+-- @tparam table shape
+-- @tparam[opt=0] number low
+-- @tparam[opt=1] number high
+-- @tparam[opt] table opts {dtype, requires_grad, device}
+-- @treturn tensor
+-- @usage local t = kbl.uniform({3}, -1, 1)
 function M.uniform(shape, low, high, opts)
    opts = opts or {}
    local n, s = shape_arg(shape)
    return finish(wrap(C.kbl_uniform(n, s, low or 0, high or 1, dtype_of(opts))), opts)
 end
+--- Normal random values with a mean and a standard deviation.
+-- @tparam table shape
+-- @tparam[opt=0] number mean
+-- @tparam[opt=1] number std
+-- @tparam[opt] table opts {dtype, requires_grad, device}
+-- @treturn tensor
+-- @usage local t = kbl.normal({3}, 0, 0.02)
 function M.normal(shape, mean, std, opts)
    opts = opts or {}
    local n, s = shape_arg(shape)
    return finish(wrap(C.kbl_normal(n, s, mean or 0, std or 1, dtype_of(opts))), opts)
 end
--- randint(low, high, shape): integers in [low, high), int64 unless opts.dtype says otherwise
+--- Random integers in [low, high), int64 unless opts.dtype says otherwise.
+-- @tparam number low
+-- @tparam number high
+-- @tparam table shape
+-- @tparam[opt] table opts {dtype = 'int64', device}
+-- @treturn tensor
+-- @usage local labels = kbl.randint(1, 11, {32})
 function M.randint(low, high, shape, opts)
    opts = opts or {}
    local n, s = shape_arg(shape)
    return finish(wrap(C.kbl_randint(n, s, low, high, lib.dtype_id(opts.dtype or 'int64'))), opts)
 end
--- randperm(n): a random permutation of the positions 1..n (int64)
+--- A random permutation of the positions 1..n (int64).
+-- @tparam number n
+-- @tparam[opt] table opts {dtype, device}
+-- @treturn tensor [n]
+-- @usage local order = kbl.randperm(10)
 function M.randperm(n, opts)
    opts = opts or {}
    local p = wrap(C.kbl_randperm(n, 3))
    return wrap(C.kbl_unary(C.KBL_AFFINE, live(p), 1, 1)):to(opts.dtype or 'int64')
 end
 
--- arange(end) or arange(start, end, step): values in [start, end), as PyTorch
+--- Values in [start, end) by step, as PyTorch's arange: arange(end) or arange(start, end[, step]).
+-- @tparam number a end, or start when b is given
+-- @tparam[opt] number b end
+-- @tparam[opt=1] number c step
+-- @tparam[opt] table opts {dtype (int64 for whole-number arguments, else float32), device}
+-- @treturn tensor
+-- @usage print(kbl.arange(1, 4):tolist())
 function M.arange(a, b, c, opts)
    if type(b) == 'table' then opts, b = b, nil end
    if type(c) == 'table' then opts, c = c, nil end
@@ -168,11 +229,24 @@ function M.arange(a, b, c, opts)
    return finish(wrap(C.kbl_arange(start, stop, step, lib.dtype_id(dt))), opts)
 end
 
+--- steps values evenly spaced from start to stop, both included.
+-- @tparam number start
+-- @tparam number stop
+-- @tparam[opt=100] number steps
+-- @tparam[opt] table opts {dtype, device}
+-- @treturn tensor [steps]
+-- @usage local t = kbl.linspace(0, 1, 5)
 function M.linspace(start, stop, steps, opts)
    opts = opts or {}
    return finish(wrap(C.kbl_linspace(start, stop, steps or 100, dtype_of(opts))), opts)
 end
 
+--- The identity matrix (ones on the diagonal).
+-- @tparam number n rows
+-- @tparam[opt=n] number m columns
+-- @tparam[opt] table opts {dtype, device}
+-- @treturn tensor [n, m]
+-- @usage local i = kbl.eye(3)
 function M.eye(n, m, opts)
    if type(m) == 'table' then opts, m = m, nil end
    opts = opts or {}
@@ -189,11 +263,42 @@ local function like(fn)
       return r
    end
 end
+--- Zeros with t's shape, dtype and device (unless opts say otherwise).
+-- @tparam tensor t
+-- @tparam[opt] table opts {dtype, device, requires_grad}
+-- @treturn tensor
+-- @usage local g = kbl.zeros_like(w)
 M.zeros_like = like(M.zeros)
+--- Ones with t's shape, dtype and device (unless opts say otherwise).
+-- @tparam tensor t
+-- @tparam[opt] table opts {dtype, device, requires_grad}
+-- @treturn tensor
+-- @usage local o = kbl.ones_like(x)
 M.ones_like = like(M.ones)
+--- Uniform [0, 1) values with t's shape, dtype and device.
+-- @tparam tensor t
+-- @tparam[opt] table opts {dtype, device, requires_grad}
+-- @treturn tensor
+-- @usage local r = kbl.rand_like(x)
 M.rand_like = like(M.rand)
+--- Standard normal values with t's shape, dtype and device.
+-- @tparam tensor t
+-- @tparam[opt] table opts {dtype, device, requires_grad}
+-- @treturn tensor
+-- @usage local noise = kbl.randn_like(x) * 0.1
 M.randn_like = like(M.randn)
+--- An uninitialised tensor with t's shape, dtype and device.
+-- @tparam tensor t
+-- @tparam[opt] table opts {dtype, device, requires_grad}
+-- @treturn tensor
+-- @usage local buf = kbl.empty_like(x)
 M.empty_like = like(M.empty)
+--- A tensor of value v with t's shape, dtype and device.
+-- @tparam tensor t
+-- @tparam number v
+-- @tparam[opt] table opts {dtype, device, requires_grad}
+-- @treturn tensor
+-- @usage local f = kbl.full_like(x, -1)
 function M.full_like(t, v, opts)
    opts = opts or {}
    local r = M.full(t:size(), v, {dtype = opts.dtype or t.dtype, device = opts.device or t.device})
@@ -201,11 +306,22 @@ function M.full_like(t, v, opts)
    return r
 end
 
--- In-place random fills
+--- Fills t in place with uniform values in [low, high).
+-- @tparam tensor t
+-- @tparam[opt=0] number low
+-- @tparam[opt=1] number high
+-- @treturn tensor t
+-- @usage w:uniform_(-0.1, 0.1)
 function M.uniform_(t, low, high)
    if C.kbl_uniform_(live(t), low or 0, high or 1) ~= 0 then error(ffi.string(C.kbl_last_error()), 2) end
    return t
 end
+--- Fills t in place with normal values.
+-- @tparam tensor t
+-- @tparam[opt=0] number mean
+-- @tparam[opt=1] number std
+-- @treturn tensor t
+-- @usage w:normal_(0, 0.02)
 function M.normal_(t, mean, std)
    if C.kbl_normal_(live(t), mean or 0, std or 1) ~= 0 then error(ffi.string(C.kbl_last_error()), 2) end
    return t
@@ -216,13 +332,21 @@ for _, name in ipairs{'zeros_like', 'ones_like', 'rand_like', 'randn_like', 'emp
    register(name, M[name])
 end
 
--- The generator: state is (seed, offset), two numbers a checkpoint stores.
+--- Seeds kbl's counter-based generator (Philox): the same seed gives the same numbers on any thread count.
+-- @tparam number seed
+-- @usage kbl.manual_seed(7)
 function M.manual_seed(seed) C.kbl_manual_seed(seed) end
+--- The generator's state, two numbers (a checkpoint keeps them).
+-- @treturn table {seed = n, offset = n}
+-- @usage local s = kbl.get_rng_state(); kbl.set_rng_state(s)
 function M.get_rng_state()
    local s, o = ffi.new('uint64_t[1]'), ffi.new('uint64_t[1]')
    C.kbl_generator_get_state(s, o)
    return {seed = tonumber(s[0]), offset = tonumber(o[0])}
 end
+--- Restores a state from get_rng_state.
+-- @tparam table st {seed = n, offset = n}
+-- @usage kbl.set_rng_state(s)
 function M.set_rng_state(st) C.kbl_generator_set_state(st.seed, st.offset) end
 
 return M

@@ -1,4 +1,4 @@
--- kbl.ops.index: indexing ops. Indices and labels given from Lua count from 1
+--- kbl.ops.index: indexing ops. Indices and labels given from Lua count from 1
 -- (negative ones are not accepted here, as in PyTorch's index ops) and are
 -- shifted for the C core; dims count from 1 and may be negative.
 local ffi = require 'ffi'
@@ -28,12 +28,12 @@ local function zero_based(idx, what, device)
    end
    return wrap(C.kbl_unary(C.KBL_AFFINE, p, 1, -1))
 end
+--- Index tensors from 1 to the core's 0-based ones.
+-- @local
 M.zero_based = zero_based
 
--- The first element of a 1-based index (a tensor or a list) outside [1, size],
--- other than `skip`, and its position as the caller counts ("2", or "[1, 3]");
--- nil if there is none. Run only after the core refused an index, so that its
--- message names what the caller wrote while the happy path pays nothing.
+--- The first index out of range, for error messages.
+-- @local
 function M.first_out_of_range(idx, size, skip)
    local shape = is_tensor(idx) and idx:size() or {#idx}
    local flat = is_tensor(idx) and idx:reshape(-1):tolist() or idx
@@ -64,6 +64,12 @@ local function result(r, op, idx, dim, size)
    return wrap(r)
 end
 
+--- The entries at the given positions along a dim.
+-- @tparam tensor t
+-- @tparam number dim from 1
+-- @tparam tensor idx int64 positions, from 1
+-- @treturn tensor
+-- @usage local rows = x:index_select(1, kbl.tensor({3, 1}, {dtype = 'int64'}))
 function M.index_select(t, dim, idx)
    local p = live(t)
    local d = check_dim('index_select', dim, p.ndim)
@@ -71,6 +77,12 @@ function M.index_select(t, dim, idx)
    return result(r, 'index_select', idx, d + 1, p.ndim > 0 and tonumber(p.shape[d]) or 0)
 end
 
+--- Gathers values along a dim: out[i][j] = t[i][idx[i][j]] for dim 2 (as torch.gather).
+-- @tparam tensor t
+-- @tparam number dim from 1
+-- @tparam tensor idx int64 positions, from 1, t's number of dims
+-- @treturn tensor idx's shape
+-- @usage local picked = logp:gather(2, labels:unsqueeze(2))
 function M.gather(t, dim, idx)
    local p = live(t)
    local d = check_dim('gather', dim, p.ndim)
@@ -78,7 +90,13 @@ function M.gather(t, dim, idx)
    return result(r, 'gather', idx, d + 1, p.ndim > 0 and tonumber(p.shape[d]) or 1)
 end
 
--- scatter_add(t, dim, idx, src): a copy of t with src[i] added at t[..idx[i]..]
+--- A copy of t with src's values added at the positions idx names along dim.
+-- @tparam tensor t
+-- @tparam number dim from 1
+-- @tparam tensor idx int64 positions, from 1
+-- @tparam tensor src idx's shape
+-- @treturn tensor
+-- @usage local counts = kbl.zeros(3):scatter_add(1, labels, kbl.ones(labels:size(1)))
 function M.scatter_add(t, dim, idx, src)
    local p = live(t)
    local d = check_dim('scatter_add', dim, p.ndim)
@@ -86,7 +104,12 @@ function M.scatter_add(t, dim, idx, src)
    return result(r, 'scatter_add', idx, d + 1, p.ndim > 0 and tonumber(p.shape[d]) or 1)
 end
 
--- masked_fill(t, mask, value): value where mask is non-zero (mask broadcasts to t)
+--- value where mask is non-zero, t elsewhere (mask broadcasts to t).
+-- @tparam tensor t
+-- @tparam tensor mask
+-- @tparam number value
+-- @treturn tensor
+-- @usage local y = x:masked_fill(x:lt(0), 0)
 function M.masked_fill(t, mask, value)
    if type(value) ~= 'number' then error('kbl: masked_fill value must be a number', 2) end
    return wrap(C.kbl_masked_fill(live(t), live(mask), value))
@@ -102,21 +125,33 @@ local function tensor_array(list, name)
    return arr, #list
 end
 
--- cat(list, dim=1): joins along an existing dim; dtypes promote as in arithmetic
+--- Joins tensors along an existing dim; dtypes promote as in arithmetic.
+-- @tparam table list tensors
+-- @tparam[opt=1] number dim
+-- @treturn tensor
+-- @usage local ab = kbl.cat({a, b}, 2)
 function M.cat(list, dim)
    local arr, n = tensor_array(list, 'cat')
    local nd = arr[0].ndim
    return wrap(C.kbl_cat(n, arr, nd > 0 and check_dim('cat', dim or 1, nd) or 0))
 end
 
--- stack(list, dim=1): joins along a new dim (1 .. ndim + 1, or negative)
+--- Joins tensors of one shape along a new dim.
+-- @tparam table list tensors
+-- @tparam[opt=1] number dim 1 .. ndim + 1, or negative
+-- @treturn tensor
+-- @usage local batch = kbl.stack{x1, x2}
 function M.stack(list, dim)
    local arr, n = tensor_array(list, 'stack')
    return wrap(C.kbl_stack(n, arr, check_dim('stack', dim or 1, arr[0].ndim + 1)))
 end
 
--- pad(t, {left, right, top, bottom, ...}, value=0): pairs from the last dim backwards,
--- as torch.nn.functional.pad; negative amounts crop
+--- Pads (or crops, with negative amounts) the trailing dims, as torch.nn.functional.pad.
+-- @tparam tensor t
+-- @tparam table pads {left, right, top, bottom, ...}: pairs from the last dim backwards
+-- @tparam[opt=0] number value
+-- @treturn tensor
+-- @usage local p = x:pad({1, 1, 1, 1})
 function M.pad(t, pads, value)
    if type(pads) ~= 'table' or #pads % 2 ~= 0 or #pads > 16 then
       error('kbl: pad expects a list of (before, after) pairs, at most one per dim', 2)
@@ -129,7 +164,11 @@ function M.pad(t, pads, value)
    return wrap(C.kbl_pad(live(t), #pads / 2, buf, value or 0))
 end
 
--- one_hot(labels 1..C, C) -> int64 [..., C]
+--- One-hot rows of labels.
+-- @tparam tensor labels int64 1..C
+-- @tparam number num_classes C
+-- @treturn tensor int64 [..., C]
+-- @usage local oh = kbl.one_hot(y, 10)
 function M.one_hot(labels, num_classes)
    if type(num_classes) ~= 'number' then error('kbl: one_hot needs the number of classes', 2) end
    local r = C.kbl_one_hot(live(zero_based(labels, 'labels')), num_classes)
@@ -144,7 +183,11 @@ function M.one_hot(labels, num_classes)
 end
 
 local flip_buf = ffi.new('int[8]')
--- flip(t, dim or {dims}): reverses the order along each dim
+--- Reverses the order along each given dim.
+-- @tparam tensor t
+-- @param dims a dim or a list of them
+-- @treturn tensor
+-- @usage local mirrored = img:flip(4)
 function M.flip(t, dims)
    local p = live(t)
    if type(dims) == 'number' then dims = {dims} end

@@ -1,4 +1,4 @@
--- kbl.ops.nn: matrix products, softmax and the losses. Class labels count from
+--- kbl.ops.nn: matrix products, softmax and the losses. Class labels count from
 -- 1 (so that meta.class_names[label] works); they are shifted for the C core.
 local lib = require 'kbl.lib'
 local T = require 'kbl.tensor'
@@ -10,24 +10,60 @@ local wrap, live, register, is_tensor = T.wrap, T.live, T.register, T.is_tensor
 
 local M = {}
 
+--- Matrix product with PyTorch's rules: vectors, matrices, and batches (broadcast) of them.
+-- kbl.mm and kbl.bmm are the same function.
+-- @tparam tensor a [..., n, k] (or [k])
+-- @tparam tensor b [..., k, m] (or [k])
+-- @treturn tensor [..., n, m]
+-- @usage local y = x:matmul(w)
 function M.matmul(a, b) return wrap(C.kbl_matmul(live(a), live(b))) end
+--- Matrix product (the same function as matmul).
+-- @tparam tensor a [n, k]
+-- @tparam tensor b [k, m]
+-- @treturn tensor [n, m]
+-- @usage local c = kbl.mm(a, b)
 M.mm = M.matmul
+--- Batched matrix product (the same function as matmul).
+-- @tparam tensor a [B, n, k]
+-- @tparam tensor b [B, k, m]
+-- @treturn tensor [B, n, m]
+-- @usage local c = kbl.bmm(a, b)
 M.bmm = M.matmul
 
+--- The dot product of two vectors.
+-- @tparam tensor a [n]
+-- @tparam tensor b [n]
+-- @treturn tensor 0-dim
+-- @usage local d = kbl.dot(u, v):item()
 function M.dot(a, b)
    if live(a).ndim ~= 1 or live(b).ndim ~= 1 then error('kbl: dot expects two 1-dim tensors', 2) end
    return M.matmul(a, b)
 end
 
--- linear(x, weight [out, in], bias [out] or nil) = x·Wᵀ + b
+--- x·Wᵀ + b, the fully connected layer's op.
+-- @tparam tensor x [..., in]
+-- @tparam tensor w weight [out, in]
+-- @tparam[opt] tensor b bias [out]
+-- @treturn tensor [..., out]
+-- @usage local y = kbl.linear(x, w, b)
 function M.linear(x, w, b)
    return wrap(C.kbl_linear(live(x), live(w), b and live(b) or nil))
 end
 
+--- Softmax along a dim.
+-- @tparam tensor t
+-- @tparam number dim from 1
+-- @treturn tensor
+-- @usage local p = logits:softmax(2)
 function M.softmax(t, dim)
    local p = live(t)
    return wrap(C.kbl_softmax(p, R.check_dim('softmax', dim or -1, p.ndim)))
 end
+--- Log-softmax along a dim (stable).
+-- @tparam tensor t
+-- @tparam number dim from 1
+-- @treturn tensor
+-- @usage local lp = logits:log_softmax(2)
 function M.log_softmax(t, dim)
    local p = live(t)
    return wrap(C.kbl_log_softmax(p, R.check_dim('log_softmax', dim or -1, p.ndim)))
@@ -39,6 +75,8 @@ local function reduction_id(r)
    if not id then error("kbl: reduction must be 'mean', 'sum' or 'none', got " .. tostring(r), 3) end
    return id
 end
+--- A loss's reduction name to the core's id.
+-- @local
 M.reduction_id = reduction_id
 
 local function reduce(t, r)
@@ -47,9 +85,13 @@ local function reduce(t, r)
    return t
 end
 
--- cross_entropy(logits [N, C] or [N, C, d...], labels 1..C, opts):
--- opts.weight [C], opts.ignore_index (a label, default -100), opts.label_smoothing,
--- opts.reduction ('mean', 'sum', 'none')
+--- Cross-entropy of logits against class labels (from 1), fused with the log-softmax.
+-- @tparam tensor logits [N, C] or [N, C, d...]
+-- @tparam tensor labels int64 1..C, [N] or [N, d...]
+-- @tparam[opt] table opts {weight = [C] tensor, ignore_index = -100 (a label to skip), label_smoothing = 0,
+-- reduction = 'mean' | 'sum' | 'none'}
+-- @treturn tensor 0-dim (or per element with reduction 'none')
+-- @usage local loss = kbl.cross_entropy(logits, batch.y)
 function M.cross_entropy(logits, labels, opts)
    opts = opts or {}
    local lp = live(labels)
@@ -72,7 +114,12 @@ function M.cross_entropy(logits, labels, opts)
    return wrap(r)
 end
 
--- binary_cross_entropy_with_logits(logits, target, opts{weight, pos_weight, reduction})
+--- Binary cross-entropy of logits against 0/1 targets, computed stably.
+-- @tparam tensor x logits
+-- @tparam tensor target same shape, values in [0, 1]
+-- @tparam[opt] table opts {weight, pos_weight, reduction = 'mean'}
+-- @treturn tensor
+-- @usage local loss = kbl.binary_cross_entropy_with_logits(scores, targets)
 function M.binary_cross_entropy_with_logits(x, target, opts)
    opts = opts or {}
    return wrap(C.kbl_binary_cross_entropy_with_logits(live(x), live(target),
@@ -91,17 +138,34 @@ local function check_pair(name, a, b)
    end
 end
 
+--- Mean squared error.
+-- @tparam tensor a prediction
+-- @tparam tensor b target
+-- @tparam[opt] table opts {reduction = 'mean' | 'sum' | 'none'}
+-- @treturn tensor
+-- @usage local loss = kbl.mse_loss(pred, y)
 function M.mse_loss(a, b, opts)
    check_pair('mse_loss', a, b)
    return reduce(E.square(E.sub(a, b)), (opts or {}).reduction)
 end
 
+--- Mean absolute error.
+-- @tparam tensor a prediction
+-- @tparam tensor b target
+-- @tparam[opt] table opts {reduction = 'mean' | 'sum' | 'none'}
+-- @treturn tensor
+-- @usage local loss = kbl.l1_loss(pred, y)
 function M.l1_loss(a, b, opts)
    check_pair('l1_loss', a, b)
    return reduce(E.abs(E.sub(a, b)), (opts or {}).reduction)
 end
 
--- huber_loss(a, b, {delta = 1}): 0.5 d^2 where |d| <= delta, delta (|d| - 0.5 delta) beyond
+--- Huber loss: 0.5 d^2 where |d| <= delta, delta (|d| - 0.5 delta) beyond.
+-- @tparam tensor a prediction
+-- @tparam tensor b target
+-- @tparam[opt] table opts {delta = 1, reduction = 'mean'}
+-- @treturn tensor
+-- @usage local loss = kbl.huber_loss(pred, y, {delta = 0.5})
 function M.huber_loss(a, b, opts)
    check_pair('huber_loss', a, b)
    opts = opts or {}

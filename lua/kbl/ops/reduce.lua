@@ -1,4 +1,4 @@
--- kbl.ops.reduce: reductions over one dim, a list of dims or all of them, with
+--- kbl.ops.reduce: reductions over one dim, a list of dims or all of them, with
 -- keepdim (default false, as PyTorch). max/min/argmax/argmin return 1-based
 -- indices, since every position seen from Lua counts from 1.
 local ffi = require 'ffi'
@@ -21,6 +21,8 @@ local function check_dim(op, d, ndim, level)
    end
    return c < 0 and c + n or c
 end
+--- A Lua dim checked against ndim, as C's 0-based one (for the op modules).
+-- @local
 M.check_dim = check_dim
 
 local dims_buf = ffi.new('int[8]')
@@ -43,34 +45,71 @@ end
 
 local function kd(b) return b and 1 or 0 end
 
+--- The sum over all dims, one dim or a list of dims.
+-- @tparam tensor t
+-- @param[opt] dims nil (all), a dim from 1, or a list of dims
+-- @tparam[opt=false] boolean keepdim keep reduced dims with size 1
+-- @treturn tensor
+-- @usage local total = x:sum(); local per_row = x:sum(2)
 function M.sum(t, dims, keepdim)
    local p = live(t)
    local n, d = dims_of('sum', p, dims)
    return wrap(C.kbl_sum(p, n, d, kd(keepdim)))
 end
+--- The mean over all dims, one dim or a list of dims.
+-- @tparam tensor t
+-- @param[opt] dims nil (all), a dim from 1, or a list of dims
+-- @tparam[opt=false] boolean keepdim
+-- @treturn tensor
+-- @usage local m = x:mean(1)
 function M.mean(t, dims, keepdim)
    local p = live(t)
    local n, d = dims_of('mean', p, dims)
    return wrap(C.kbl_mean(p, n, d, kd(keepdim)))
 end
 
--- var(dims, keepdim, correction=1): correction 1 is the unbiased estimate, 0 the population one
+--- The variance.
+-- @tparam tensor t
+-- @param[opt] dims nil (all), a dim or a list of dims
+-- @tparam[opt=false] boolean keepdim
+-- @tparam[opt=1] number correction 1 the unbiased estimate, 0 the population one
+-- @treturn tensor
+-- @usage local v = x:var(1)
 function M.var(t, dims, keepdim, correction)
    local p = live(t)
    local n, d = dims_of('var', p, dims)
    return wrap(C.kbl_var(p, n, d, correction or 1, kd(keepdim)))
 end
+--- The standard deviation (the square root of var).
+-- @tparam tensor t
+-- @param[opt] dims nil (all), a dim or a list of dims
+-- @tparam[opt=false] boolean keepdim
+-- @tparam[opt=1] number correction
+-- @treturn tensor
+-- @usage local s = x:std()
 function M.std(t, dims, keepdim, correction)
    local p = live(t)
    local n, d = dims_of('std', p, dims)
    return wrap(C.kbl_std(p, n, d, correction or 1, kd(keepdim)))
 end
+--- log(sum(exp(t))) over dims, computed without overflow.
+-- @tparam tensor t
+-- @param[opt] dims nil (all), a dim or a list of dims
+-- @tparam[opt=false] boolean keepdim
+-- @treturn tensor
+-- @usage local lse = logits:logsumexp(2)
 function M.logsumexp(t, dims, keepdim)
    local p = live(t)
    local n, d = dims_of('logsumexp', p, dims)
    return wrap(C.kbl_logsumexp(p, n, d, kd(keepdim)))
 end
--- norm(p=2, dims, keepdim); p may be math.huge
+--- The p-norm over dims.
+-- @tparam tensor t
+-- @tparam[opt=2] number pn p (math.huge for the largest absolute value)
+-- @param[opt] dims nil (all), a dim or a list of dims
+-- @tparam[opt=false] boolean keepdim
+-- @treturn tensor
+-- @usage local n = g:norm()
 function M.norm(t, pn, dims, keepdim)
    local p = live(t)
    local n, d = dims_of('norm', p, dims)
@@ -92,11 +131,25 @@ local function extreme(op, cfn, t, dim, keepdim)
    return v, idx
 end
 
--- max(t) -> 0-dim tensor (and the flat 1-based position); max(t, dim) -> values, indices
+--- The largest value: max(t) a 0-dim tensor (and the flat position of the maximum, from 1);
+-- max(t, dim) the values and their indices along dim, from 1.
+-- @tparam tensor t
+-- @tparam[opt] number dim
+-- @tparam[opt=false] boolean keepdim
+-- @treturn tensor values
+-- @treturn tensor indices (int64, from 1)
+-- @usage local values, indices = x:max(2)
 function M.max(t, dim, keepdim)
    if T.is_tensor(dim) then return require('kbl.ops.elementwise').maximum(t, dim) end
    return extreme('max', C.kbl_max, t, dim, keepdim)
 end
+--- The smallest value; as max.
+-- @tparam tensor t
+-- @tparam[opt] number dim
+-- @tparam[opt=false] boolean keepdim
+-- @treturn tensor values
+-- @treturn tensor indices (int64, from 1)
+-- @usage local values, indices = x:min(2)
 function M.min(t, dim, keepdim)
    if T.is_tensor(dim) then return require('kbl.ops.elementwise').minimum(t, dim) end
    return extreme('min', C.kbl_min, t, dim, keepdim)
@@ -111,7 +164,19 @@ local function arg(op, cfn, t, dim, keepdim)
    C.kbl_tensor_release(raw)
    return idx
 end
+--- The positions of the maxima along a dim (or of the flat tensor), from 1.
+-- @tparam tensor t
+-- @tparam[opt] number dim
+-- @tparam[opt=false] boolean keepdim
+-- @treturn tensor int64
+-- @usage local predicted = logits:argmax(2)
 function M.argmax(t, dim, keepdim) return arg('argmax', C.kbl_argmax, t, dim, keepdim) end
+--- The positions of the minima along a dim (or of the flat tensor), from 1.
+-- @tparam tensor t
+-- @tparam[opt] number dim
+-- @tparam[opt=false] boolean keepdim
+-- @treturn tensor int64
+-- @usage local i = d:argmin(2)
 function M.argmin(t, dim, keepdim) return arg('argmin', C.kbl_argmin, t, dim, keepdim) end
 
 for name, fn in pairs(M) do

@@ -1,4 +1,4 @@
--- kbl.optim.Adam: Adam (Kingma and Ba) with L2 weight decay added to the
+--- kbl.optim.Adam: Adam (Kingma and Ba) with L2 weight decay added to the
 -- gradient and optional amsgrad, as torch.optim.Adam. State per parameter:
 -- step, exp_avg, exp_avg_sq (and max_exp_avg_sq with amsgrad).
 local Optimizer = require 'kbl.optim.Optimizer'
@@ -31,6 +31,14 @@ local function spec(decoupled, default_wd)
    }
 end
 
+--- Adam (Kingma and Ba), with L2 weight decay added to the gradient and optional amsgrad, as torch.optim.Adam.
+-- @table Adam
+-- @option lr the learning rate, or a schedule (optim.schedules.*)
+-- @option betas {beta1, beta2}: the decay rates of the moment estimates
+-- @option eps added to the denominator for stability
+-- @option weight_decay L2 penalty added to the gradient
+-- @option amsgrad whether to use the maximum of the second moments (AMSGrad)
+-- @usage local opt = optim.Adam{lr = 1e-3}; opt:step(model:parameters())
 local Adam = Optimizer.define('Adam', spec(false, 0))
 Adam.make_spec = spec
 return Adam

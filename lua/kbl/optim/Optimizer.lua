@@ -1,4 +1,4 @@
--- kbl.optim.Optimizer: what every optimizer shares. An optimizer holds its
+--- kbl.optim.Optimizer: what every optimizer shares. An optimizer holds its
 -- hyper-parameters and, from the first step on, a state table per parameter
 -- (plain numbers and tensors, keyed by the parameter's name when step is
 -- given names, else by its position in the list given to step), which
@@ -23,19 +23,24 @@ end
 
 local sorted_keys = require('kbl.util').sorted_keys
 
--- Raises libkbl's message when a fused update returns non-zero.
+--- Raises libkbl's message when a fused update returns non-zero.
+-- @local
 function Optimizer.check(rc)
    if rc ~= 0 then error(ffi.string(C.kbl_last_error()), 3) end
 end
 
--- A zero tensor like p that outlives kbl.scope (optimizer state).
+--- A zero tensor like p that outlives kbl.scope (optimizer state).
+-- @local
 function Optimizer.zeros_like(p)
    return kbl.keep(kbl.zeros(p:size(), {dtype = p.dtype, device = p.device}))
 end
 
--- Optimizer.define(name, {defaults =, validate = fn(h), init = fn(p, h) -> state,
--- update = fn(param_ptr, grad_ptr, state, h, param)}) -> the constructor table:
--- optim.NAME{hyper-parameters} makes an optimizer.
+--- Makes an optimizer type: optim.NAME{hyper-parameters} then makes an optimizer.
+-- @tparam string name
+-- @tparam table spec {defaults = {...}, validate = fn(h), init = fn(p, h) -> state,
+-- update = fn(param_ptr, grad_ptr, state, h, param)}
+-- @treturn table the type
+-- @usage local Plain = optim.Optimizer.define('Plain', {defaults = {lr = 0.1}, init = ..., update = ...})
 function Optimizer.define(name, spec)
    local cls = setmetatable({name = name, defaults = spec.defaults}, {
       __call = function(cls, opts) return Optimizer.new(cls, opts or {}) end,
@@ -62,6 +67,11 @@ local function rate_schedule(name, s)
    return s
 end
 
+--- Makes an optimizer of a type from its hyper-parameters (what optim.NAME{...} calls).
+-- @tparam table cls the type
+-- @tparam table opts the hyper-parameters
+-- @treturn table the optimizer
+-- @usage local opt = optim.Optimizer.new(optim.SGD, {lr = 0.1})
 function Optimizer.new(cls, opts)
    if type(opts) ~= 'table' then error('optim.' .. cls.name .. ' expects a table of options', 3) end
    local h = {}
@@ -102,11 +112,16 @@ function Optimizer.new(cls, opts)
    return self
 end
 
+--- The current learning rate.
+-- @treturn number
+-- @usage print(opt:get_lr())
 function Optimizer:get_lr() return self.hyper.lr end
 
--- Sets the learning rate. A parameter group with its own lr keeps its ratio to
+--- Sets the learning rate. A parameter group with its own lr keeps its ratio to
 -- the optimizer's initial lr, so a schedule scales every group alike. An
 -- optimizer whose lr is a schedule refuses another rate (as Keras does).
+-- @tparam number lr
+-- @usage opt:set_lr(1e-4)
 function Optimizer:set_lr(lr)
    if type(lr) ~= 'number' or lr < 0 then error('optim: lr must be a non-negative number, got ' .. tostring(lr), 2) end
    if self.schedule and lr ~= self.hyper.lr then
@@ -147,9 +162,12 @@ local function group_hyper(self, g)
    return h
 end
 
--- One update of every parameter that has a gradient. Parameters are numbered
+--- One update of every parameter that has a gradient. Parameters are numbered
 -- across groups in order; names (optional, one per parameter in that order)
 -- key their state, else the position does.
+-- @tparam table params a list of parameters, or of groups {params = {...}, lr = ...}
+-- @tparam[opt] table names the parameters' names
+-- @usage model:zero_grad(); loss:backward(); opt:step(model:parameters())
 function Optimizer:step(params, names)
    local groups = groups_of(self, params)
    if self.schedule then   -- the rate of this step (counted from 1)
@@ -184,15 +202,19 @@ function Optimizer:step(params, names)
    self.steps = self.steps + 1
 end
 
--- Clears the gradients of the given parameters.
+--- Clears the gradients of the given parameters.
+-- @param _ the optimizer (its state is not touched)
+-- @tparam table params
+-- @usage opt:zero_grad(model:parameters())
 function Optimizer.zero_grad(_, params)
    for _, p in ipairs(params) do
       if is_tensor(p) then p.grad = nil else Optimizer.zero_grad(nil, p.params) end
    end
 end
 
--- Plain data: numbers, strings, booleans and tensors (copies, so that later
--- steps do not change a saved state).
+--- The optimizer's state as plain data (numbers, strings, booleans and tensor copies).
+-- @treturn table
+-- @usage local sd = opt:state_dict()
 function Optimizer:state_dict()
    local state = {}
    for k, st in pairs(self.state) do
@@ -206,11 +228,11 @@ end
 
 local function shape_str(t) return '[' .. table.concat(t:size(), ', ') .. '] ' .. t.dtype end
 
--- Checks the tensors of a state_dict against the parameters they belong to:
--- params is what step is given (a list, or groups), in the same order; names
--- (optional) their names. Every tensor of a parameter's state has the
--- parameter's shape and dtype, and every state belongs to a parameter. Raises
--- a message naming the parameter and both shapes.
+--- Checks a state dict against the parameters: shapes, dtypes and names; raises naming the parameter.
+-- @tparam table sd
+-- @tparam table params
+-- @tparam[opt] table names
+-- @usage opt:check_state(sd, model:parameters())
 function Optimizer:check_state(sd, params, names)
    local flat = {}
    for _, g in ipairs(groups_of(self, params)) do
@@ -250,10 +272,11 @@ function Optimizer:check_state(sd, params, names)
    end
 end
 
--- Restores a state_dict(). With params (and their names), its tensors are
--- checked against them first (check_state). With names, a state saved by
--- position (a checkpoint of an older kbl) is keyed by the names of those
--- positions.
+--- Loads a state from state_dict, checked against the parameters first (check_state).
+-- @tparam table sd
+-- @tparam table params
+-- @tparam[opt] table names with names, a state saved by position is keyed by them
+-- @usage opt:load_state_dict(sd, model:parameters())
 function Optimizer:load_state_dict(sd, params, names)
    if type(sd) ~= 'table' or type(sd.state) ~= 'table' then
       error('optim.' .. self.name .. ':load_state_dict expects a table made by state_dict()', 2)

@@ -1,4 +1,4 @@
--- kbl.optim.RMSprop: RMSprop with optional centering, momentum and L2 weight
+--- kbl.optim.RMSprop: RMSprop with optional centering, momentum and L2 weight
 -- decay, as torch.optim.RMSprop. State per parameter: step, square_avg
 -- (grad_avg when centered, momentum_buffer when momentum > 0).
 local Optimizer = require 'kbl.optim.Optimizer'
@@ -6,6 +6,15 @@ local C = require('kbl').lib.C
 local live = require('kbl.tensor').live
 local check, zeros_like = Optimizer.check, Optimizer.zeros_like
 
+--- RMSprop with optional centering, momentum and L2 weight decay, as torch.optim.RMSprop.
+-- @table RMSprop
+-- @option lr the learning rate, or a schedule (optim.schedules.*)
+-- @option alpha the smoothing constant of the squared-gradient average
+-- @option eps added to the denominator for stability
+-- @option weight_decay L2 penalty added to the gradient
+-- @option momentum the momentum factor (0: none)
+-- @option centered whether to normalize by the gradient's variance estimate
+-- @usage local opt = optim.RMSprop{lr = 1e-3}
 return Optimizer.define('RMSprop', {
    defaults = {lr = 1e-2, alpha = 0.99, eps = 1e-8, weight_decay = 0, momentum = 0, centered = false},
    validate = function(h)

@@ -1,4 +1,4 @@
--- kbl.optim.SGD: stochastic gradient descent with momentum, dampening,
+--- kbl.optim.SGD: stochastic gradient descent with momentum, dampening,
 -- Nesterov momentum and (coupled, L2) weight decay, as torch.optim.SGD.
 -- State per parameter: momentum_buffer (when momentum > 0) and step.
 local Optimizer = require 'kbl.optim.Optimizer'
@@ -6,6 +6,14 @@ local C = require('kbl').lib.C
 local live = require('kbl.tensor').live
 local check, zeros_like = Optimizer.check, Optimizer.zeros_like
 
+--- Stochastic gradient descent with momentum, dampening, Nesterov momentum and L2 weight decay, as torch.optim.SGD.
+-- @table SGD
+-- @option lr the learning rate, or a schedule (optim.schedules.*)
+-- @option momentum the momentum factor (0: none)
+-- @option dampening dampening of the momentum
+-- @option nesterov whether to use Nesterov momentum
+-- @option weight_decay L2 penalty added to the gradient
+-- @usage local opt = optim.SGD{lr = 0.1, momentum = 0.9}; opt:step(model:parameters())
 return Optimizer.define('SGD', {
    defaults = {lr = 1e-2, momentum = 0, dampening = 0, nesterov = false, weight_decay = 0},
    validate = function(h)

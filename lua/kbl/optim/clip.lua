@@ -1,4 +1,4 @@
--- kbl.optim.clip: gradient clipping over a list of parameters (or parameter
+--- kbl.optim.clip: gradient clipping over a list of parameters (or parameter
 -- groups), in place on their .grad, as torch.nn.utils.clip_grad_norm_ and
 -- clip_grad_value_. Parameters without a gradient are skipped.
 local kbl = require 'kbl'
@@ -20,8 +20,12 @@ local function grads_of(params, out)
    return out
 end
 
--- Scales the gradients so that their global norm (p = 2 by default, math.huge
--- for the largest magnitude) is at most max_norm; returns the norm before clipping.
+--- Scales the gradients so that their global norm is at most max_norm, in place.
+-- @tparam table params a list of parameters (or groups); those without a gradient are skipped
+-- @tparam number max_norm
+-- @tparam[opt=2] number norm_type p (math.huge for the largest magnitude)
+-- @treturn number the norm before clipping
+-- @usage local norm = optim.clip_grad_norm(model:parameters(), 1.0)
 function M.clip_grad_norm(params, max_norm, norm_type)
    norm_type = norm_type or 2
    if type(max_norm) ~= 'number' or max_norm < 0 then
@@ -47,7 +51,10 @@ function M.clip_grad_norm(params, max_norm, norm_type)
    end)
 end
 
--- Clamps every gradient element to [-value, value].
+--- Clamps every gradient element to [-value, value], in place.
+-- @tparam table params
+-- @tparam number value
+-- @usage optim.clip_grad_value(model:parameters(), 0.5)
 function M.clip_grad_value(params, value)
    if type(value) ~= 'number' or value < 0 then
       error('optim.clip_grad_value: value must be a non-negative number, got ' .. tostring(value), 2)

@@ -1,4 +1,4 @@
--- kbl.optim: optimizers with fused update kernels (SGD, Adam, AdamW, RMSprop,
+--- kbl.optim: optimizers with fused update kernels (SGD, Adam, AdamW, RMSprop,
 -- Adagrad), learning-rate schedules and gradient clipping.
 --   local opt = optim.Adam{lr = 1e-3}
 --   model:zero_grad(); loss:backward(); opt:step(model:parameters())

@@ -1,4 +1,4 @@
--- kbl.optim.schedules: learning-rate schedules. Each is a callable object:
+--- kbl.optim.schedules: learning-rate schedules. Each is a callable object:
 -- `schedule(t) -> lr`, where t counts steps (or epochs) from 1, so schedule(1)
 -- is the first step's rate. Without `lr` a schedule gives the factor (lr = 1).
 -- The formulas are torch.optim.lr_scheduler's, with its epoch e = t - 1.
@@ -25,20 +25,29 @@ local function make(name, opts, fn)
    })
 end
 
--- constant{lr}
+--- A constant rate.
+-- @tparam table opts {lr} (without lr: the factor 1)
+-- @treturn table a schedule: schedule(t) -> lr, t from 1
+-- @usage local s = optim.schedules.constant{lr = 1e-3}
 function M.constant(opts)
    opts = opts or {}
    local lr = opts.lr or 1
    return make('constant', opts, function() return lr end)
 end
 
--- step{lr, step_size, gamma = 0.1}: lr * gamma^floor(e / step_size)
+--- lr * gamma^floor(e / step_size), e = t - 1.
+-- @tparam table opts {lr, step_size, gamma = 0.1}
+-- @treturn table a schedule
+-- @usage local s = optim.schedules.step{lr = 0.1, step_size = 30}
 function M.step(opts)
    local lr, size, gamma = opts.lr or 1, need('step', opts, 'step_size'), opts.gamma or 0.1
    return make('step', opts, function(e) return lr * gamma ^ math.floor(e / size) end)
 end
 
--- multi_step{lr, milestones = {...}, gamma = 0.1}: times gamma at every milestone passed
+--- lr times gamma at every milestone passed.
+-- @tparam table opts {lr, milestones = {...}, gamma = 0.1}
+-- @treturn table a schedule
+-- @usage local s = optim.schedules.multi_step{lr = 0.1, milestones = {30, 80}}
 function M.multi_step(opts)
    local lr, gamma, ms = opts.lr or 1, opts.gamma or 0.1, opts.milestones
    if type(ms) ~= 'table' then error('schedules.multi_step needs a list of milestones', 2) end
@@ -49,16 +58,20 @@ function M.multi_step(opts)
    end)
 end
 
--- exponential{lr, gamma}: lr * gamma^e
+--- lr * gamma^e, e = t - 1.
+-- @tparam table opts {lr, gamma}
+-- @treturn table a schedule
+-- @usage local s = optim.schedules.exponential{lr = 1e-3, gamma = 0.96}
 function M.exponential(opts)
    local lr, gamma = opts.lr or 1, need('exponential', opts, 'gamma')
    return make('exponential', opts, function(e) return lr * gamma ^ e end)
 end
 
--- cosine{lr, total, warmup = 0, min_lr = 0}: a linear warm-up over the first
--- `warmup` steps (lr * t / warmup), then cosine annealing from lr to min_lr over
--- the remaining total - warmup steps (CosineAnnealingLR with T_max = total - warmup);
--- min_lr after `total`.
+--- A linear warm-up over the first `warmup` steps, then cosine annealing from lr to
+-- min_lr over the remaining total - warmup steps; min_lr after `total`.
+-- @tparam table opts {lr, total, warmup = 0, min_lr = 0}
+-- @treturn table a schedule
+-- @usage local s = optim.schedules.cosine{lr = 0.1, total = 1000, warmup = 100}
 function M.cosine(opts)
    local lr, total = opts.lr or 1, need('cosine', opts, 'total')
    local warmup, min_lr = opts.warmup or 0, opts.min_lr or 0
@@ -71,9 +84,10 @@ function M.cosine(opts)
    end)
 end
 
--- one_cycle{max_lr, total, pct_start = 0.3, div_factor = 25, final_div_factor = 1e4,
--- anneal = 'cos' | 'linear'}: OneCycleLR (two phases): from max_lr / div_factor up to
--- max_lr over pct_start of the steps, then down to that / final_div_factor.
+--- OneCycleLR: from max_lr / div_factor up to max_lr over pct_start of the steps, then down to that / final_div_factor.
+-- @tparam table opts {max_lr, total, pct_start = 0.3, div_factor = 25, final_div_factor = 1e4, anneal = 'cos' | 'linear'}
+-- @treturn table a schedule
+-- @usage local s = optim.schedules.one_cycle{max_lr = 0.1, total = 1000}
 function M.one_cycle(opts)
    local max_lr = opts.max_lr or opts.lr or 1
    local total = need('one_cycle', opts, 'total')
@@ -96,10 +110,12 @@ function M.one_cycle(opts)
    end)
 end
 
--- reduce_on_plateau{lr, mode = 'min', factor = 0.1, patience = 10, threshold = 1e-4,
--- threshold_mode = 'rel', cooldown = 0, min_lr = 0}: `rule:step(metric) -> lr`
--- multiplies the rate by factor once the metric has not improved for more than
--- `patience` calls, as ReduceLROnPlateau. Its state is plain numbers.
+--- A rule driven by a metric: rule:step(metric) -> lr multiplies the rate by factor
+-- once the metric has not improved for more than `patience` calls, as ReduceLROnPlateau.
+-- @tparam table opts {lr, mode = 'min', factor = 0.1, patience = 10, threshold = 1e-4,
+-- threshold_mode = 'rel', cooldown = 0, min_lr = 0}
+-- @treturn table the rule; its state is plain numbers
+-- @usage local rule = optim.schedules.reduce_on_plateau{lr = 0.1}; local lr = rule:step(val_loss)
 function M.reduce_on_plateau(opts)
    opts = opts or {}
    local mode, tmode = opts.mode or 'min', opts.threshold_mode or 'rel'
@@ -135,9 +151,12 @@ function M.reduce_on_plateau(opts)
    return rule
 end
 
--- The one rule for what a schedule gives: a kbl schedule made without `lr`
--- (or one_cycle without max_lr) gives a factor of the rate it replaces;
--- one made with it, or a plain function of t, gives the rate itself.
+--- The one rule for what a schedule gives: a kbl schedule made without lr (or one_cycle
+-- without max_lr) gives a factor of the rate it replaces; one made with it, or a plain
+-- function of t, gives the rate itself.
+-- @param s a schedule or a function
+-- @treturn boolean
+-- @usage print(optim.schedules.is_factor(optim.schedules.cosine{total = 10}))  --> true
 function M.is_factor(s)
    return type(s) == 'table' and type(s.opts) == 'table' and s.opts.lr == nil and s.opts.max_lr == nil
 end

@@ -1,4 +1,4 @@
--- kbl.sweep.define: a sweep's definition from the command line and the
+--- kbl.sweep.define: a sweep's definition from the command line and the
 -- config's `sweep = {...}` table (the command line overriding it): the files
 -- (absolute), the fixed --set values, the grid or random search and its points,
 -- successive halving; the key a sweep directory is found by again; and the
@@ -84,7 +84,7 @@ end
 function M.definition(args)
    local config = require 'kbl.config'
    if #args.files == 0 then
-      error('kbl sweep: give config files (names are found in lua/configs), or --resume SWEEP_DIR', 0)
+      error('kbl sweep: give config files (names are found in lua/kbl/configs), or --resume SWEEP_DIR', 0)
    end
    local files = {}
    for i, f in ipairs(args.files) do files[i] = absolute(config.find(f)) end

@@ -1,4 +1,4 @@
--- kbl.sweep.html: sweep.html, one self-contained page (inline CSS and SVG, no
+--- kbl.sweep.html: sweep.html, one self-contained page (inline CSS and SVG, no
 -- script, nothing fetched) with the results table and, per validation metric
 -- (and the monitored one), every run's curve overlaid in one chart, drawn by
 -- kbl.records.report's SVG code; a legend names each run's colour.

@@ -1,4 +1,4 @@
--- kbl.sweep.proc: child processes for a sweep, through the FFI (posix_spawnp,
+--- kbl.sweep.proc: child processes for a sweep, through the FFI (posix_spawnp,
 -- waitpid, kill): start a command with its output appended to a log file,
 -- reap whichever child ends, signal the ones still running.
 --

@@ -1,4 +1,4 @@
--- kbl.sweep.results: a sweep's runs as rows (the swept values, state, epochs,
+--- kbl.sweep.results: a sweep's runs as rows (the swept values, state, epochs,
 -- the final and best monitored metric, the other final metrics, time, why a
 -- run was stopped), read from each run directory's metrics.jsonl and
 -- status.json; sorted by the monitored metric; written as sweep.csv and

@@ -1,4 +1,4 @@
--- kbl.sweep.runner: runs a sweep's runs as child `kbl run` processes, `jobs`
+--- kbl.sweep.runner: runs a sweep's runs as child `kbl run` processes, `jobs`
 -- at a time, each into its own run directory with its output in kbl.log
 -- there. A run that finished is skipped; one with a checkpoint continues with
 -- `kbl run --resume` (exactly, as single runs do); any other starts afresh

@@ -1,4 +1,4 @@
--- kbl.sweep.space: what a sweep varies and the points it runs. A grid entry
+--- kbl.sweep.space: what a sweep varies and the points it runs. A grid entry
 -- is `key=v1,v2,...` (Lua values as --set takes them, split at the commas
 -- outside braces, brackets, parentheses and quotes): the grid runs the cross
 -- product, the first key varying slowest. With random search (n points from
