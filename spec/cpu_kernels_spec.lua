@@ -2,7 +2,7 @@
 -- loops for float64, core/cpu/dnnl_*.c) on odd shapes, against a float64
 -- reference written here in Lua: 1x1 kernels, stride 2, groups, depthwise,
 -- dilation, batch 1, asymmetric padding, non-contiguous inputs, transposed and
--- broadcast matmul operands; float32 average pooling and softmax (oneDNN),
+-- broadcast matmul operands; float32 average pooling, softmax, sigmoid and tanh (oneDNN),
 -- layer and group norm rows against float64. Float32 must be float32: the tolerance (2e-5 of
 -- the largest value) fails a kernel that computes in bf16 (about 4e-3).
 local kbl = require 'kbl'
@@ -300,6 +300,74 @@ describe('softmax on the CPU kernels (oneDNN for float32)', function()
          assert.are.same(H.flat(a), H.flat(b))
       end
    end)
+end)
+
+-- float32 sigmoid and tanh forward run on oneDNN's eltwise primitive in chunks
+-- of KBL_ELTWISE_CHUNK (core/cpu/dnnl.h) elements (KBL_ELTWISE_SMALL for a
+-- shorter input), the tail through a scratch chunk; strided inputs and float64
+-- stay on kbl's loops.
+describe('sigmoid and tanh on the CPU kernels (oneDNN for contiguous float32)', function()
+   local CHUNK, SMALL = 16384, 1024 -- KBL_ELTWISE_CHUNK, KBL_ELTWISE_SMALL
+   local sizes = {1, 7, SMALL - 1, SMALL, SMALL + 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 5}
+
+   -- largest |a - b| / |b| over the elements
+   local function elem_rel(got, want)
+      local a, b = H.flat(got:double()), H.flat(want)
+      assert.are.equal(#b, #a, 'sizes differ')
+      local e = 0
+      for i = 1, #a do e = math.max(e, math.abs(a[i] - b[i]) / math.max(math.abs(b[i]), 1e-30)) end
+      return e
+   end
+
+   for _, op in ipairs{'sigmoid', 'tanh'} do
+      it(op .. ': float32 agrees with float64 within 1e-6 of each value on sizes around the chunk', function()
+         kbl.manual_seed(21)
+         for _, n in ipairs(sizes) do
+            local x = kbl.randn(n) * 4
+            local e = elem_rel(x[op](x), x:double()[op](x:double()))
+            assert(e <= 1e-6, string.format('%s n=%d: relative error %.3g', op, n, e))
+         end
+         local x = kbl.randn(130, 257):t() -- strided: kbl's loop
+         assert.is_false(x:is_contiguous())
+         local e = elem_rel(x[op](x), x:double()[op](x:double()))
+         assert(e <= 1e-6, string.format('%s non-contiguous: relative error %.3g', op, e))
+         local y = x[op](x)
+         assert.are.same({257, 130}, y:size())
+      end)
+
+      it(op .. ': float32 repeats bit for bit across runs and at 1 and 2 threads, '
+         .. 'whatever the element position', function()
+         local saved = kbl.get_num_threads()
+         finally(function() kbl.set_num_threads(saved) end)
+         kbl.manual_seed(22)
+         local n = 3 * CHUNK + 5
+         local x = kbl.randn(n) * 4
+         kbl.set_num_threads(1)
+         local one = H.flat(x[op](x))
+         kbl.set_num_threads(2)
+         local two, again = H.flat(x[op](x)), H.flat(x[op](x))
+         assert.are.same(one, two)
+         assert.are.same(two, again)
+         -- the same values elsewhere (a short input, the tail of a long one) give the same results
+         local head = H.flat(x:narrow(1, 1, 7)[op](x:narrow(1, 1, 7)))
+         local moved = kbl.cat({kbl.zeros(CHUNK * 2 + 3), x:narrow(1, 1, 7)}, 1)
+         local got = H.flat(moved[op](moved))
+         for i = 1, 7 do
+            assert.are.equal(one[i], head[i])
+            assert.are.equal(one[i], got[CHUNK * 2 + 3 + i])
+         end
+      end)
+
+      it(op .. ': the float32 gradient agrees with float64', function()
+         kbl.manual_seed(23)
+         local x = (kbl.randn(CHUNK + 9) * 3):requires_grad_()
+         local g = kbl.randn(CHUNK + 9)
+         x[op](x):backward(g)
+         local x64 = x:detach():double():requires_grad_()
+         x64[op](x64):backward(g:double())
+         check(x.grad, H.flat(x64.grad), TOL32, op .. ' gradient')
+      end)
+   end
 end)
 
 describe('layer_norm and group_norm rows on the CPU kernels', function()

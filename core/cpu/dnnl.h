@@ -28,6 +28,13 @@ int kbl_dnnl_avg_pool(const kbl_pool_desc *d);
  * measured faster than core/cpu/softmax.c's loop). */
 int kbl_dnnl_softmax_rows(int64_t rows, int64_t cols, const float *src, float *dst);
 
+/* Float32 sigmoid (KBL_SIGMOID) or tanh (KBL_TANH) forward of contiguous
+ * src[0..n) into dst (may be src), in chunks of KBL_ELTWISE_CHUNK elements
+ * (dnnl_eltwise.c: measured faster than core/cpu/unary.c's loops). */
+#define KBL_ELTWISE_CHUNK 16384
+#define KBL_ELTWISE_SMALL 1024 /* the chunk of an input shorter than KBL_ELTWISE_CHUNK */
+int kbl_dnnl_eltwise(int op, int64_t n, const float *src, float *dst);
+
 /* "oneDNN 2.6.3 (ISA: AVX-512 BF16; math: strict float32; threading: openmp)":
  * the library, the instruction set its JIT uses here, and its math mode. */
 const char *kbl_dnnl_info(void);

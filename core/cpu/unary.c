@@ -7,12 +7,16 @@
  * bench/cpu_ops.lua, bench/dnnl_ops.c), forward ms, kbl / oneDNN: relu 0.29 /
  * 0.29, sigmoid 2.39-2.56 / 0.47, tanh 9.76 / 0.42. oneDNN's float32 error
  * against double on [-20, 20) (2^20 points): sigmoid 3.4 ulp (libm's expf
- * form 2.5), tanh 1.2 ulp (tanhf 2.0). Not taken yet: relu is level, and an
- * eltwise primitive is JIT-compiled per element count (a cache keyed on n
- * would recompile for each new shape; chunks of a fixed size and a tail would
- * not), so the fused scalar forms of ops_scalar.h stay, shared with the CUDA
- * kernels and the float64 path. The next place to gain: sigmoid 5x, tanh 23x. */
+ * form 2.5), tanh 1.2 ulp (tanhf 2.0). Taken for float32 sigmoid and tanh
+ * forward of contiguous tensors (dnnl_eltwise.c, in chunks of a fixed size, so
+ * no recompiling per shape): `BENCH_CLOCK=cpu bin/kbl bench/cpu_ops.lua`, 1M,
+ * ms, before / after: sigmoid 2.36-2.81 / 0.44-0.46, tanh 9.70-9.78 /
+ * 0.40-0.44 (busy machine, 6 December 2026). relu stays (level), as do strided
+ * inputs, float64 (the gradient checks' type) and the backward (from the
+ * output), on the fused scalar forms of ops_scalar.h shared with the CUDA
+ * kernels. */
 #include "cpu.h"
+#include "dnnl.h"
 
 #include <omp.h>
 
@@ -77,6 +81,9 @@ static void run_int(char **ptrs, const int64_t *st, int64_t n, void *ctx) {
 int kbl_cpu_unary(const kbl_iter *it, int op, int in_dtype, int out_dtype, double p0, double p1) {
     unary_ctx c = {op, in_dtype, out_dtype, p0, p1};
     bool float_op = kbl_is_float(in_dtype) && out_dtype == in_dtype; /* not logical_not */
+    if (in_dtype == KBL_FLOAT32 && out_dtype == KBL_FLOAT32 && (op == KBL_SIGMOID || op == KBL_TANH) &&
+        it->ndim == 1 && it->strides[0][0] == 1 && it->strides[1][0] == 1)
+        return it->shape[0] ? kbl_dnnl_eltwise(op, it->shape[0], (const float *)it->base[1], (float *)it->base[0]) : 0;
     kbl_iter_run(it, !float_op ? run_int : in_dtype == KBL_FLOAT32 ? run_float32 : run_float64, &c);
     return 0;
 }
