@@ -21,7 +21,7 @@ files['spec/fixtures/'] = {max_line_length = false}
 -- config needs no require; examples/ holds experiment files too.
 local config_globals = {'kbl', 'blocks', 'optim', 'losses', 'metrics', 'data', 'callbacks',
    'defaults', 'ref'}
-files['lua/configs/'] = {read_globals = config_globals}
+files['lua/kbl/configs/'] = {read_globals = config_globals}
 files['examples/'] = {read_globals = config_globals}
 
 exclude_files = {'build*/**', '.luarocks/**', 'rocks/**'}

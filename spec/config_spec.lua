@@ -316,8 +316,8 @@ describe('config errors', function()
       assert.equal("cannot find config 'no_such_config' (looked for lua/kbl/configs/no_such_config.lua, "
          .. "no_such_config.lua)", load_err({'no_such_config'}))
       local path = write('badbase.lua', "return {extends = 'nope'}")
-      assert.equal(path .. ":1: cannot find config 'nope' (looked for lua/kbl/configs/nope.lua, " .. dir .. "/nope.lua, "
-         .. "nope.lua)", load_err({path}))
+      assert.equal(path .. ":1: cannot find config 'nope' (looked for lua/kbl/configs/nope.lua, " .. dir
+         .. "/nope.lua, nope.lua)", load_err({path}))
    end)
 
    it('a syntax error names the file and line', function()

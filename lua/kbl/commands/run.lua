@@ -191,7 +191,9 @@ function M.run(args)
    local resume_dir = args.resume
    local files = args.files
    if resume_dir and #files == 0 then files = {resume_dir .. '/config.lua'} end
-   if #files == 0 then error('kbl run: give config files (names are found in lua/kbl/configs), or --resume RUN_DIR', 0) end
+   if #files == 0 then
+      error('kbl run: give config files (names are found in lua/kbl/configs), or --resume RUN_DIR', 0)
+   end
    if args.print_config then
       local config = require 'kbl.config'
       local cfg = config.load(files, {set = sets})
