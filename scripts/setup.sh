@@ -31,13 +31,14 @@ fi
 # used by optional cross-checks in the specs (each skips, naming the package,
 # when it is missing): onnxruntime (spec/onnx_export_spec.lua), tensorboard
 # (spec/tensorboard_spec.lua reads the event files back with its
-# EventAccumulator and hparams plugin). Specs find it at $KBL_VENV, else
+# EventAccumulator and hparams plugin), safetensors (spec/safetensors_spec.lua
+# loads a file the package itself wrote). Specs find it at $KBL_VENV, else
 # /opt/kbl-venv (H.venv_python in spec/helper.lua). Add a package to the pip
 # line below rather than making a second environment. Debian's python3 makes
 # it: a python3 found first on PATH (pyenv) would not match python3-venv.
 KBL_VENV="${KBL_VENV:-/opt/kbl-venv}"
 [ -x "$KBL_VENV/bin/python3" ] || /usr/bin/python3 -m venv "$KBL_VENV"
-"$KBL_VENV/bin/pip" install --quiet --disable-pip-version-check onnxruntime tensorboard
+"$KBL_VENV/bin/pip" install --quiet --disable-pip-version-check onnxruntime tensorboard safetensors
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$(nproc)"

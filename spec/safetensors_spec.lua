@@ -115,14 +115,13 @@ describe('safetensors', function()
       end)
    end
 
-   -- The safetensors package (PyPI only, not in Debian) is not installed by
-   -- scripts/setup.sh: this cross-check skips, naming it, where it is absent.
+   -- The safetensors package (PyPI only, not in Debian) lives in the test venv
+   -- scripts/setup.sh makes: this cross-check skips, naming it, where it is absent.
    it('loads a file that the safetensors package itself wrote', function()
-      if not H.python_has('safetensors') then
-         return pending('skipped: the Python module safetensors is not installed (PyPI only, not in setup.sh)')
-      end
+      local venv_py, why = H.venv_python('safetensors')
+      if not venv_py then return pending(why) end
       local path = tmp .. '/pkg.safetensors'
-      local rc, out = H.run(PY .. ' spec/fixtures/safetensors_ref.py write ' .. path)
+      local rc, out = H.run(venv_py .. ' spec/fixtures/safetensors_ref.py write ' .. path)
       assert.are.equal(0, rc, out)
       assert.matches('writer: safetensors', out)
       assert.are.same({0, 1, 128, 255}, kbl.load(path).u8:tolist())
