@@ -9,16 +9,9 @@ local clock = require 'kbl.clock'
 local cpu = os.getenv('BENCH_CLOCK') == 'cpu'
 
 local function cpu_time(fn, opts)
-   opts = opts or {}
-   for _ = 1, opts.warmup or 3 do fn() end
-   local times = {}
-   for t = 1, opts.trials or 5 do
-      local t0 = os.clock()
-      for _ = 1, opts.iters or 10 do fn() end
-      times[t] = (os.clock() - t0) / (opts.iters or 10)
-   end
-   table.sort(times)
-   return times[math.ceil(#times / 2)]
+   local o = {clock = os.clock}
+   for k, v in pairs(opts or {}) do o[k] = v end
+   return clock.time(fn, o)
 end
 
 return {time = cpu and cpu_time or clock.time, threads = cpu and {1} or {1, 2}, cpu = cpu}

@@ -205,36 +205,42 @@ static int push(producer *p, outbatch *b) {
     return 0;
 }
 
+/* x [n, xshape...] (the output dtype) and y [n, yshape...] (NULL when there is
+ * no y) for a batch of n rows; -1 with neither made. */
+static int batch_tensors(const kbl_data_records *r, int64_t n, kbl_tensor **x, kbl_tensor **y) {
+    int64_t xs[KBL_MAX_DIMS + 1], ys[KBL_MAX_DIMS + 1];
+    xs[0] = ys[0] = n;
+    memcpy(xs + 1, r->xshape, sizeof(int64_t) * (size_t)r->xndim);
+    memcpy(ys + 1, r->yshape, sizeof(int64_t) * (size_t)r->yndim);
+    *x = kbl_empty(r->xndim + 1, xs, r->out_dtype);
+    *y = r->yr ? kbl_empty(r->yndim + 1, ys, r->y_dtype) : NULL;
+    if (*x && (!r->yr || *y)) return 0;
+    kbl_release_n(2, *x, *y);
+    *x = *y = NULL;
+    return -1;
+}
+
 /* Hands out the current batch. */
 static int flush(producer *p) {
     kbl_data_records *r = p->r;
     if (p->fill == 0) return 0;
     outbatch b = p->cur;
     b.n = p->fill;
+    p->cur = (outbatch){0}; /* b has it now */
+    p->fill = 0;
     if (b.n < r->batch) { /* the last, short batch: tensors of its own size */
-        int64_t xs[KBL_MAX_DIMS + 1], ys[KBL_MAX_DIMS + 1];
-        xs[0] = ys[0] = b.n;
-        memcpy(xs + 1, r->xshape, sizeof(int64_t) * (size_t)r->xndim);
-        memcpy(ys + 1, r->yshape, sizeof(int64_t) * (size_t)r->yndim);
-        kbl_tensor *x2 = kbl_empty(r->xndim + 1, xs, r->out_dtype);
-        kbl_tensor *y2 = r->yr ? kbl_empty(r->yndim + 1, ys, r->y_dtype) : NULL;
-        if (!x2 || (r->yr && !y2)) {
-            kbl_release_n(2, x2, y2);
-            return -1;
-        }
+        kbl_tensor *x2, *y2;
+        if (batch_tensors(r, b.n, &x2, &y2)) goto fail;
         memcpy(kbl_base(x2), kbl_base(b.x), (size_t)(b.n * r->xnumel) * kbl_dtype_size(r->out_dtype));
-        if (y2) memcpy(kbl_base(y2), kbl_base(b.y), (size_t)(b.n * r->yr));
+        if (y2 && b.y) memcpy(kbl_base(y2), kbl_base(b.y), (size_t)(b.n * r->yr));
         kbl_release_n(2, b.x, b.y);
         b.x = x2, b.y = y2;
     }
-    memset(&p->cur, 0, sizeof p->cur);
-    p->fill = 0;
-    if (push(p, &b)) {
-        kbl_release_n(2, b.x, b.y);
-        free(b.ids);
-        return -1;
-    }
-    return 0;
+    if (push(p, &b) == 0) return 0;
+fail:
+    kbl_release_n(2, b.x, b.y);
+    free(b.ids);
+    return -1;
 }
 
 /* o = u * s: a loop of its own, so that it vectorizes. */
@@ -246,17 +252,11 @@ static void convert_u8(float *restrict o, const uint8_t *restrict u, int64_t n, 
 static int emit(producer *p, const char *x, const char *y, int64_t id) {
     kbl_data_records *r = p->r;
     if (!p->cur.x) {
-        int64_t xs[KBL_MAX_DIMS + 1], ys[KBL_MAX_DIMS + 1];
-        xs[0] = ys[0] = r->batch;
-        memcpy(xs + 1, r->xshape, sizeof(int64_t) * (size_t)r->xndim);
-        memcpy(ys + 1, r->yshape, sizeof(int64_t) * (size_t)r->yndim);
-        p->cur.x = kbl_empty(r->xndim + 1, xs, r->out_dtype);
-        p->cur.y = r->yr ? kbl_empty(r->yndim + 1, ys, r->y_dtype) : NULL;
-        p->cur.ids = malloc((size_t)r->batch * sizeof(int64_t));
-        if (!p->cur.x || (r->yr && !p->cur.y) || !p->cur.ids) {
+        int bad = batch_tensors(r, r->batch, &p->cur.x, &p->cur.y);
+        p->cur.ids = bad ? NULL : malloc((size_t)r->batch * sizeof(int64_t));
+        if (!p->cur.ids) {
             kbl_release_n(2, p->cur.x, p->cur.y);
-            free(p->cur.ids);
-            p->cur.x = p->cur.y = NULL, p->cur.ids = NULL;
+            p->cur.x = p->cur.y = NULL;
             snprintf(r->err, sizeof r->err, "records: out of memory");
             return -1;
         }
@@ -326,6 +326,13 @@ static int take_rows(producer *p, const slot *sl) {
     return 0;
 }
 
+/* The shard of n (first ids, row counts) that holds record id; n when none. */
+static int shard_of(int n, const int64_t *first, const int64_t *counts, int64_t id) {
+    int k = 0;
+    while (k < n && !(id >= first[k] && id < first[k] + counts[k])) k++;
+    return k;
+}
+
 typedef struct {
     int64_t id, at;
 } id_at;
@@ -353,7 +360,7 @@ static int refill(producer *p) {
         int64_t id = want[j].id;
         if (k < 0 || id < r->first[k] || id >= r->first[k] + r->counts[k]) {
             kbl_records_shard_close(&s);
-            for (k = 0; k < r->nshards && !(id >= r->first[k] && id < r->first[k] + r->counts[k]); k++) {}
+            k = shard_of(r->nshards, r->first, r->counts, id);
             if (k == r->nshards) { /* checked at open; here for the analyzer */
                 rc = -1;
                 break;
@@ -395,10 +402,9 @@ static void *producer_main(void *arg) {
     p.r = r;
     int64_t bs = r->bufsize > 1 ? r->bufsize : 1;
     p.bx = r->bx, p.by = r->by, p.bid = r->bid, p.slot = r->bslot;
-    int rc = 0;
     for (int64_t s = 0; s < bs; s++) p.slot[s] = s;
     p.draws = r->start.draws, p.next_draw = -1;
-    if (rc == 0 && r->start.count > 0) rc = refill(&p);
+    int rc = r->start.count > 0 ? refill(&p) : 0;
     for (int64_t seq = 0; rc == 0; seq++) {
         int end;
         slot *sl = take_block(r, seq, &end);
@@ -439,12 +445,9 @@ static int check_pos(const kbl_data_records_spec *sp, const kbl_data_records_pos
     if (pos->draws < 0 || pos->count < 0 || pos->count > cap || (pos->count > 0 && !ids))
         return kbl_fail("records: resume state: %lld buffered records, draw %lld, for a shuffle buffer of %lld",
                         (long long)pos->count, (long long)pos->draws, (long long)sp->buffer);
-    for (int64_t j = 0; j < pos->count; j++) {
-        int k = 0;
-        while (k < sp->nshards && !(ids[j] >= sp->first_ids[k] && ids[j] < sp->first_ids[k] + sp->counts[k])) k++;
-        if (k == sp->nshards)
+    for (int64_t j = 0; j < pos->count; j++)
+        if (shard_of(sp->nshards, sp->first_ids, sp->counts, ids[j]) == sp->nshards)
             return kbl_fail("records: resume state: buffered record %lld is not in this split", (long long)ids[j]);
-    }
     return 0;
 }
 

@@ -38,7 +38,7 @@ size_t kbl_profile_event_size(void) { return sizeof(kbl_profile_event); }
 
 /* A new event at the end of the buffer, its shapes absent; NULL (counted as
  * dropped) when the buffer cannot grow. Called with the lock held. */
-static kbl_profile_event *push(void) {
+static kbl_profile_event *push(const char *name, int kind, double start, double end, int32_t tid) {
     if (count == cap) {
         int64_t ncap = cap ? 2 * cap : 4096;
         kbl_profile_event *e = realloc(events, (size_t)ncap * sizeof *e);
@@ -52,20 +52,18 @@ static kbl_profile_event *push(void) {
     kbl_profile_event *e = &events[count++];
     memset(e, 0, sizeof *e);
     for (int i = 0; i < 3; i++) e->ndim[i] = -1;
+    e->name = name;
+    e->kind = kind;
+    e->tid = tid;
+    e->start = start;
+    e->end = end;
     return e;
 }
 
 void kbl_profile_add(const char *name, int kind, double start, double end) {
     int32_t tid = kbl_profile_thread_id();
     pthread_mutex_lock(&lock);
-    kbl_profile_event *e = push();
-    if (e) {
-        e->name = name;
-        e->kind = kind;
-        e->tid = tid;
-        e->start = start;
-        e->end = end;
-    }
+    push(name, kind, start, end, tid);
     pthread_mutex_unlock(&lock);
 }
 
@@ -77,13 +75,8 @@ static void put_shape(kbl_profile_event *e, int slot, int ndim, const int64_t *s
 void kbl_profile_node(const kbl_node *node, double start, double end) {
     int32_t tid = kbl_profile_thread_id();
     pthread_mutex_lock(&lock);
-    kbl_profile_event *e = push();
+    kbl_profile_event *e = push(node->name, KBL_PROFILE_BACKWARD, start, end, tid);
     if (e) {
-        e->name = node->name;
-        e->kind = KBL_PROFILE_BACKWARD;
-        e->tid = tid;
-        e->start = start;
-        e->end = end;
         put_shape(e, 0, node->out_ndim, node->out_shape);
         for (int i = 0; i < 2 && i < node->ninputs; i++) {
             const kbl_tensor *in = node->inputs[i];

@@ -13,7 +13,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 typedef struct bucket {
     int first, count;       /* positions in order[] */
@@ -33,12 +32,6 @@ struct kbl_dist_buckets {
     kbl_tensor **hkey;
     int *hval;
 };
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static size_t slot(const kbl_dist_buckets *b, const kbl_tensor *p) {
     uintptr_t h = (uintptr_t)p;
@@ -240,7 +233,7 @@ int kbl_dist_buckets_finish(kbl_dist_buckets *b, double *stats) {
     if (!b || !b->armed) return kbl_dist_fail("dist: buckets_finish without buckets_begin");
     kbl_set_grad_ready_hook(NULL, NULL);
     b->armed = 0;
-    double t0 = now();
+    double t0 = kbl_profile_clock();
     int64_t bytes = 0;
     /* parameters backward did not reach (frozen paths, unused): zeros, or the grad as it is */
     for (int k = 0; k < b->n; k++)
@@ -267,7 +260,7 @@ int kbl_dist_buckets_finish(kbl_dist_buckets *b, double *stats) {
         }
     }
     if (stats) {
-        stats[0] = now() - t0;
+        stats[0] = kbl_profile_clock() - t0;
         stats[1] = b->early;
         stats[2] = b->nb;
         stats[3] = (double)bytes;

@@ -34,12 +34,6 @@ int kbl_dist_initialized(void) { return inited; }
 void kbl_dist_set_timeout(double seconds) { timeout_s = seconds; }
 double kbl_dist_get_timeout(void) { return timeout_s; }
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 const char *kbl_dist_library_version(void) {
     if (!version[0]) {
         char v[MPI_MAX_LIBRARY_VERSION_STRING];
@@ -120,7 +114,7 @@ bool kbl_dist_test(int n, MPI_Request *reqs) {
 }
 
 int kbl_dist_wait(int n, MPI_Request *reqs, const char *what) {
-    double deadline = timeout_s > 0 ? now() + timeout_s : 0;
+    double deadline = timeout_s > 0 ? kbl_profile_clock() + timeout_s : 0;
     for (long spins = 0;; spins++) {
         int done = 0;
         int rc = MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE);
@@ -131,7 +125,7 @@ int kbl_dist_wait(int n, MPI_Request *reqs, const char *what) {
             return kbl_dist_fail("dist: %s failed on rank %d of %d: %s", what, rank_, size_, s);
         }
         if (done) return 0;
-        if (deadline > 0 && (spins & 255) == 0 && now() > deadline)
+        if (deadline > 0 && (spins & 255) == 0 && kbl_profile_clock() > deadline)
             return kbl_dist_fail("dist: %s did not complete within %g s on rank %d of %d: another rank has "
                                  "died or stopped calling it (the timeout is kbl.dist.set_timeout, "
                                  "KBL_DIST_TIMEOUT)", what, timeout_s, rank_, size_);

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # (its recommends are not installed).
 PACKAGES="build-essential cmake pkg-config luajit libluajit-5.1-dev lua-busted lua-argparse
   lua-dkjson lua-check libdnnl-dev libzstd-dev zlib1g-dev libstb-dev
-  libreadline-dev luarocks dataset-fashion-mnist python3-torch python3-torchvision libopenblas0-pthread python3-numpy chromium
+  luarocks dataset-fashion-mnist python3-torch python3-torchvision libopenblas0-pthread python3-numpy chromium
   python3-onnx python3-venv
   clang libclang-rt-14-dev libomp-dev
   lua-ldoc lua-discount lua-posix lua-readline

@@ -9,17 +9,7 @@ local json = require 'dkjson'
 local dir = H.tmpdir()
 local function kbl_cmd(args) return H.kbl(args, dir) end
 
-local tiny = H.write(dir .. '/tiny.lua', [[
-return {
-   extends = 'fit',
-   name = 'tiny',
-   epochs = 1,
-   batch_size = 16,
-   data = data.generated{kind = 'blobs', n = 96, validation = 16, test = 16, dim = 4, classes = 3, seed = 3},
-   model = blocks.Sequential{blocks.Dense{units = 16, activation = 'relu'}, blocks.Dense{3}},
-   optimizer = optim.Adam{lr = 0.01},
-}
-]])
+local tiny = H.write(dir .. '/tiny.lua', H.tiny_config{epochs = 1, validation = 16, test = 16})
 
 local PARTS = {'train_step', 'data', 'together'}
 

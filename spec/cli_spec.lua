@@ -14,17 +14,7 @@ local function write(name, text) return H.write(dir .. '/' .. name, text) end
 -- Runs `kbl ARGS`; returns the exit status, stdout and stderr.
 local function kbl(args) return H.kbl(args, dir) end
 
-local TINY = [[
-return {
-   extends = 'fit',
-   name = 'tiny',
-   epochs = 2,
-   batch_size = 16,
-   data = data.generated{kind = 'blobs', n = 128, validation = 32, test = 32, dim = 4, classes = 3, seed = 3},
-   model = blocks.Sequential{blocks.Dense{units = 16, activation = 'relu'}, blocks.Dense{3}},
-   optimizer = optim.Adam{lr = 0.01},
-}
-]]
+local TINY = H.tiny_config{n = 128}
 local tiny = write('tiny.lua', TINY)
 
 local function lines(text)

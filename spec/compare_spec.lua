@@ -8,17 +8,7 @@ local compare = require 'kbl.commands.compare'
 
 local dir = H.tmpdir()
 
-local TINY = [[
-return {
-   extends = 'fit',
-   name = 'tiny',
-   epochs = 2,
-   batch_size = 16,
-   data = data.generated{kind = 'blobs', n = 64, validation = 32, test = 32, dim = 4, classes = 3, seed = 3},
-   model = blocks.Sequential{blocks.Dense{16, activation = 'relu'}, blocks.Dense{3}},
-   optimizer = optim.Adam{lr = 0.01},
-}
-]]
+local TINY = H.tiny_config{n = 64}
 
 local last_epoch = H.last_epoch
 

@@ -137,19 +137,43 @@ function H.tmpdir()
 end
 
 -- The bytes of a file, or nil when it cannot be opened.
-function H.read(path)
-   local f = io.open(path, 'rb')
-   if not f then return nil end
-   local s = f:read('*a')
-   f:close()
-   return s
-end
+H.read = require('kbl.io.fs').read
 
 function H.write(path, text)
    local f = assert(io.open(path, 'wb'))
    f:write(text)
    f:close()
    return path
+end
+
+-- The names `ls -1` lists in a directory ({} when it is missing).
+function H.ls(path)
+   local names = {}
+   local p = io.popen('ls -1 ' .. path .. ' 2>/dev/null')
+   for n in p:lines() do names[#names + 1] = n end
+   p:close()
+   return names
+end
+
+-- The text of the small MLP config the CLI specs train: `extends = 'fit'` on
+-- generated blobs (dim 4, 3 classes), Dense(units, relu) then Dense(3), Adam.
+-- o sets name, epochs, n, validation, test, units, between (blocks placed
+-- before the last Dense, ending in ', ') and extra (whole lines added last).
+-- Specs gsub this text, so keep its layout.
+function H.tiny_config(o)
+   o = o or {}
+   return string.format([[
+return {
+   extends = 'fit',
+   name = '%s',
+   epochs = %d,
+   batch_size = 16,
+   data = data.generated{kind = 'blobs', n = %d, validation = %d, test = %d, dim = 4, classes = 3, seed = 3},
+   model = blocks.Sequential{blocks.Dense{units = %d, activation = 'relu'}, %sblocks.Dense{3}},
+   optimizer = optim.Adam{lr = 0.01},
+%s}
+]], o.name or 'tiny', o.epochs or 2, o.n or 96, o.validation or 32, o.test or 32, o.units or 16,
+      o.between or '', o.extra or '')
 end
 
 function H.exists(path)

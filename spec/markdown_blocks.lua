@@ -1,6 +1,6 @@
 -- spec/markdown_blocks.lua: runs the ```lua blocks of a Markdown page as
--- checks, for spec/docs_spec.lua (the guides in docs/) and the same rules as
--- spec/readme_spec.lua: each block runs in a fresh LuaJIT process (bin/kbl
+-- checks, for spec/docs_spec.lua (the guides in docs/) and spec/readme_spec.lua
+-- (README.md): each block runs in a fresh LuaJIT process (bin/kbl
 -- BLOCK.lua, or bin/kbl check for a config, which returns a table) in a
 -- temporary directory, and every `print(...) --> text` line must print that
 -- text (runs of blanks count as one).

@@ -11,17 +11,7 @@ local kbl = require 'kbl'
 local dir = H.tmpdir()
 local function kbl_cmd(args) return H.kbl(args, dir) end
 
-local TINY = [[
-return {
-   extends = 'fit',
-   name = 'tiny',
-   epochs = 2,
-   batch_size = 16,
-   data = data.generated{kind = 'blobs', n = 96, validation = 16, test = 16, dim = 4, classes = 3, seed = 3},
-   model = blocks.Sequential{blocks.Dense{units = 16, activation = 'relu'}, blocks.Dense{3}},
-   optimizer = optim.Adam{lr = 0.01},
-}
-]]
+local TINY = H.tiny_config{validation = 16, test = 16}
 local tiny = H.write(dir .. '/tiny.lua', TINY)
 
 -- Reads a trace with Python's json and checks it: every "X" event has its

@@ -21,13 +21,7 @@ local dir = H.tmpdir()
 local read, write = H.read, H.write
 local function kbl(args) return H.kbl(args, dir) end
 
-local function ls(path)
-   local names = {}
-   local p = io.popen('ls -1 ' .. path .. ' 2>/dev/null')
-   for n in p:lines() do names[#names + 1] = n end
-   p:close()
-   return names
-end
+local ls = H.ls
 
 local function sleep_ms(ms) ffi.C.usleep(ms * 1000) end
 

@@ -33,26 +33,9 @@ local function lines(text)
    return l
 end
 
-local function ls(path)
-   local names = {}
-   local p = io.popen('ls -1 ' .. path .. ' 2>/dev/null')
-   for n in p:lines() do names[#names + 1] = n end
-   p:close()
-   return names
-end
+local ls = H.ls
 
-local TINY = [[
-return {
-   extends = 'fit',
-   name = 'tiny',
-   epochs = 3,
-   batch_size = 16,
-   data = data.generated{kind = 'blobs', n = 96, validation = 32, test = 32, dim = 4, classes = 3, seed = 3},
-   model = blocks.Sequential{blocks.Dense{units = 16, activation = 'relu'}, blocks.Dropout{0.2}, blocks.Dense{3}},
-   optimizer = optim.Adam{lr = 0.01},
-   callbacks = {CALLBACKS},
-}
-]]
+local TINY = H.tiny_config{epochs = 3, between = 'blocks.Dropout{0.2}, ', extra = '   callbacks = {CALLBACKS},\n'}
 local function config(name, callbacks)
    return write(name, (TINY:gsub('CALLBACKS', callbacks or '')))
 end

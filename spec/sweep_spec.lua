@@ -40,13 +40,7 @@ local function config(name, o)
    return write(name, text)
 end
 
-local function ls(path)
-   local names = {}
-   local p = io.popen('ls -1 ' .. path .. ' 2>/dev/null')
-   for n in p:lines() do names[#names + 1] = n end
-   p:close()
-   return names
-end
+local ls = H.ls
 
 -- The one sweep directory under runs/tiny of a root.
 local function sweep_dir(root)

@@ -325,19 +325,9 @@ describe('tensorboard', function()
    -- is extended to 4 epochs by a resume; the HParams tab lists all three.
    describe('a kbl run read by TensorBoard', function()
       local logdir = tmp .. '/logs'
-      local CONFIG = [[
-return {
-   extends = 'fit',
-   name = 'tb',
-   epochs = 3,
-   batch_size = 16,
-   data = data.generated{kind = 'blobs', n = 96, validation = 32, test = 32, dim = 4, classes = 3, seed = 3},
-   model = blocks.Sequential{blocks.Dense{units = 8, activation = 'relu'}, blocks.Dense{3}},
-   optimizer = optim.Adam{lr = 0.01},
-   callbacks = {callbacks.ModelCheckpoint{every_steps = 4, keep = 10, save_best = false}},
-   tensorboard = {scalars_every_steps = 1, histograms_every_steps = 3},
-}
-]]
+      local CONFIG = H.tiny_config{name = 'tb', epochs = 3, units = 8, extra =
+         '   callbacks = {callbacks.ModelCheckpoint{every_steps = 4, keep = 10, save_best = false}},\n'
+         .. '   tensorboard = {scalars_every_steps = 1, histograms_every_steps = 3},\n'}
       local py, why = H.venv_python('tensorboard')
       local ran = {}
       local function run(args)

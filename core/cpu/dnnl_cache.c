@@ -36,6 +36,15 @@ fail:
     return -1;
 }
 
+dnnl_status_t kbl_dnnl_pd_create(dnnl_primitive_desc_t *pd, const_dnnl_op_desc_t desc, const_dnnl_primitive_desc_t hint) {
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_status_t st = dnnl_primitive_attr_create(&attr);
+    if (st == dnnl_success) st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, desc, attr, kbl_dnnl_engine(), hint);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
 kbl_dnnl_prim *kbl_dnnl_cache_get(kbl_dnnl_cache *c, const int64_t *key, int n,
                                   int (*make)(kbl_dnnl_prim *p, const int64_t *key)) {
     int64_t k[KBL_DNNL_KEY] = {0};

@@ -32,6 +32,10 @@ typedef struct kbl_dnnl_cache {
  * and the scratchpad's; 0, or -1 after kbl_fail naming `what`. */
 int kbl_dnnl_prim_init(kbl_dnnl_prim *p, dnnl_primitive_desc_t pd, int in_id, int out_id, const char *what);
 
+/* *pd for oneDNN op descriptor desc (hint: the forward pd of a backward one, or
+ * NULL), made with a user scratchpad as kbl_dnnl_prim_run expects. */
+dnnl_status_t kbl_dnnl_pd_create(dnnl_primitive_desc_t *pd, const_dnnl_op_desc_t desc, const_dnnl_primitive_desc_t hint);
+
 /* The primitive for key[0..n) (n <= KBL_DNNL_KEY), made by make(p, key) on a
  * miss (make calls kbl_dnnl_prim_init); NULL after a failure. */
 kbl_dnnl_prim *kbl_dnnl_cache_get(kbl_dnnl_cache *c, const int64_t *key, int n,

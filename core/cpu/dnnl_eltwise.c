@@ -25,16 +25,12 @@ enum { K_ALG, K_THREADS, K_CHUNK, K_N };
 
 static int make(kbl_dnnl_prim *p, const int64_t *k) {
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_attr_t attr = NULL;
     dnnl_memory_desc_t md;
     dnnl_eltwise_desc_t ed;
     dnnl_status_t st = dnnl_memory_desc_init_by_tag(&md, 1, (dnnl_dims_t){k[K_CHUNK]}, dnnl_f32, dnnl_a);
-    if (st == dnnl_success) st = dnnl_primitive_attr_create(&attr);
-    if (st == dnnl_success) st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     if (st == dnnl_success)
         st = dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_inference, (dnnl_alg_kind_t)k[K_ALG], &md, 0.f, 0.f);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &ed, attr, kbl_dnnl_engine(), NULL);
-    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (st == dnnl_success) st = kbl_dnnl_pd_create(&pd, &ed, NULL);
     if (st != dnnl_success)
         return kbl_fail("eltwise: oneDNN eltwise primitive desc failed (%s)", kbl_dnnl_status(st));
     return kbl_dnnl_prim_init(p, pd, DNNL_ARG_SRC, DNNL_ARG_DST, "eltwise");

@@ -26,7 +26,6 @@ enum { K_BWD, K_CIP, K_THREADS, K_PLANES, K_H, K_W, K_OH, K_OW, K_KH, K_KW, K_SH
 static int make(kbl_dnnl_prim *p, const int64_t *k) {
     const char *what = "avg_pool2d";
     dnnl_primitive_desc_t fpd = NULL, bpd = NULL;
-    dnnl_primitive_attr_t attr = NULL;
     dnnl_memory_desc_t xm, ym;
     /* the planes as channels of one image: nchw is then kbl's layout */
     dnnl_dims_t xd = {1, k[K_PLANES], k[K_H], k[K_W]}, yd = {1, k[K_PLANES], k[K_OH], k[K_OW]};
@@ -35,17 +34,14 @@ static int make(kbl_dnnl_prim *p, const int64_t *k) {
     dnnl_pooling_v2_desc_t fd, bd;
     dnnl_status_t st = dnnl_memory_desc_init_by_tag(&xm, 4, xd, dnnl_f32, dnnl_nchw);
     if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&ym, 4, yd, dnnl_f32, dnnl_nchw);
-    if (st == dnnl_success) st = dnnl_primitive_attr_create(&attr);
-    if (st == dnnl_success) st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     /* oneDNN's output size rule is kbl's (floor), so the padding stays symmetric */
     if (st == dnnl_success)
         st = dnnl_pooling_v2_forward_desc_init(&fd, dnnl_forward_training, alg, &xm, &ym, str, kern, dil, pad, pad);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(&fpd, &fd, attr, kbl_dnnl_engine(), NULL);
+    if (st == dnnl_success) st = kbl_dnnl_pd_create(&fpd, &fd, NULL);
     if (st == dnnl_success && k[K_BWD]) {
         st = dnnl_pooling_v2_backward_desc_init(&bd, alg, &xm, &ym, str, kern, dil, pad, pad);
-        if (st == dnnl_success) st = dnnl_primitive_desc_create(&bpd, &bd, attr, kbl_dnnl_engine(), fpd);
+        if (st == dnnl_success) st = kbl_dnnl_pd_create(&bpd, &bd, fpd);
     }
-    if (attr) dnnl_primitive_attr_destroy(attr);
     if (st != dnnl_success) {
         if (fpd) dnnl_primitive_desc_destroy(fpd);
         return kbl_fail("avg_pool2d: oneDNN pooling %s primitive desc failed (%s) for %lld planes of %lldx%lld, "

@@ -21,16 +21,12 @@ enum { K_THREADS, K_ROWS, K_COLS, K_N };
 
 static int make(kbl_dnnl_prim *p, const int64_t *k) {
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_primitive_attr_t attr = NULL;
     dnnl_memory_desc_t md;
     dnnl_softmax_v2_desc_t sd;
     dnnl_status_t st = dnnl_memory_desc_init_by_tag(&md, 2, (dnnl_dims_t){k[K_ROWS], k[K_COLS]}, dnnl_f32, dnnl_ab);
-    if (st == dnnl_success) st = dnnl_primitive_attr_create(&attr);
-    if (st == dnnl_success) st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     if (st == dnnl_success)
         st = dnnl_softmax_v2_forward_desc_init(&sd, dnnl_forward_inference, dnnl_softmax_accurate, &md, &md, 1);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &sd, attr, kbl_dnnl_engine(), NULL);
-    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (st == dnnl_success) st = kbl_dnnl_pd_create(&pd, &sd, NULL);
     if (st != dnnl_success)
         return kbl_fail("softmax: oneDNN softmax primitive desc failed (%s) for [%lld, %lld]", kbl_dnnl_status(st),
                         (long long)k[K_ROWS], (long long)k[K_COLS]);

@@ -41,6 +41,7 @@ local function module_name_of(t)
    end
    return nil
 end
+M.module_name_of = module_name_of
 
 local function is_block_type(v)
    return type(v) == 'table' and rawget(v, 'type_name') ~= nil and rawget(v, 'options') ~= nil

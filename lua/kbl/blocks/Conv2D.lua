@@ -77,13 +77,19 @@ end
 
 function Conv2D:init(o) Conv2D.setup(self, o) end
 
+--- Both channel counts must divide by groups (Conv2D, Conv2DTranspose).
+-- @local
+function Conv2D.check_groups(c_in, o, what)
+   if c_in % o.groups ~= 0 or o.filters % o.groups ~= 0 then
+      error(string.format('%s: input channels %d and filters %d must both divide by groups %d', what, c_in,
+         o.filters, o.groups), 0)
+   end
+end
+
 function Conv2D:build(x)
    local o = self.opts
    local c_in = Conv2D.channels(x, 'Conv2D')
-   if c_in % o.groups ~= 0 or o.filters % o.groups ~= 0 then
-      error(string.format('Conv2D: input channels %d and filters %d must both divide by groups %d', c_in,
-         o.filters, o.groups), 0)
-   end
+   Conv2D.check_groups(c_in, o, 'Conv2D')
    local rf = self.kh * self.kw
    Conv2D.make_params(self, x, {o.filters, c_in / o.groups, self.kh, self.kw},
       {fan_in = c_in / o.groups * rf, fan_out = o.filters * rf}, o.filters)

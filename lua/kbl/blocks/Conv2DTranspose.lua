@@ -34,10 +34,7 @@ function Conv2DTranspose:init(o) Conv2D.setup(self, o) end
 function Conv2DTranspose:build(x)
    local o = self.opts
    local c_in = Conv2D.channels(x, 'Conv2DTranspose')
-   if c_in % o.groups ~= 0 or o.filters % o.groups ~= 0 then
-      error(string.format('Conv2DTranspose: input channels %d and filters %d must both divide by groups %d',
-         c_in, o.filters, o.groups), 0)
-   end
+   Conv2D.check_groups(c_in, o, 'Conv2DTranspose')
    local rf = self.kh * self.kw
    Conv2D.make_params(self, x, {c_in, o.filters / o.groups, self.kh, self.kw},
       {fan_in = o.filters / o.groups * rf, fan_out = c_in * rf}, o.filters)

@@ -1,6 +1,5 @@
 --- blocks.DepthwiseConv2D{kernel_size, depth_multiplier = 1}: one filter set per
 -- input channel (a Conv2D with groups = channels): weight [in*multiplier, 1, kh, kw].
-local kbl = require 'kbl'
 local Block = require 'kbl.blocks.Block'
 local Conv2D = require 'kbl.blocks.Conv2D'
 
@@ -37,10 +36,6 @@ function DepthwiseConv2D:build(x)
    Conv2D.make_params(self, x, {out, 1, self.kh, self.kw}, {fan_in = rf, fan_out = out * rf}, out)
 end
 
-function DepthwiseConv2D:forward(x)
-   local y = kbl.conv2d(x, self._p.weight, self._p.bias, self.conv_opts)
-   if self.act then y = self.act(y) end
-   return y
-end
+DepthwiseConv2D.forward = Conv2D.forward   -- conv_opts.groups makes it depthwise
 
 return DepthwiseConv2D

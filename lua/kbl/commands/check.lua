@@ -27,13 +27,7 @@ local function output_key(model_cfg, n)
          if not targ then return end
          local ok, ctor = pcall(S.resolve_type, v.type)
          local pos = ok and type(ctor) == 'table' and ctor.positional or {}
-         local keys = {}
-         for k in pairs(targ) do keys[#keys + 1] = k end
-         table.sort(keys, function(a, b)
-            if type(a) == type(b) then return a < b end
-            return type(a) == 'number'
-         end)
-         for _, k in ipairs(keys) do
+         for _, k in ipairs(require('kbl.util').sorted_keys(targ)) do
             local name = type(k) == 'number' and pos[k] or k
             local x = targ[k]
             if OUT_KEYS[name] and x == n then found = path .. '.' .. name end

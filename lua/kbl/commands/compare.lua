@@ -23,9 +23,7 @@ function M.run_dirs(args)
    for _, d in ipairs(args) do
       d = d:gsub('/+$', '')
       if fs.exists(d .. '/sweep.json') then
-         local f = io.open(d .. '/sweep.json')
-         local s = json.decode(f:read('*a'))
-         f:close()
+         local s = json.decode(fs.read(d .. '/sweep.json') or '')
          for _, r in ipairs(type(s) == 'table' and s.runs or {}) do dirs[#dirs + 1] = d .. '/' .. r.name end
       elseif fs.exists(d .. '/config.lua') then
          dirs[#dirs + 1] = d
@@ -128,12 +126,7 @@ local function metric_names(runs)
    for _, r in ipairs(runs) do
       for k in pairs(r.metrics) do if not seen[k] then seen[k] = true; names[#names + 1] = k end end
    end
-   names = require('kbl.callbacks.loggers').order(names)
-   -- the test split's metrics after the training and validation ones
-   local out = {}
-   for _, n in ipairs(names) do if not n:match('^test_') then out[#out + 1] = n end end
-   for _, n in ipairs(names) do if n:match('^test_') then out[#out + 1] = n end end
-   return out
+   return results.order_metrics(names)
 end
 
 function M.table_text(runs, keys)

@@ -53,26 +53,16 @@ function M.describe(cmd)
 end
 
 local function read_json(path)
-   local f = io.open(path, 'r')
-   if not f then return nil end
-   local text = f:read('*a')
-   f:close()
+   local text = fs.read(path)
+   if not text then return nil end
    local v, _, err = json.decode(text)
    if type(v) ~= 'table' then error(string.format('%s is not valid JSON: %s', path, tostring(err)), 0) end
    return v
 end
 
-local function list_dir(dir)
-   local names = {}
-   local p = io.popen("ls -1 '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
-   for n in p:lines() do names[#names + 1] = n end
-   p:close()
-   return names
-end
-
 -- The newest sweep directory under root with this key, or nil.
 local function find_sweep(root, key)
-   local names = list_dir(root)
+   local names = fs.list_dir(root)
    table.sort(names, function(a, b) return a > b end)
    for _, n in ipairs(names) do
       if n:match('^sweep%-') then

@@ -75,12 +75,7 @@ function M.exec(n, raw_args)
    local argv = {'luajit', cli}
    for _, a in ipairs(M.without_nproc(raw_args)) do argv[#argv + 1] = a end
    local cmd = M.command(n, argv)
-   local c_argv = ffi.new('char *[?]', #cmd + 1)
-   local keep = {}
-   for i, s in ipairs(cmd) do
-      keep[i] = ffi.new('char[?]', #s + 1, s)
-      c_argv[i - 1] = keep[i]
-   end
+   local c_argv, keep = require('kbl.sweep.proc').c_argv(cmd)   -- luacheck: no unused (keep holds the strings)
    io.stdout:flush()
    io.stderr:flush()
    ffi.C.kbl_launch_unsetenv('LD_PRELOAD')

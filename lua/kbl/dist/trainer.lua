@@ -86,6 +86,26 @@ local function add_into(dst, src, what)
    return dst
 end
 
+-- Every rank's record (rec plus this rank's metric states), decoded, in rank
+-- order; the metrics are set to the sum of all ranks' states (added to base,
+-- the states from before this step, when given).
+local function gather_records(trainer, rec, base)
+   local ms = {}
+   for i, m in ipairs(trainer.metrics) do ms[i] = m:state() end
+   rec.metrics = ms
+   local all = dist.allgather_string(encode(rec))
+   local merged = base or {}
+   for r, s in ipairs(all) do
+      local x = decode(s)
+      all[r] = x
+      for i, m in ipairs(trainer.metrics) do
+         merged[i] = add_into(merged[i] or {}, x.metrics[i] or {}, m.name or 'metric')
+      end
+   end
+   for i, m in ipairs(trainer.metrics) do m:set_state(merged[i]) end
+   return all
+end
+
 -- The model's tensors on every rank must be rank 0's: the same seed builds the
 -- same weights. A mismatch is an error on every rank, naming the tensor.
 local function check_replicas(model)
@@ -118,7 +138,7 @@ function M.new(trainer)
    local self = setmetatable({rank = dist.rank(), world = dist.world_size(),
       bucket_bytes = tonumber(os.getenv('KBL_DIST_BUCKET_BYTES') or '') or 1048576,
       overlap = os.getenv('KBL_DIST_OVERLAP') ~= '0',
-      stats = {steps = 0, wait = 0, early = 0, buckets = 0, bytes = 0, backward = 0}}, Dist)
+      stats = {steps = 0, wait = 0, early = 0, buckets = 0, bytes = 0}}, Dist)
    check_replicas(trainer.model)
    self.val_pipe = trainer.val_pipe   -- sharded by trainer:pipeline when made from a split
    -- SIGINT/SIGTERM on any rank: noted, then every rank stops at the same step
@@ -163,7 +183,6 @@ function Dist:begin_step(trainer, n)
       if r - 1 < self.rank then offset = offset + c end
       total = total + c
    end
-   self.step_rows, self.step_total = n, total
    C.kbl_set_batch_shard(offset, n, total)
    local params = trainer:parameters()
    if #params > 0 then
@@ -178,7 +197,6 @@ function Dist:begin_step(trainer, n)
       self.metric_states[i] = m:state()
       m:reset()
    end
-   self.t_backward = require('kbl.clock').now()
 end
 
 -- After backward: waits for the buckets; the params' grads now hold the sum.
@@ -202,22 +220,14 @@ function Dist:end_step(trainer, lv, n, bad)
    if self.armed then   -- the step ended before backward (a NaN loss): join the others' all-reduce
       self:finish_grads()
    end
-   local ms = {}
-   for i, m in ipairs(trainer.metrics) do ms[i] = m:state() end
-   local rec = encode({sig = C.kbl_interrupt_pending(), n = n, loss = lv * n, bad = bad or false, metrics = ms})
-   local all = dist.allgather_string(rec)
+   local all = gather_records(trainer, {sig = C.kbl_interrupt_pending(), n = n, loss = lv * n,
+      bad = bad or false}, self.metric_states)
    local loss, rows, sig, failure = 0, 0, 0, nil
-   local merged = self.metric_states or {}
-   for r, s in ipairs(all) do
-      local x = decode(s)
+   for r, x in ipairs(all) do
       loss, rows = loss + x.loss, rows + x.n
       if x.sig ~= 0 and sig == 0 then sig = x.sig end
       if x.bad and not failure then failure = x.bad .. (r > 1 and (' (on rank ' .. (r - 1) .. ')') or '') end
-      for i, m in ipairs(trainer.metrics) do
-         merged[i] = add_into(merged[i] or {}, x.metrics[i] or {}, m.name or 'metric')
-      end
    end
-   for i, m in ipairs(trainer.metrics) do m:set_state(merged[i]) end
    self.metric_states = nil
    if sig ~= 0 then
       dist.stopping = true
@@ -237,18 +247,10 @@ end
 -- Other pipelines (a test split on rank 0 alone) are left as they are.
 function Dist:merge_eval(trainer, pipe, loss_sum, count)
    if pipe ~= self.val_pipe or not self.val_pipe then return loss_sum, count end
-   local ms = {}
-   for i, m in ipairs(trainer.metrics) do ms[i] = m:state() end
-   local all = dist.allgather_string(encode({loss = loss_sum, n = count, metrics = ms}))
-   local merged, total, rows = {}, 0, 0
-   for _, s in ipairs(all) do
-      local x = decode(s)
+   local total, rows = 0, 0
+   for _, x in ipairs(gather_records(trainer, {loss = loss_sum, n = count})) do
       total, rows = total + x.loss, rows + x.n
-      for i, m in ipairs(trainer.metrics) do
-         merged[i] = add_into(merged[i] or {}, x.metrics[i] or {}, m.name or 'metric')
-      end
    end
-   for i, m in ipairs(trainer.metrics) do m:set_state(merged[i]) end
    return total, rows
 end
 

@@ -5,13 +5,6 @@ local doc = require 'kbl.doc'
 
 local M = {}
 
-local function module_name_of(t)
-   for name, v in pairs(package.loaded) do
-      if v == t and type(name) == 'string' then return name end
-   end
-   return nil
-end
-
 
 local function sorted(t)
    return require('kbl.util').sorted_keys(t, {strings = true})
@@ -44,7 +37,7 @@ function M.public()
    -- the modules kbl carries (kbl.cuda, kbl.memory, kbl.dist, ...), not its FFI binding
    for _, k in ipairs(sorted(kbl)) do
       local v = kbl[k]
-      if type(v) == 'table' and k ~= 'lib' and module_name_of(v) then functions_of('kbl.' .. k, v) end
+      if type(v) == 'table' and k ~= 'lib' and doc.module_name_of(v) then functions_of('kbl.' .. k, v) end
    end
    local in_kbl = {}
    for _, v in pairs(kbl) do in_kbl[v] = true end

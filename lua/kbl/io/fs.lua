@@ -1,6 +1,6 @@
 --- kbl.io.fs: the few file-system questions kbl asks (does a path exist, is it
--- a directory, make a directory and its parents, the system's words for an
--- errno), in one place, on lua-posix (Debian lua-posix): no shell, no FFI
+-- a directory, read a file, list a directory, make a directory and its parents, the
+-- system's words for an errno), in one place, on lua-posix (Debian lua-posix): no shell, no FFI
 -- declarations of libc here. exists and is_dir are stat(2), so a file that
 -- exists but cannot be read still exists (the reader then says why it cannot
 -- read it).
@@ -9,6 +9,7 @@ if not found then
    error('kbl needs lua-posix (Debian package lua-posix; scripts/setup.sh installs it): ' .. tostring(stat), 0)
 end
 local errno = require 'posix.errno'
+local dirent = require 'posix.dirent'
 
 local M = {}
 
@@ -35,6 +36,34 @@ end
 -- @usage print(fs.strerror(2))  --> No such file or directory
 function M.strerror(n)
    return (errno.errno(n))
+end
+
+--- The bytes of a file.
+-- @tparam string path
+-- @return the bytes, or nil and io.open's message when it cannot be opened
+-- @usage local text = fs.read('runs/a/config.lua')
+function M.read(path)
+   local f, err = io.open(path, 'rb')
+   if not f then return nil, err end
+   local s = f:read('*a')
+   f:close()
+   return s
+end
+
+--- The names in a directory, sorted (dot-files included, '.' and '..' not);
+-- {} when it is missing or cannot be listed.
+-- @tparam string dir
+-- @treturn {string,...}
+-- @usage for _, name in ipairs(fs.list_dir('runs')) do ... end
+function M.list_dir(dir)
+   local ok, names = pcall(dirent.dir, dir)
+   if not ok or type(names) ~= 'table' then return {} end
+   local out = {}
+   for _, name in ipairs(names) do
+      if name ~= '.' and name ~= '..' then out[#out + 1] = name end
+   end
+   table.sort(out)
+   return out
 end
 
 --- mkdir of one directory (mode 0755).

@@ -9,14 +9,6 @@ local fs = require 'kbl.io.fs'
 
 local M = {}
 
-local function read(path)
-   local f = io.open(path, 'rb')
-   if not f then return nil end
-   local s = f:read('*a')
-   f:close()
-   return s
-end
-
 -- The first element of a split (test, else validation, else train) as a batch of one.
 local function example(source)
    local last
@@ -39,7 +31,7 @@ end
 
 function M.load(dir)
    if not fs.is_dir(dir) then error(dir .. ' is not a run directory', 0) end
-   local text = read(dir .. '/config.lua')
+   local text = fs.read(dir .. '/config.lua')
    if not text then error(dir .. ' is not a run directory: it has no config.lua', 0) end
    local model, cfg, trainer = kbl.load_run(dir)
    if not trainer.source then error(dir .. ': the run names no data source to take the input from', 0) end

@@ -176,10 +176,7 @@ Runtime.__index = Runtime
 
 -- Loads a file (or decodes bytes with opts.bytes) and checks every operator is known.
 function M.load(path)
-   local f = io.open(path, 'rb')
-   if not f then error('cannot open ' .. path, 0) end
-   local bytes = f:read('*a')
-   f:close()
+   local bytes = require('kbl.io.fs').read(path) or error('cannot open ' .. path, 0)
    local ok, m = pcall(format.decode, bytes)
    if not ok then error(path .. ': ' .. tostring(m), 0) end
    local g = m.graph

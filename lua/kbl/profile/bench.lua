@@ -16,10 +16,8 @@ local M = {}
 -- ---- peak RSS ----------------------------------------------------------------
 
 local function status_kib(field)
-   local f = io.open('/proc/self/status')
-   if not f then return nil end
-   local text = f:read('*a')
-   f:close()
+   local text = require('kbl.io.fs').read('/proc/self/status')
+   if not text then return nil end
    return tonumber(text:match(field .. ':%s*(%d+)'))
 end
 

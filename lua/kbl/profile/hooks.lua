@@ -52,6 +52,13 @@ local function shape_of(t)
    return s
 end
 
+-- Closes event i and passes the results through (a wrapper's tail call, with
+-- no closure made per call).
+local function close_with(i, ...)
+   R.close(i)
+   return ...
+end
+
 local function shapes_arg(a, b)
    local sa, sb = shape_str(a), shape_str(b)
    if sa and sb then return sa .. ' ' .. sb end
@@ -147,11 +154,7 @@ local function install_optim()
          step_names[self.name] = name
       end
       local i = R.open(name, 'optimizer')
-      local function done(...)
-         R.close(i)
-         return ...
-      end
-      return done(step(self, ...))
+      return close_with(i, step(self, ...))
    end)
    local seen = {}
    for _, cls in pairs(optim) do
@@ -181,6 +184,14 @@ local function describe(node)
    return ok and tostring(s) or 'stage'
 end
 
+local function data_wrapper(label, f)
+   return function(...)
+      if not R.on then return f(...) end
+      local i = R.open(label, 'data')
+      return close_with(i, f(...))
+   end
+end
+
 -- Wraps the next() of each stream of a live iteration, from the last stage up
 -- to the source: stream k belongs to the k-th node counting back from pipe.
 local wrapped_streams = setmetatable({}, {__mode = 'k'})
@@ -190,30 +201,9 @@ function M.wrap_live(pipe)
    while type(s) == 'table' and type(s.next) == 'function' and node do
       if not wrapped_streams[s] then
          wrapped_streams[s] = true
-         local next_fn, label = s.next, describe(node)
-         replace(s, 'next', function(self, ...)
-            if not R.on then return next_fn(self, ...) end
-            local i = R.open(label, 'data')
-            local function done(...)
-               R.close(i)
-               return ...
-            end
-            return done(next_fn(self, ...))
-         end)
+         replace(s, 'next', data_wrapper(describe(node), s.next))
       end
       s, node = s.up, node.parent
-   end
-end
-
-local function data_wrapper(label, f)
-   return function(...)
-      if not R.on then return f(...) end
-      local i = R.open(label, 'data')
-      local function done(...)
-         R.close(i)
-         return ...
-      end
-      return done(f(...))
    end
 end
 

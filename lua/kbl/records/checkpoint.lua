@@ -15,6 +15,7 @@
 -- written as tagged strings; tables with non-string keys as key/value pairs.
 local ffi = require 'ffi'
 local json = require 'dkjson'
+local fs = require 'kbl.io.fs'
 local lib = require 'kbl.lib'
 local T = require 'kbl.tensor'
 local C = lib.C
@@ -159,11 +160,9 @@ end
 
 function M.encode_meta(meta)
    local plain = to_plain(meta or {}, 'meta', {})
-   local set, order = {}, {}
+   local set = {}
    key_order(plain, set, {})
-   for k in pairs(set) do order[#order + 1] = k end
-   table.sort(order)
-   local text = json.encode(plain, {keyorder = order})
+   local text = json.encode(plain, {keyorder = require('kbl.util').sorted_keys(set)})
    if too_deep(text, M.max_depth) then
       error(string.format('checkpoint meta: nests deeper than %d levels', M.max_depth), 0)
    end
@@ -245,26 +244,11 @@ function M.verify(path)
    return true
 end
 
-local function list_dir(dir)
-   local ok, lfs = pcall(require, 'lfs')
-   local names = {}
-   if ok then
-      local okd, iter, state = pcall(lfs.dir, dir)
-      if not okd then return names end
-      for name in iter, state do names[#names + 1] = name end
-   else
-      local p = io.popen('ls -1 "' .. dir:gsub('"', '\\"') .. '" 2>/dev/null')
-      for name in p:lines() do names[#names + 1] = name end
-      p:close()
-   end
-   return names
-end
-
 -- The resumable checkpoints of dir (step-<N>.ckpt), newest (largest step) first:
 -- {{path = ..., step = N}, ...}. Other .ckpt files (best.ckpt) are not listed.
 function M.list(dir)
    local out = {}
-   for _, name in ipairs(list_dir(dir)) do
+   for _, name in ipairs(fs.list_dir(dir)) do
       local step = name:match('^step%-(%d+)%' .. M.extension .. '$')
       if step then out[#out + 1] = {path = dir .. '/' .. name, step = tonumber(step), name = name} end
    end

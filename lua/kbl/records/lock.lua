@@ -47,14 +47,13 @@ local function flock(fd, op)
    end
 end
 
-local strerror = require('kbl.io.fs').strerror
+local fs = require 'kbl.io.fs'
+local strerror = fs.strerror
 
 -- "pid host" of the holder, from the lock file (nil when it is not written yet).
 local function holder(dir)
-   local f = io.open(M.path(dir), 'rb')
-   if not f then return nil end
-   local text = f:read('*a') or ''
-   f:close()
+   local text = fs.read(M.path(dir))
+   if not text then return nil end
    local pid, host = text:match('^(%d+) (%S+)')
    return tonumber(pid), host
 end

@@ -228,20 +228,11 @@ function Recorder:write_report(ctx, state)
       history = history, test = self.test, updated = os.date('!%Y-%m-%d %H:%M:%S UTC')})
 end
 
--- The names in a directory (none when it cannot be listed).
-local function list_dir(dir)
-   local names = {}
-   local p = io.popen("ls -1A '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
-   for name in p:lines() do names[#names + 1] = name end
-   p:close()
-   return names
-end
-
 -- Removes the temporary files (<name>.tmp.<pid>) of checkpoint writes that a
 -- killed process left behind; a live writer's are kept.
 function M.remove_stale_temporaries(dir)
    local removed = {}
-   for _, name in ipairs(list_dir(dir)) do
+   for _, name in ipairs(fs.list_dir(dir)) do
       local pid = tonumber(name:match('%.tmp%.(%d+)$'))
       if pid and not status.is_alive(pid) then
          os.remove(dir .. '/' .. name)
@@ -264,10 +255,9 @@ end
 -- The run records in dir (names, sorted), {} for a fresh or missing directory.
 function M.existing(dir)
    local found = {}
-   for _, name in ipairs(list_dir(dir)) do
+   for _, name in ipairs(fs.list_dir(dir)) do
       if is_record(name) then found[#found + 1] = name end
    end
-   table.sort(found)
    return found
 end
 
@@ -283,7 +273,7 @@ function M.clear(dir)
    for _, name in ipairs(names) do
       local path = dir .. '/' .. name
       if name == 'checkpoints' then
-         for _, f in ipairs(list_dir(path)) do remove(path .. '/' .. f) end
+         for _, f in ipairs(fs.list_dir(path)) do remove(path .. '/' .. f) end
       end
       remove(path)
    end
@@ -405,11 +395,8 @@ function Recorder:record_test(ctx, split, logs)
          line[split .. '_' .. k], test[k] = clean, clean
       end
    end
-   local keys = {}
-   for k in pairs(line) do keys[#keys + 1] = k end
-   table.sort(keys)
    local f = assert(io.open(self.run_dir .. '/metrics.jsonl', 'a'))
-   f:write(json.encode(line, {keyorder = keys}), '\n')
+   f:write(json.encode(line, {keyorder = require('kbl.util').sorted_keys(line)}), '\n')
    f:close()
    local text = split .. ': ' .. require('kbl.callbacks.progress').metrics_text(logs)
    f = assert(io.open(self.run_dir .. '/summary.txt', 'a'))

@@ -18,6 +18,7 @@
 local ffi = require 'ffi'
 local json = require 'dkjson'
 local binfile = require 'kbl.io.binfile'
+local fs = require 'kbl.io.fs'
 local lock = require 'kbl.records.lock'
 
 pcall(ffi.cdef, 'int kill(int pid, int sig);')
@@ -66,10 +67,8 @@ end
 -- JSON is an error naming it. A running status whose run is gone reads as
 -- stopped (see the top); opts.raw gives the file as it is.
 function M.read(dir, opts)
-   local f = io.open(M.path(dir), 'rb')
-   if not f then return nil end
-   local text = f:read('*a')
-   f:close()
+   local text = fs.read(M.path(dir))
+   if not text then return nil end
    local v, _, err = json.decode(text, 1, nil)
    if type(v) ~= 'table' then error(string.format('status: %s is not valid JSON: %s', M.path(dir), err or '?'), 2) end
    if v.state == 'running' and not (opts and opts.raw) and run_gone(dir, v) then

@@ -24,13 +24,10 @@
 --   tensorboard.keep(path, function(event) return event.step <= 100 end)
 local ffi = require 'ffi'
 local bit = require 'bit'
+local fs = require 'kbl.io.fs'
 
 local band, bxor, rshift, ror = bit.band, bit.bxor, bit.rshift, bit.ror
 
-pcall(ffi.cdef, [[
-typedef struct kbl_timespec { long tv_sec; long tv_nsec; } kbl_timespec;
-int clock_gettime(int clk_id, kbl_timespec *tp);
-]])
 pcall(ffi.cdef, 'int gethostname(char *name, size_t len);')
 pcall(ffi.cdef, 'int getpid(void);')
 
@@ -237,10 +234,8 @@ end
 -- list (what a killed writer leaves); the second result says where it was cut
 -- (nil when the file is whole).
 function M.read(path)
-   local f = io.open(path, 'rb')
-   if not f then return {}, nil end
-   local s = f:read('*a')
-   f:close()
+   local s = fs.read(path)
+   if not s then return {}, nil end
    local events, i = {}, 1
    while i <= #s do
       if i + 11 > #s then return events, i - 1 end
@@ -284,11 +279,7 @@ end
 
 -- ---- the writer -------------------------------------------------------------
 
-local ts = ffi.new('kbl_timespec')
-function M.wall_time()
-   ffi.C.clock_gettime(0, ts) -- CLOCK_REALTIME
-   return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
-end
+M.wall_time = require('kbl.clock').wall
 
 function M.hostname()
    local buf = ffi.new('char[256]')
@@ -330,12 +321,9 @@ end
 -- in which TensorBoard reads them.
 function M.files(dir)
    local out = {}
-   local p = io.popen("ls -1A '" .. dir:gsub("'", "'\\''") .. "' 2>/dev/null")
-   for name in p:lines() do
+   for _, name in ipairs(fs.list_dir(dir)) do
       if name:match('^events%.out%.tfevents%.') then out[#out + 1] = dir .. '/' .. name end
    end
-   p:close()
-   table.sort(out)
    return out
 end
 

@@ -20,19 +20,25 @@ local C = ffi.C
 
 local M = {}
 
+-- A list of strings as a NULL-ended C argv (execvp, posix_spawnp), and the
+-- table that keeps its strings alive: hold it until the call returns.
+function M.c_argv(list)
+   local cargv = ffi.new('char *[?]', #list + 1)   -- zero-filled: the last is NULL
+   local keep = {}
+   for i, a in ipairs(list) do
+      keep[i] = ffi.new('char[?]', #a + 1, a)
+      cargv[i - 1] = keep[i]
+   end
+   return cargv, keep
+end
+
 -- Starts argv[1] (looked up on PATH) with argv, stdout and stderr appended to
 -- log. Returns the pid.
 function M.spawn(argv, log)
    -- sh puts the output where it belongs and then becomes the command
    local full = {'/bin/sh', '-c', 'log=$1; shift; exec "$@" >>"$log" 2>&1', 'sh', log}
    for _, a in ipairs(argv) do full[#full + 1] = tostring(a) end
-   local cargv = ffi.new('char *[?]', #full + 1)
-   local keep = {}
-   for i, a in ipairs(full) do
-      keep[i] = ffi.new('char[?]', #a + 1, a)
-      cargv[i - 1] = keep[i]
-   end
-   cargv[#full] = nil
+   local cargv, keep = M.c_argv(full)   -- luacheck: no unused (keep holds the strings)
    local pid = ffi.new('int[1]')
    local rc = C.kbl_sweep_posix_spawnp(pid, '/bin/sh', nil, nil, cargv, C.environ)
    if rc ~= 0 then

@@ -105,6 +105,16 @@ function M.sort(rows, mode)
    return rows
 end
 
+-- Metric names in table order: as the loggers order them, the test split's
+-- after the training and validation ones.
+function M.order_metrics(names)
+   names = require('kbl.callbacks.loggers').order(names)
+   local out = {}
+   for _, n in ipairs(names) do if not n:match('^test_') then out[#out + 1] = n end end
+   for _, n in ipairs(names) do if n:match('^test_') then out[#out + 1] = n end end
+   return out
+end
+
 -- The other final metrics the rows logged (not the monitored one), ordered as
 -- the loggers order them.
 function M.metric_names(rows, monitor)
@@ -114,12 +124,7 @@ function M.metric_names(rows, monitor)
          if M.is_metric(k, v) and k ~= monitor and not seen[k] then seen[k] = true; names[#names + 1] = k end
       end
    end
-   names = require('kbl.callbacks.loggers').order(names)
-   -- the test split's metrics after the training and validation ones
-   local out = {}
-   for _, n in ipairs(names) do if not n:match('^test_') then out[#out + 1] = n end end
-   for _, n in ipairs(names) do if n:match('^test_') then out[#out + 1] = n end end
-   return out
+   return M.order_metrics(names)
 end
 
 local function num(v)
