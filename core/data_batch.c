@@ -223,6 +223,18 @@ static bool crop_fits(const kbl_data_op *op, const kbl_tensor *x) {
            ow <= w + 2 * op->pad[1];
 }
 
+/* True when the job's rows are all of x (and y), in order, both contiguous:
+ * a batch a streaming source assembled already. */
+static bool is_whole_batch(const kbl_data_job *job) {
+    const kbl_tensor *x = job->x, *y = job->y;
+    if (x->ndim < 1 || x->shape[0] != job->n || !kbl_is_contiguous(x) ||
+        (y && (y->ndim < 1 || y->shape[0] != job->n || !kbl_is_contiguous(y))))
+        return false;
+    for (int64_t i = 0; i < job->n; i++)
+        if (job->ids[i] != i) return false;
+    return true;
+}
+
 int kbl_data_job_run(const kbl_data_job *job, kbl_tensor **x_out, kbl_tensor **y_out) {
     *x_out = NULL;
     if (y_out) *y_out = NULL;
@@ -234,6 +246,11 @@ int kbl_data_job_run(const kbl_data_job *job, kbl_tensor **x_out, kbl_tensor **y
     affine af = {1, {0}, {0}};
     for (int c = 0; c < 16; c++) af.mul[c] = (float)job->x_scale;
     bool convert = job->x_scale != 1.0 || sx->dtype != job->x_dtype;
+    if (job->x_is_batch && !convert && job->nops == 0 && is_whole_batch(job)) {
+        *x_out = kbl_tensor_retain(job->x);
+        if (y_out) *y_out = job->y ? kbl_tensor_retain(job->y) : NULL;
+        return 0;
+    }
     bool floats = job->x_dtype == KBL_FLOAT32 && (sx->dtype == KBL_UINT8 || sx->dtype == KBL_FLOAT32);
     /* a leading normalize folds into the conversion: (v*scale - mean) / std */
     if (job->nops > 0 && job->ops[0].kind == KBL_AUG_NORMALIZE && floats) {
@@ -332,6 +349,7 @@ static void slot_clear(slot *s) {
 
 static void *worker(void *arg) {
     kbl_data_prefetcher *p = arg;
+    pthread_setname_np(pthread_self(), "kbl-prefetch"); /* top -H and perf tell the threads apart */
     pthread_mutex_lock(&p->mu);
     for (;;) {
         slot *s = NULL;
@@ -354,7 +372,11 @@ static void *worker(void *arg) {
         s->rc = rc;
         if (rc) snprintf(s->err, sizeof s->err, "%s", kbl_last_error());
         s->state = SLOT_DONE;
+        /* Woken after the unlock: a thread woken while the waker holds the
+         * lock blocks on it at once, and each wake-up becomes three switches. */
+        pthread_mutex_unlock(&p->mu);
         pthread_cond_broadcast(&p->done);
+        pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -419,8 +441,8 @@ int kbl_data_prefetcher_submit(kbl_data_prefetcher *p, const kbl_data_job *job) 
     s->job.ops = s->ops = ops;
     s->state = SLOT_QUEUED;
     p->tail++;
-    pthread_cond_signal(&p->work);
     pthread_mutex_unlock(&p->mu);
+    pthread_cond_signal(&p->work); /* after the unlock, as in worker */
     return 0;
 }
 
@@ -440,9 +462,11 @@ int kbl_data_prefetcher_next(kbl_data_prefetcher *p, kbl_tensor **x_out, kbl_ten
     if (y_out) *y_out = s->y;
     else kbl_tensor_release(s->y);
     s->x = s->y = NULL;
-    slot_clear(s);
+    slot used = *s; /* cleared outside the lock, which the worker waits on */
+    memset(s, 0, sizeof *s);
     p->head++;
     pthread_mutex_unlock(&p->mu);
+    slot_clear(&used);
     return rc;
 }
 

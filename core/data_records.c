@@ -35,6 +35,9 @@ int kbl_data_records_write(const char *path, kbl_tensor *x, kbl_tensor *y, int64
     if (x->ndim < 1 || (y && (y->ndim < 1 || y->shape[0] != x->shape[0])))
         return kbl_fail("records: x and y must have the same rows along dim 1");
     if (block_rows < 1) return kbl_fail("records: block_rows must be at least 1");
+    if (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel())
+        return kbl_fail("records: zstd level %d is outside zstd's %d..%d (0: its default)", level, ZSTD_minCLevel(),
+                        ZSTD_maxCLevel());
     kbl_tensor *xc = kbl_contiguous(x), *yc = y ? kbl_contiguous(y) : NULL;
     if (!xc || (y && !yc)) {
         kbl_release_n(2, xc, yc);
@@ -54,7 +57,7 @@ int kbl_data_records_write(const char *path, kbl_tensor *x, kbl_tensor *y, int64
     uint32_t vn[2] = {REC_VERSION, nblocks};
     head[1] = (uint64_t)n, head[2] = (uint64_t)xr, head[3] = (uint64_t)yr;
     if (rc == 0) {
-        ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level > 0 ? level : 3);
+        ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level);
         /* header and table first (rewritten once the offsets are known) */
         if (fwrite(REC_MAGIC, 1, 8, f) != 8 || fwrite(vn, 4, 2, f) != 2 || fwrite(head + 1, 8, 3, f) != 3 ||
             fwrite(table, ENTRY_BYTES, nblocks, f) != nblocks)
@@ -156,12 +159,20 @@ void kbl_records_shard_close(kbl_records_shard *s) {
 
 /* ---- one block, read and checked ------------------------------------------------------------ */
 
+/* Block buffers come from kbl's caching allocator: the next epoch's streamer
+ * gets them back without faulting in fresh pages. */
 static int grow(char **p, int64_t *cap, int64_t n) {
     if (n <= *cap) return 0;
-    free(*p);
-    *p = malloc((size_t)n);
+    kbl_free(*p, *cap);
+    *p = kbl_alloc(n);
     *cap = *p ? n : 0;
     return *p ? 0 : -1;
+}
+
+void kbl_records_block_free(kbl_records_block *bb) {
+    kbl_free(bb->z, bb->zcap);
+    kbl_free(bb->raw, bb->rawcap);
+    memset(bb, 0, sizeof *bb);
 }
 
 static int read_at(int fd, char *p, uint64_t n, uint64_t off) {

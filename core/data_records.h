@@ -30,6 +30,7 @@ typedef struct {
 int kbl_records_shard_open(kbl_records_shard *s, const char *path, int64_t count, int64_t size, uint64_t checksum,
                            int64_t xr, int64_t yr, char *err, size_t cap);
 void kbl_records_shard_close(kbl_records_shard *s);
+void kbl_records_block_free(kbl_records_block *bb);
 /* Reads, decompresses and checks block b (table entry e, its first row row0)
  * of the shard open on fd into bb->raw; -1 names the shard and the records. */
 int kbl_records_decode_block(ZSTD_DCtx *dc, kbl_records_block *bb, int fd, const char *path, const uint64_t *e,

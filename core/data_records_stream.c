@@ -47,6 +47,7 @@ struct kbl_data_records {
     double scale;
     int64_t batch, bufsize;
     char *bx, *by; /* the shuffle buffer the producer uses (see producer) */
+    int64_t bxn, byn; /* their sizes */
     int64_t *bid, *bslot;
     int drop;
     uint64_t seed, epoch;
@@ -57,7 +58,9 @@ struct kbl_data_records {
     pthread_t th, *workers;
     int started, nworkers, stop, done, failed;
     pthread_mutex_t mu;
-    pthread_cond_t cv;  /* the batch ring */
+    pthread_cond_t ready, room; /* the batch ring: batches to take, space to push */
+    int takers, pushers;        /* threads waiting on each */
+    int64_t wake_at;            /* see push */
     pthread_cond_t bcv; /* the block slots */
     /* the batches made, up to depth ahead */
     outbatch *ring;
@@ -111,33 +114,44 @@ static int plan_next(kbl_data_records *r, slot *sl) {
     return 1;
 }
 
+/* Plans the next block into a free slot and reads it (called with mu held,
+ * released while reading): 0 when it read one (or reported a failure), 1
+ * when there is nothing to read now (no free slot, or no block left). */
+static int read_next(kbl_data_records *r, ZSTD_DCtx *dc) {
+    if (r->stop || r->plan_done || r->planned - r->consumed >= r->nslots) return 1;
+    slot *sl = &r->slots[r->planned % r->nslots];
+    int rc = dc ? plan_next(r, sl) : (snprintf(sl->err, sizeof sl->err, "records: out of memory"), -1);
+    if (rc == 1) {
+        r->plan_done = 1;
+        return 1;
+    }
+    r->planned++;
+    if (rc < 0) {
+        sl->state = SLOT_FAILED, r->plan_done = 1;
+        return 0;
+    }
+    sl->state = SLOT_BUSY;
+    pthread_mutex_unlock(&r->mu);
+    rc = kbl_records_decode_block(dc, &sl->bb, sl->fd, r->paths[sl->shard], sl->e, sl->block, sl->row0,
+                                  r->xr + r->yr, sl->err, sizeof sl->err);
+    pthread_mutex_lock(&r->mu);
+    sl->state = rc ? SLOT_FAILED : SLOT_READY;
+    return 0;
+}
+
 static void *worker_main(void *arg) {
     kbl_data_records *r = arg;
+    pthread_setname_np(pthread_self(), "kbl-records-rd"); /* top -H and perf tell the threads apart */
     ZSTD_DCtx *dc = ZSTD_createDCtx();
     pthread_mutex_lock(&r->mu);
     while (!r->stop && !r->plan_done) {
-        if (r->planned - r->consumed >= r->nslots) {
-            pthread_cond_wait(&r->bcv, &r->mu);
+        if (read_next(r, dc)) {
+            if (!r->stop && !r->plan_done) pthread_cond_wait(&r->bcv, &r->mu);
             continue;
         }
-        slot *sl = &r->slots[r->planned % r->nslots];
-        int rc = dc ? plan_next(r, sl) : (snprintf(sl->err, sizeof sl->err, "records: out of memory"), -1);
-        if (rc == 1) {
-            r->plan_done = 1;
-            break;
-        }
-        r->planned++;
-        if (rc < 0) {
-            sl->state = SLOT_FAILED, r->plan_done = 1;
-            break;
-        }
-        sl->state = SLOT_BUSY;
         pthread_mutex_unlock(&r->mu);
-        rc = kbl_records_decode_block(dc, &sl->bb, sl->fd, r->paths[sl->shard], sl->e, sl->block, sl->row0,
-                                      r->xr + r->yr, sl->err, sizeof sl->err);
+        pthread_cond_broadcast(&r->bcv); /* after the unlock, as in push */
         pthread_mutex_lock(&r->mu);
-        sl->state = rc ? SLOT_FAILED : SLOT_READY;
-        pthread_cond_broadcast(&r->bcv);
     }
     pthread_cond_broadcast(&r->bcv);
     pthread_mutex_unlock(&r->mu);
@@ -145,9 +159,12 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-/* Block number seq of the read order, once a worker has it (ready or failed);
- * NULL at the end (*end = 1) or when the streamer is closing. */
-static slot *take_block(kbl_data_records *r, int64_t seq, int *end) {
+/* Block number seq of the read order, once it is read (ready or failed);
+ * NULL at the end (*end = 1) or when the streamer is closing. Rather than
+ * wait for a worker, the producer reads the next block itself (with dc):
+ * while the shuffle buffer fills, and whenever the workers fall behind, two
+ * threads decompress instead of one, in the same read order. */
+static slot *take_block(kbl_data_records *r, int64_t seq, ZSTD_DCtx *dc, int *end) {
     slot *sl = NULL;
     *end = 0;
     pthread_mutex_lock(&r->mu);
@@ -160,7 +177,7 @@ static slot *take_block(kbl_data_records *r, int64_t seq, int *end) {
             *end = 1;
             break;
         }
-        pthread_cond_wait(&r->bcv, &r->mu);
+        if (read_next(r, dc)) pthread_cond_wait(&r->bcv, &r->mu);
     }
     pthread_mutex_unlock(&r->mu);
     return sl;
@@ -172,9 +189,12 @@ static void give_block(kbl_data_records *r, slot *sl) {
     if (sl->state == SLOT_READY) r->rows_read += (int64_t)sl->e[2];
     sl->state = SLOT_FREE;
     r->consumed++;
-    pthread_cond_broadcast(&r->bcv);
     pthread_mutex_unlock(&r->mu);
+    pthread_cond_broadcast(&r->bcv); /* after the unlock, as in push */
 }
+
+/* How many draws ahead the producer asks for a row's bytes from memory. */
+enum { AHEAD = 8 };
 
 /* The producer: the shuffle buffer holds rows in data slots bx/by/bid[s];
  * slot[0..count-1] lists the held ones in draw order, slot[count..] the free
@@ -184,7 +204,9 @@ typedef struct {
     char *bx, *by;
     int64_t *bid, *slot, count;
     int64_t draws;
-    int64_t next_k, next_draw; /* draw next_draw's pick out of a full buffer, found ahead */
+    /* picks out of a full buffer, found AHEAD draws early (see draw):
+     * ahead[d % AHEAD] is draw d's, for draws ahead_from..ahead_to-1 */
+    int64_t ahead[AHEAD], ahead_from, ahead_to;
     outbatch cur;
     int64_t fill; /* rows in cur */
 } producer;
@@ -192,15 +214,26 @@ typedef struct {
 static int push(producer *p, outbatch *b) {
     kbl_data_records *r = p->r;
     pthread_mutex_lock(&r->mu);
-    while (!r->stop && r->tail - r->head >= r->depth) pthread_cond_wait(&r->cv, &r->mu);
+    while (!r->stop && r->tail - r->head >= r->depth) {
+        r->pushers++;
+        pthread_cond_wait(&r->room, &r->mu);
+        r->pushers--;
+    }
     if (r->stop) {
         pthread_mutex_unlock(&r->mu);
         return -1;
     }
     r->ring[r->tail % r->depth] = *b;
     r->tail++;
-    pthread_cond_broadcast(&r->cv);
+    /* A waiting taker is woken once wake_at batches (half the ring) are
+     * ready, and a waiting pusher once half the ring is free: each wake-up
+     * (an interrupt between cores, dear on a virtual machine) then moves a
+     * run of batches instead of one. */
+    bool wake = r->takers && r->tail - r->head >= r->wake_at;
     pthread_mutex_unlock(&r->mu);
+    /* after the unlock: a thread woken while the waker holds the lock blocks
+     * on it at once */
+    if (wake) pthread_cond_signal(&r->ready);
     memset(b, 0, sizeof *b);
     return 0;
 }
@@ -263,14 +296,21 @@ static int emit(producer *p, const char *x, const char *y, int64_t id) {
     }
     int64_t i = p->fill;
     p->cur.ids[i] = id;
-    if (r->out_dtype == r->x_dtype) {
+    if (r->out_dtype != KBL_FLOAT32 || (r->x_dtype == KBL_FLOAT32 && r->scale == 1.0)) {
         memcpy((char *)kbl_base(p->cur.x) + i * r->xr, x, (size_t)r->xr);
-    } else { /* float32 out */
-        float *o = (float *)kbl_base(p->cur.x) + i * r->xnumel;
-        if (r->x_dtype == KBL_UINT8)
-            convert_u8(o, (const uint8_t *)x, r->xnumel, (float)r->scale);
-        else
-            for (int64_t k = 0; k < r->xnumel; k++) o[k] = (float)(kbl_load_double(x, r->x_dtype, k) * r->scale);
+    } else { /* to float32, times x_scale: the batch job's arithmetic (data_batch.c: gather_rows) */
+        float *o = (float *)kbl_base(p->cur.x) + i * r->xnumel, s = (float)r->scale;
+        if (r->x_dtype == KBL_UINT8) {
+            convert_u8(o, (const uint8_t *)x, r->xnumel, s);
+        } else if (r->x_dtype == KBL_FLOAT32) {
+            for (int64_t k = 0; k < r->xnumel; k++) {
+                float v;
+                memcpy(&v, x + 4 * k, 4);
+                o[k] = v * s;
+            }
+        } else {
+            for (int64_t k = 0; k < r->xnumel; k++) o[k] = (float)(kbl_load_double(x, r->x_dtype, k) * (double)s);
+        }
     }
     if (p->cur.y) memcpy((char *)kbl_base(p->cur.y) + i * r->yr, y, (size_t)r->yr);
     p->fill++;
@@ -281,24 +321,30 @@ static int emit(producer *p, const char *x, const char *y, int64_t id) {
  * in the draw order (kbl_data_records_locate follows the same rule). */
 static int draw(producer *p) {
     kbl_data_records *r = p->r;
-    int64_t k = p->next_draw == p->draws && p->count == r->bufsize
-                    ? p->next_k
-                    : kbl_data_randint(r->seed, r->salt, r->epoch, p->draws, 0, p->count);
+    bool full = p->count == r->bufsize;
+    int64_t d = p->draws;
+    if (full && !(d >= p->ahead_from && d < p->ahead_to)) p->ahead_from = p->ahead_to = d;
+    /* While the buffer is full at each draw (all but an epoch's last rows),
+     * draw d's pick depends on d alone and is found AHEAD draws early, and
+     * the bytes of the row held there now are asked for from memory: the
+     * buffer is larger than the caches and a row's wait would otherwise stall
+     * the copy. A row that moves before its draw costs a wasted prefetch. */
+    while (full && p->ahead_to < d + AHEAD) {
+        int64_t k = kbl_data_randint(r->seed, r->salt, r->epoch, p->ahead_to, 0, r->bufsize);
+        p->ahead[p->ahead_to++ % AHEAD] = k;
+        if (k < p->count) {
+            const char *row = p->bx + p->slot[k] * r->xr;
+            for (int64_t b = 0; b < r->xr; b += 64) __builtin_prefetch(row + b);
+        }
+    }
+    int64_t k = full ? p->ahead[d % AHEAD] : kbl_data_randint(r->seed, r->salt, r->epoch, d, 0, p->count);
     p->draws++;
+    if (full) p->ahead_from = p->draws;
     int64_t s = p->slot[k];
     if (emit(p, p->bx + s * r->xr, p->by + s * r->yr, p->bid[s])) return -1;
     int64_t last = --p->count;
     p->slot[k] = p->slot[last];
     p->slot[last] = s;
-    /* The next draw, from a full buffer again once a row comes in, picks a
-     * row held now (or that new row, the last): its pick is known already, so
-     * its bytes are asked for from memory while this block is read. */
-    p->next_k = kbl_data_randint(r->seed, r->salt, r->epoch, p->draws, 0, r->bufsize);
-    p->next_draw = p->draws;
-    if (p->next_k < p->count) {
-        const char *row = p->bx + p->slot[p->next_k] * r->xr;
-        for (int64_t b = 0; b < r->xr; b += 64) __builtin_prefetch(row + b);
-    }
     return 0;
 }
 
@@ -344,11 +390,10 @@ static int by_id(const void *a, const void *b) {
 
 /* A resumed epoch: reads back the rows the saved shuffle buffer held (in its
  * draw order), block by block in id order, before the read goes on. */
-static int refill(producer *p) {
+static int refill(producer *p, ZSTD_DCtx *dc) {
     kbl_data_records *r = p->r;
     int64_t n = r->start.count;
     id_at *want = malloc((size_t)n * sizeof *want);
-    ZSTD_DCtx *dc = ZSTD_createDCtx();
     kbl_records_block bb = {0};
     kbl_records_shard s = {0};
     int rc = want && dc ? 0 : -1, k = -1;
@@ -390,24 +435,26 @@ static int refill(producer *p) {
     }
     if (rc == 0) p->count = n, p->draws = r->start.draws;
     kbl_records_shard_close(&s);
-    ZSTD_freeDCtx(dc);
-    free(bb.z), free(bb.raw), free(want);
+    kbl_records_block_free(&bb);
+    free(want);
     return rc;
 }
 
 static void *producer_main(void *arg) {
     kbl_data_records *r = arg;
+    pthread_setname_np(pthread_self(), "kbl-records");
     producer p;
     memset(&p, 0, sizeof p);
     p.r = r;
     int64_t bs = r->bufsize > 1 ? r->bufsize : 1;
     p.bx = r->bx, p.by = r->by, p.bid = r->bid, p.slot = r->bslot;
     for (int64_t s = 0; s < bs; s++) p.slot[s] = s;
-    p.draws = r->start.draws, p.next_draw = -1;
-    int rc = r->start.count > 0 ? refill(&p) : 0;
+    p.draws = r->start.draws;
+    ZSTD_DCtx *dc = ZSTD_createDCtx(); /* for the blocks it reads itself (take_block) */
+    int rc = r->start.count > 0 ? refill(&p, dc) : 0;
     for (int64_t seq = 0; rc == 0; seq++) {
         int end;
-        slot *sl = take_block(r, seq, &end);
+        slot *sl = take_block(r, seq, dc, &end);
         if (!sl) {
             rc = end ? 0 : -1;
             break;
@@ -424,10 +471,11 @@ static void *producer_main(void *arg) {
     if (rc == 0 && !r->drop) rc = flush(&p);
     kbl_release_n(2, p.cur.x, p.cur.y);
     free(p.cur.ids);
+    ZSTD_freeDCtx(dc);
     pthread_mutex_lock(&r->mu);
     r->done = 1, r->plan_done = 1; /* the workers stop planning */
     if (rc && !r->stop) r->failed = 1;
-    pthread_cond_broadcast(&r->cv);
+    pthread_cond_broadcast(&r->ready);
     pthread_cond_broadcast(&r->bcv);
     pthread_mutex_unlock(&r->mu);
     return NULL;
@@ -485,7 +533,8 @@ kbl_data_records *kbl_data_records_open(const kbl_data_records_spec *sp) {
     if (!sp || sp->nshards < 0 || (sp->nshards > 0 && (!sp->paths || !sp->counts || !sp->sizes || !sp->checksums ||
                                                          !sp->first_ids)) ||
         sp->xndim < 0 || sp->xndim > KBL_MAX_DIMS - 1 || sp->yndim < 0 || sp->yndim > KBL_MAX_DIMS - 1 ||
-        sp->batch < 1 || sp->depth < 1 || sp->x_dtype < 0 || sp->x_dtype > KBL_UINT8 || sp->threads < 0) {
+        sp->batch < 1 || sp->depth < 1 || sp->x_dtype < 0 || sp->x_dtype > KBL_UINT8 || sp->threads < 0 ||
+        (sp->out_dtype != sp->x_dtype && sp->out_dtype != KBL_FLOAT32)) {
         kbl_fail("records: bad streamer settings");
         return NULL;
     }
@@ -529,18 +578,22 @@ kbl_data_records *kbl_data_records_open(const kbl_data_records_spec *sp) {
     r->yr = sp->y_dtype >= 0 ? kbl_shape_numel(sp->yndim, r->yshape) * (int64_t)kbl_dtype_size(sp->y_dtype) : 0;
     /* the shuffle buffer: rows, their ids and the draw order (see producer) */
     int64_t bs = sp->buffer > 1 ? sp->buffer : 1;
-    r->bx = malloc((size_t)(bs * (r->xr > 0 ? r->xr : 1)));
-    r->by = malloc((size_t)(bs * (r->yr > 0 ? r->yr : 1)));
+    /* from kbl's caching allocator, as the block buffers (data_records.c: grow) */
+    r->bxn = bs * (r->xr > 0 ? r->xr : 1), r->byn = bs * (r->yr > 0 ? r->yr : 1);
+    r->bx = kbl_alloc(r->bxn);
+    r->by = kbl_alloc(r->byn);
     r->bid = calloc((size_t)bs, sizeof(int64_t));
     r->bslot = calloc((size_t)bs, sizeof(int64_t));
     bool buf_ok = r->bx && r->by && r->bid && r->bslot;
     r->scale = sp->x_scale;
-    r->out_dtype = sp->x_scale != 1.0 && !sp->raw ? KBL_FLOAT32 : sp->x_dtype;
+    r->out_dtype = sp->out_dtype;
     r->batch = sp->batch, r->drop = sp->drop_remainder, r->bufsize = sp->buffer;
     r->seed = sp->seed, r->salt = sp->salt, r->epoch = sp->epoch, r->depth = sp->depth;
     r->plan_shard = (int)r->start.shard;
     pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
+    pthread_cond_init(&r->ready, NULL);
+    pthread_cond_init(&r->room, NULL);
+    r->wake_at = (r->depth + 1) / 2;
     pthread_cond_init(&r->bcv, NULL);
     if (!ok || !buf_ok || r->xr <= 0) {
         r->nworkers = 0;
@@ -565,8 +618,13 @@ kbl_data_records *kbl_data_records_open(const kbl_data_records_spec *sp) {
 int kbl_data_records_next(kbl_data_records *r, kbl_tensor **x, kbl_tensor **y, int64_t *ids, int64_t *n) {
     *x = NULL, *y = NULL, *n = 0;
     pthread_mutex_lock(&r->mu);
-    while (r->head == r->tail && !r->done) pthread_cond_wait(&r->cv, &r->mu);
+    while (r->head == r->tail && !r->done) {
+        r->takers++;
+        pthread_cond_wait(&r->ready, &r->mu);
+        r->takers--;
+    }
     int rc = 0;
+    bool wake = false;
     if (r->head < r->tail) {
         outbatch *b = &r->ring[r->head % r->depth];
         *x = b->x, *y = b->y, *n = b->n;
@@ -574,11 +632,12 @@ int kbl_data_records_next(kbl_data_records *r, kbl_tensor **x, kbl_tensor **y, i
         free(b->ids);
         memset(b, 0, sizeof *b);
         r->head++;
-        pthread_cond_broadcast(&r->cv);
+        wake = r->pushers && r->depth - (r->tail - r->head) >= r->wake_at;
     } else if (r->failed) {
         rc = kbl_fail("%s", r->err);
     }
     pthread_mutex_unlock(&r->mu);
+    if (wake) pthread_cond_signal(&r->room); /* after the unlock, as in push */
     return rc;
 }
 
@@ -593,7 +652,8 @@ void kbl_data_records_close(kbl_data_records *r) {
     if (!r) return;
     pthread_mutex_lock(&r->mu);
     r->stop = 1;
-    pthread_cond_broadcast(&r->cv);
+    pthread_cond_broadcast(&r->ready);
+    pthread_cond_broadcast(&r->room);
     pthread_cond_broadcast(&r->bcv);
     pthread_mutex_unlock(&r->mu);
     if (r->started) pthread_join(r->th, NULL);
@@ -604,13 +664,15 @@ void kbl_data_records_close(kbl_data_records *r) {
         free(b->ids);
     }
     for (int k = 0; r->shards && k < r->nshards; k++) kbl_records_shard_close(&r->shards[k]);
-    for (int s = 0; r->slots && s < r->nslots; s++) free(r->slots[s].bb.z), free(r->slots[s].bb.raw);
+    for (int s = 0; r->slots && s < r->nslots; s++) kbl_records_block_free(&r->slots[s].bb);
     for (int k = 0; r->paths && k < r->nshards; k++) free(r->paths[k]);
     free(r->paths), free(r->counts), free(r->sizes), free(r->first), free(r->checks), free(r->ring);
     free(r->shards), free(r->slots), free(r->workers), free(r->start_ids);
-    free(r->bx), free(r->by), free(r->bid), free(r->bslot);
+    kbl_free(r->bx, r->bxn), kbl_free(r->by, r->byn);
+    free(r->bid), free(r->bslot);
     pthread_mutex_destroy(&r->mu);
-    pthread_cond_destroy(&r->cv);
+    pthread_cond_destroy(&r->ready);
+    pthread_cond_destroy(&r->room);
     pthread_cond_destroy(&r->bcv);
     free(r);
 }

@@ -85,6 +85,9 @@ typedef struct kbl_data_job {
     const int64_t *epochs;
     const kbl_data_op *ops;
     struct kbl_data_images *images; /* non-NULL: rows are these image files (x unused) */
+    int32_t x_is_batch; /* 1: x (and y) hold just this batch's rows, in order, and
+                         * nothing else holds them: with no conversion and no ops,
+                         * the result is x itself rather than a copy */
 } kbl_data_job;
 int kbl_data_job_run(const kbl_data_job *job, kbl_tensor **x_out, kbl_tensor **y_out);
 /* Background threads running jobs; results come back in submission order. */
@@ -155,7 +158,8 @@ typedef struct kbl_data_records_spec {
     int32_t x_dtype, y_dtype;   /* y_dtype -1: no y */
     int32_t xndim, yndim;
     int32_t drop_remainder, depth, salt;
-    int32_t raw;                /* 1: x as stored (x_scale left to the caller) */
+    int32_t out_dtype;          /* x in the batches: x_dtype as stored (x_scale left to
+                                 * the caller), or float32, times x_scale */
     int32_t threads;
     const char *const *paths;
     const int64_t *counts, *sizes, *first_ids;

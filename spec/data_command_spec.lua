@@ -60,6 +60,21 @@ describe('kbl data', function()
       rc, _, err = H.kbl('data pack ' .. root .. ' --out ' .. tmp .. '/rec', tmp)
       assert.are.equal(1, rc)
       assert.matches('already holds records', err, 1, true)
+      -- a zstd level, negative written either way; one zstd lacks is named
+      for i, level in ipairs{'--level -3', '--level=-3', '--level 19'} do
+         local out_dir = tmp .. '/rec_level' .. i
+         rc, _, err = H.kbl('data pack ' .. root .. ' --channels 1 --out ' .. out_dir .. ' ' .. level, tmp)
+         assert.are.equal(0, rc, level .. ': ' .. err)
+         local rc3, out3 = H.kbl('data info ' .. out_dir, tmp)
+         assert.are.equal(0, rc3)
+         assert.matches('train%s+9%s+%[0%.0392157, 0%.94902%]', out3)
+      end
+      rc, _, err = H.kbl('data pack ' .. root .. ' --out ' .. tmp .. '/rec_bad --level 99', tmp)
+      assert.are.equal(1, rc)
+      assert.matches("zstd level 99 is outside zstd's", err, 1, true)
+      rc, _, err = H.kbl('data pack ' .. root .. ' --out ' .. tmp .. '/rec_bad --level 2.5', tmp)
+      assert.are.equal(2, rc)
+      assert.matches('--level must be a whole number (a zstd level), got 2.5', err, 1, true)
    end)
 
    it('show writes a self-contained page of samples with their classes, which Chromium renders', function()

@@ -107,6 +107,12 @@ describe('data.records', function()
       end
       local one = bytes(1)
       for _, t in ipairs{2, 3, 8} do assert.are.equal(one, bytes(t), t .. ' threads') end
+      -- and whatever the depth of its batch ring (a waiting taker is woken at half of it)
+      for _, depth in ipairs{1, 2, 5} do
+         local p = data.records{dir = d, buffer = 30, depth = depth}:split('train'):shuffle{seed = 4}:batch(16)
+         local x, y = collect(p)
+         assert.are.equal(one, H.bytes(x) .. H.bytes(y), 'depth ' .. depth)
+      end
       local _, err = pcall(data.records, {dir = d, threads = 0})
       assert.matches('data.records threads must be a positive integer, got 0', err, 1, true)
    end)
@@ -271,6 +277,108 @@ describe('data.records', function()
       assert.matches('not a kbl records index', err, 1, true)
       _, err = pcall(data.records, {dir = dir, bufer = 3})
       assert.matches("unknown option 'bufer' (did you mean 'buffer'?)", err, 1, true)
+   end)
+
+   it('packs at a chosen zstd level, its fastest-reading by default, and names a level zstd lacks', function()
+      -- compressible rows, so that levels give different shards
+      local B = require 'kbl.data.base'
+      local Source = require 'kbl.data.source'
+      local vals, v = {}, 1
+      for i = 1, 64000 do
+         v = (v * 1103515245 + 12345) % 2147483648
+         vals[i] = math.floor(v / 65536) % 16 + (i % 64 < 32 and 0 or 100)
+      end
+      local x = kbl.tensor(vals, {dtype = 'uint8'}):view({1000, 64})
+      local s = Source.new{name = 'pattern', splits = {train = B.new{x = x, x_dtype = 'float32', x_scale = 1}}}
+      local shards = {}
+      for _, level in ipairs{'default', -1, -5, 19} do
+         local d = tmp .. '/level_' .. level
+         records.pack(s, d, {level = level ~= 'default' and level or nil})
+         shards[level] = H.read(d .. '/train-00000.kblr')
+         local got = {}
+         for b in data.records{dir = d}:split('train'):batch(64):iter() do got[#got + 1] = b.x end
+         assert.are.same(x:to('float32'):tolist(), kbl.cat(got, 1):tolist(), level)
+      end
+      assert.are.equal(-1, records.LEVEL)
+      assert.are.equal(shards[-1], shards.default)
+      assert.are_not.equal(shards[-1], shards[19])
+      assert.is_true(#shards[19] < #shards[-5], #shards[19] .. ' bytes at 19, ' .. #shards[-5] .. ' at -5')
+      local ok, err = pcall(records.pack, s, tmp .. '/level_bad', {level = 99})
+      assert.is_false(ok)
+      assert.matches("records: zstd level 99 is outside zstd's %-%d+%.%.%d+", err)
+   end)
+
+   it('scales stored floats by the index\'s scale, in batches and in single elements', function()
+      local d = tmp .. '/scaled'
+      local x = kbl.tensor({{1, 2, 3}, {4, 5, 6}, {7, 8, 9}})
+      local w = records.writer(d, {x = {dtype = 'float32', shape = {3}, scale = 0.5}, y = false})
+      w:add('train', x)
+      w:close()
+      local rec = data.records{dir = d}
+      local got = {}
+      for b in rec:split('train'):batch(2):iter() do got[#got + 1] = b.x end
+      assert.are.same((x * 0.5):tolist(), kbl.cat(got, 1):tolist())
+      local i = 0
+      for el in rec:split('train'):iter() do
+         i = i + 1
+         assert.are.same((x[i] * 0.5):tolist(), el.x:tolist())
+      end
+      assert.are.equal(3, i)
+   end)
+
+   it('hands its batches on as they are, and copies a batch of a source in memory', function()
+      local ffi = require 'ffi'
+      local T = require 'kbl.tensor'
+      local B = require 'kbl.data.base'
+      local C = kbl.lib.C
+      local function ptr(t) return tonumber(ffi.cast('intptr_t', C.kbl_data_ptr(T.live(t)))) end
+      local function lazy(x, ids, is_batch, ops)
+         local n = #ids
+         local id, ep = B.i64arr(n), B.i64arr(n)
+         for i = 1, n do id[i - 1], ep[i - 1] = ids[i], 0 end
+         return {batch = true, lazy = true, n = n, ids = id, epochs = ep, ops = ops or {},
+            base = {x = x, n = x:size(1), x_dtype = kbl.lib.dtype_id('float32'), x_scale = 1, is_batch = is_batch}}
+      end
+      local x = kbl.rand({4, 3})
+      assert.are.equal(ptr(x), ptr(B.run(lazy(x, {0, 1, 2, 3}, true)).x))
+      -- a copy: not marked as the batch's own, rows out of order or a subset, or ops to run
+      assert.are_not.equal(ptr(x), ptr(B.run(lazy(x, {0, 1, 2, 3}, false)).x))
+      assert.are_not.equal(ptr(x), ptr(B.run(lazy(x, {1, 0, 2, 3}, true)).x))
+      assert.are_not.equal(ptr(x), ptr(B.run(lazy(x, {0, 1, 2}, true)).x))
+      local flipped = B.run(lazy(kbl.rand({4, 1, 2, 2}), {0, 1, 2, 3}, true, {}))
+      assert.are.same({4, 1, 2, 2}, flipped.x:size())
+      -- a whole source in memory in one batch is still copied: writing the batch leaves the source
+      local t = kbl.rand({4, 3})
+      local before = H.bytes(t)
+      local mem = data.tensors{name = 'm', train = {x = t}}
+      for b in mem:split('train'):batch(4):prefetch(1):iter() do b.x:fill_(0) end
+      assert.are.equal(before, H.bytes(t))
+      -- records batches: the same bytes through prefetch as without it
+      local rec = data.records{dir = dir}
+      assert.are.equal(H.bytes(collect(rec:split('train'):batch(64))),
+         H.bytes(collect(rec:split('train'):batch(64):prefetch(2))))
+   end)
+
+   it('names its threads, so that top -H and perf tell them apart', function()
+      local function names()
+         local out = {}
+         for _, t in ipairs(require('kbl.io.fs').list_dir('/proc/self/task')) do -- this process's, not ls's
+            local comm = H.read('/proc/self/task/' .. t .. '/comm')
+            if comm then out[comm:gsub('%s+$', '')] = true end
+         end
+         return out
+      end
+      -- blocks of 7 rows and a small buffer: the reader is still at work after the first batch
+      local d = tmp .. '/names'
+      records.pack(src, d, {block_rows = 7})
+      local it = data.records{dir = d, threads = 1, buffer = 8}:split('train'):shuffle{seed = 1}:batch(8):prefetch(2)
+         :iter()
+      it()
+      local seen = names()
+      for _, name in ipairs{'kbl-records', 'kbl-records-rd', 'kbl-prefetch'} do
+         assert.is_true(seen[name], name .. ' is not among the threads')
+      end
+      for _ in it do end
    end)
 
    it('packs an image folder, and streams elements before batch()', function()

@@ -44,6 +44,21 @@ local function handler(debug_mode)
 end
 
 -- Runs a Lua script with arg set as `lua script.lua ...` would.
+-- argparse reads `--level -1` as an unknown option -1; a negative number
+-- after a long option is joined to it (`--level=-1`), as a user means it.
+local function with_negative_values(argv)
+   local out = {}
+   for i = 1, #argv do
+      local a, prev = argv[i], out[#out]
+      if prev and prev:match('^%-%-[%w][%w-]*$') and a:match('^%-%d[%d.]*$') then
+         out[#out] = prev .. '=' .. a
+      else
+         out[#out + 1] = a
+      end
+   end
+   return out
+end
+
 local function run_script(path, argv)
    local chunk, err = loadfile(path)
    if not chunk then fail(err) end
@@ -87,7 +102,7 @@ function M.main(argv)
          handlers[name] = mod
       end
    end
-   local ok, args = parser:pparse(argv)
+   local ok, args = parser:pparse(with_negative_values(argv))
    if not ok then
       io.stderr:write(parser:get_usage(), '\n\nkbl: ', args, '\n')
       os.exit(2)

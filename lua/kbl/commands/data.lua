@@ -5,7 +5,7 @@
 -- augmentations).
 --
 --   kbl data export fashion_mnist --out fmnist_png [--split train] [--limit n]
---   kbl data pack SOURCE --out DIR [--shard-mb 64]
+--   kbl data pack SOURCE --out DIR [--shard-mb 64] [--level -1]
 --   kbl data info SOURCE_OR_CONFIG
 --   kbl data show SOURCE_OR_CONFIG [--split train] [-n 64] [--augmented] -o grid.html (or grid.png)
 local M = {summary = 'Export, pack, describe and show data sources.'}
@@ -23,6 +23,12 @@ function M.describe(cmd)
    pk:argument('source', 'The source (fashion_mnist, a folder, a file, a Lua source or config).')
    pk:option('--out', 'The directory to write.'):count(1)
    pk:option('--shard-mb', 'Shard size in MiB of uncompressed records.', '64'):convert(tonumber)
+   pk:option('--level', 'zstd level: -1 (the default, zstd --fast=1) and lower read fastest; 1 to 19 make '
+      .. 'smaller shards that are slower to read.', '-1'):convert(function(v)
+      local n = tonumber(v)
+      if n and n == math.floor(n) then return n end
+      return nil, '--level must be a whole number (a zstd level), got ' .. v
+   end)
    pk:option('--channels', 'For image folders: 1 (grey) or 3 (RGB).'):convert(tonumber)
    pk:option('--size', 'For image folders: resize to HxW (or N).')
    local inf = cmd:command('info', 'Print splits, counts per class, shapes, dtypes and value ranges.')

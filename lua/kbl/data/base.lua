@@ -151,6 +151,7 @@ function M.job(b)
    job.n = b.n
    job.ids = b.ids
    job.epochs = b.epochs
+   job.x_is_batch = base.is_batch and 1 or 0
    local nops = #b.ops
    if nops > 0 then
       local ops = ffi.new('kbl_data_op[?]', nops)

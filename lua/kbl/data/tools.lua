@@ -14,7 +14,7 @@ function M.pack(args, resolve)
    if fs.exists(args.out .. '/index.json') then
       error('kbl data pack: ' .. args.out .. ' already holds records (index.json); choose another --out', 0)
    end
-   local idx = require('kbl.data.records').pack(r.source, args.out, {shard_mb = args.shard_mb})
+   local idx = require('kbl.data.records').pack(r.source, args.out, {shard_mb = args.shard_mb, level = args.level})
    local parts = {}
    for _, name in ipairs(r.source:splits()) do
       local list = idx.splits[name]
