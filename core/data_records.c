@@ -12,6 +12,7 @@
 #include "data_records.h"
 
 #include <errno.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -147,11 +148,20 @@ int kbl_records_shard_open(kbl_records_shard *s, const char *path, int64_t count
     if (rows != (uint64_t)count)
         return snprintf(err, cap, "records: %s: damaged shard: blocks hold %llu records, the header says %lld", path,
                         (unsigned long long)rows, (long long)count), -1;
-    s->count = count;
+    s->count = count, s->size = size;
+    /* Mapped, blocks are decompressed straight from the page cache instead of
+     * copied out of it first (a third of the reading thread's time with
+     * pread). Where mapping fails, pread does the reading. */
+    void *m = size > 0 ? mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fileno(s->f), 0) : MAP_FAILED;
+    if (m != MAP_FAILED) {
+        s->map = m;
+        (void)madvise(m, (size_t)size, MADV_SEQUENTIAL);
+    }
     return 0;
 }
 
 void kbl_records_shard_close(kbl_records_shard *s) {
+    if (s->map) (void)munmap((void *)s->map, (size_t)s->size);
     if (s->f) (void)fclose(s->f);
     free(s->table);
     memset(s, 0, sizeof *s);
@@ -186,15 +196,21 @@ static int read_at(int fd, char *p, uint64_t n, uint64_t off) {
 }
 
 /* pread, so that several threads share the file. */
-int kbl_records_decode_block(ZSTD_DCtx *dc, kbl_records_block *bb, int fd, const char *path, const uint64_t *e,
+int kbl_records_decode_block(ZSTD_DCtx *dc, kbl_records_block *bb, const kbl_records_shard *s, const uint64_t *e,
                              uint32_t b, int64_t row0, int64_t rowbytes, char *err, size_t cap) {
     int64_t rows = (int64_t)e[2], want = rows * rowbytes;
-    if (grow(&bb->z, &bb->zcap, (int64_t)e[1]) || grow(&bb->raw, &bb->rawcap, want))
+    const char *path = s->path;
+    if ((!s->map && grow(&bb->z, &bb->zcap, (int64_t)e[1])) || grow(&bb->raw, &bb->rawcap, want))
         return snprintf(err, cap, "records: out of memory"), -1;
-    if (read_at(fd, bb->z, e[1], e[0]))
-        return snprintf(err, cap, "records: %s: damaged shard: cannot read block %u (records %lld..%lld)", path, b,
-                        (long long)row0, (long long)(row0 + rows - 1)), -1;
-    size_t got = ZSTD_decompressDCtx(dc, bb->raw, (size_t)want, bb->z, e[1]);
+    /* A mapped shard cut short since it was opened would fault (SIGBUS) when
+     * read past its new end: its size is checked before each block. */
+    struct stat st;
+    bool cut = s->map && (fstat(fileno(s->f), &st) != 0 || (uint64_t)st.st_size < e[0] + e[1]);
+    if (cut || (!s->map && read_at(fileno(s->f), bb->z, e[1], e[0])))
+        return snprintf(err, cap, "records: %s: damaged shard: cannot read block %u (records %lld..%lld)%s", path, b,
+                        (long long)row0, (long long)(row0 + rows - 1), cut ? ": the file was cut short" : ""), -1;
+    const char *z = s->map ? s->map + e[0] : bb->z;
+    size_t got = ZSTD_decompressDCtx(dc, bb->raw, (size_t)want, z, e[1]);
     if (ZSTD_isError(got) || (int64_t)got != want || kbl_data_hash_bytes(bb->raw, want, 0) != e[3])
         return snprintf(err, cap, "records: %s: damaged shard: block %u (records %lld..%lld) %s", path, b,
                         (long long)row0, (long long)(row0 + rows - 1),

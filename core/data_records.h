@@ -13,6 +13,8 @@
 typedef struct {
     FILE *f;
     const char *path;
+    const char *map; /* the file mapped (NULL: read with pread) */
+    int64_t size;
     uint32_t nblocks;
     uint64_t *table;
     int64_t count;
@@ -32,8 +34,8 @@ int kbl_records_shard_open(kbl_records_shard *s, const char *path, int64_t count
 void kbl_records_shard_close(kbl_records_shard *s);
 void kbl_records_block_free(kbl_records_block *bb);
 /* Reads, decompresses and checks block b (table entry e, its first row row0)
- * of the shard open on fd into bb->raw; -1 names the shard and the records. */
-int kbl_records_decode_block(ZSTD_DCtx *dc, kbl_records_block *bb, int fd, const char *path, const uint64_t *e,
+ * of shard s into bb->raw; -1 names the shard and the records. */
+int kbl_records_decode_block(ZSTD_DCtx *dc, kbl_records_block *bb, const kbl_records_shard *s, const uint64_t *e,
                              uint32_t b, int64_t row0, int64_t rowbytes, char *err, size_t cap);
 
 #endif

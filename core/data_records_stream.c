@@ -23,7 +23,6 @@ typedef struct {
     int shard;    /* its position in the read order */
     uint32_t block;
     int last;     /* the shard's last block: the shard is closed once it is taken */
-    int fd;
     uint64_t e[4]; /* its entry in the block table */
     int64_t row0, skip; /* its first row in the shard; rows to pass over (a resumed start) */
     kbl_records_block bb;
@@ -104,7 +103,7 @@ static int plan_next(kbl_data_records *r, slot *sl) {
         }
         const uint64_t *e = s->table + 4 * r->plan_block;
         memcpy(sl->e, e, sizeof sl->e);
-        sl->shard = k, sl->block = r->plan_block, sl->fd = fileno(s->f), sl->row0 = r->plan_row;
+        sl->shard = k, sl->block = r->plan_block, sl->row0 = r->plan_row;
         sl->skip = k == r->start.shard && r->plan_row < r->start.offset ? r->start.offset - r->plan_row : 0;
         sl->last = r->plan_block + 1 == r->plan_nblocks;
         r->plan_row += (int64_t)e[2];
@@ -132,7 +131,7 @@ static int read_next(kbl_data_records *r, ZSTD_DCtx *dc) {
     }
     sl->state = SLOT_BUSY;
     pthread_mutex_unlock(&r->mu);
-    rc = kbl_records_decode_block(dc, &sl->bb, sl->fd, r->paths[sl->shard], sl->e, sl->block, sl->row0,
+    rc = kbl_records_decode_block(dc, &sl->bb, &r->shards[sl->shard], sl->e, sl->block, sl->row0,
                                   r->xr + r->yr, sl->err, sizeof sl->err);
     pthread_mutex_lock(&r->mu);
     sl->state = rc ? SLOT_FAILED : SLOT_READY;
@@ -418,7 +417,7 @@ static int refill(producer *p, ZSTD_DCtx *dc) {
         if (rc == 0 && (b < 0 || row >= brow0 + brows)) {
             if (b < 0) b = 0, brow0 = 0, brows = (int64_t)s.table[2];
             while (row >= brow0 + brows) brow0 += brows, brows = (int64_t)s.table[4 * ++b + 2];
-            rc = kbl_records_decode_block(dc, &bb, fileno(s.f), s.path, s.table + 4 * b, (uint32_t)b, brow0,
+            rc = kbl_records_decode_block(dc, &bb, &s, s.table + 4 * b, (uint32_t)b, brow0,
                                           r->xr + r->yr, r->err, sizeof r->err);
             if (rc == 0) {
                 pthread_mutex_lock(&r->mu);

@@ -266,6 +266,20 @@ describe('data.records', function()
       ok, err = pcall(collect, data.records{dir = bad}:split('train'):batch(10))
       assert.is_false(ok)
       assert.matches('damaged shard', err, 1, true)
+      -- a shard cut short while it is read (it is mapped): named, not a crash. The cut is
+      -- past the blocks read ahead of the first batch, so none is being read as it lands.
+      local cutdir = tmp .. '/cut'
+      records.pack(src, cutdir, {block_rows = 7})
+      local cut = cutdir .. '/train-00000.kblr'
+      local ffi = require 'ffi'
+      pcall(ffi.cdef, 'int truncate(const char *path, long length);')
+      local it = data.records{dir = cutdir, buffer = 8, threads = 1}:split('train'):batch(8):iter()
+      it()
+      assert.are.equal(0, ffi.C.truncate(cut, math.floor(#H.read(cut) * 0.6)))
+      ok, err = pcall(function() for _ in it do end end)
+      assert.is_false(ok)
+      assert.matches('records: ' .. cut:gsub('%p', '%%%0') .. ': damaged shard: cannot read block %d+ %(records '
+         .. '%d+%.%.%d+%): the file was cut short', err)
       -- a missing shard
       os.remove(shard)
       local _
