@@ -33,7 +33,7 @@ if mode == 'gen' then
       kbl.scope(function()
          local x = (kbl.rand({n, 3, 64, 64}) * 255):to('uint8')
          local y = (kbl.rand({n}) * 10):to('int64') + 1
-         w:add('train', x, y, 1)
+         w:add('train', x, y)
       end)
       done = done + n
       io.write(string.format('\r%d / %d rows', done, total))
