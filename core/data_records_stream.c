@@ -8,7 +8,6 @@
 #include "data_records.h"
 
 #include <pthread.h>
-#include <unistd.h>
 
 /* ---- the streamer ------------------------------------------------------------------------- */
 
@@ -548,12 +547,12 @@ kbl_data_records *kbl_data_records_open(const kbl_data_records_spec *sp) {
     r->checks = calloc((size_t)(sp->nshards + 1), sizeof(uint64_t));
     r->shards = calloc((size_t)(sp->nshards + 1), sizeof *r->shards);
     r->ring = calloc((size_t)sp->depth, sizeof *r->ring);
-    /* Default: 2 workers, but 1 on a machine of 2 cores or fewer, where the
-     * producer, prefetch and main threads share them: quiet 2-core Xeon,
-     * BENCH_PART=records bin/kbl bench/data_image.lua, records at 71-83% of
-     * in-memory batches/s with 1 worker, 60-74% with 2 (three runs each). */
-    int64_t cores = sysconf(_SC_NPROCESSORS_ONLN);
-    r->nworkers = sp->threads > 0 ? (sp->threads < 16 ? sp->threads : 16) : cores > 2 ? 2 : 1;
+    /* Default: 2 workers, also on 2 cores, where the producer reads blocks
+     * itself when it would wait: quiet 2-core Xeon, BENCH_PART=records
+     * bin/kbl bench/data_image.lua, records at 81-107% of in-memory
+     * batches/s with 2 workers (median 98%), 81-102% with 1 (median 88%),
+     * eight runs each, taken in turn. */
+    r->nworkers = sp->threads > 0 ? (sp->threads < 16 ? sp->threads : 16) : 2;
     r->nslots = 2 * r->nworkers + 1;
     r->slots = calloc((size_t)r->nslots, sizeof *r->slots);
     r->workers = calloc((size_t)r->nworkers, sizeof *r->workers);

@@ -8,10 +8,10 @@
 --
 -- shuffle on records shuffles the order of the shards and draws rows through a
 -- buffer of `buffer` rows (shuffle{buffer = n} overrides it), deterministic
--- from (seed, epoch); `threads` C threads (default 2, 1 on a machine of 2 cores
--- or fewer) read and decompress blocks, in order, from the mapped shards, and
--- one more makes batches ahead (depth = 4 ahead), converted to float32, and
--- reads a block itself rather than wait for one.
+-- from (seed, epoch); `threads` C threads (default 2) read and decompress
+-- blocks, in order, from the mapped shards, and one more makes batches ahead
+-- (depth = 4 ahead), converted to float32, and reads a block itself rather
+-- than wait for one.
 -- Mid-epoch, state() holds records = {shard, offset, draws, buffered, buffer}:
 -- the shard being read and the offset of its next record, the draws made and
 -- the ids of the records the buffer holds (an int64 tensor, in draw order).
