@@ -36,6 +36,16 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static block *free_lists[NUM_CLASSES];
 static int64_t live_bytes, peak_bytes, cached_bytes, alloc_count;
 
+/* The counters change under the lock and are read without it
+ * (kbl_memory_live_bytes, ...): stores are atomic, so a reader sees a whole
+ * value and C11 sees no data race. */
+#define SET(v, x) __atomic_store_n(&(v), (x), __ATOMIC_RELAXED)
+#define ADD(v, d) SET(v, (v) + (d))
+static void count_live(int64_t d) {
+    ADD(live_bytes, d);
+    if (live_bytes > peak_bytes) SET(peak_bytes, live_bytes);
+}
+
 /* Size classes: four per power of two (at most 25% waste), from 64 bytes. */
 static int size_class(int64_t nbytes, int64_t *rounded) {
     if (nbytes <= ALIGN) {
@@ -60,12 +70,11 @@ void *kbl_alloc(int64_t nbytes) {
         block *b = free_lists[c];
         UNPOISON(b, sizeof *b);
         free_lists[c] = b->next;
-        cached_bytes -= rounded;
+        ADD(cached_bytes, -rounded);
         p = b;
     }
     if (p) {
-        live_bytes += rounded;
-        if (live_bytes > peak_bytes) peak_bytes = live_bytes;
+        count_live(rounded);
     }
     pthread_mutex_unlock(&lock);
     if (p) {
@@ -82,9 +91,8 @@ void *kbl_alloc(int64_t nbytes) {
     }
     POISON((char *)p + nbytes, rounded - nbytes);
     pthread_mutex_lock(&lock);
-    alloc_count++;
-    live_bytes += rounded;
-    if (live_bytes > peak_bytes) peak_bytes = live_bytes;
+    ADD(alloc_count, 1);
+    count_live(rounded);
     pthread_mutex_unlock(&lock);
     return p;
 }
@@ -95,13 +103,13 @@ void kbl_free(void *p, int64_t nbytes) {
     int c = size_class(nbytes, &rounded);
     UNPOISON(p, rounded);
     pthread_mutex_lock(&lock);
-    live_bytes -= rounded;
+    ADD(live_bytes, -rounded);
     if (c >= 0 && cached_bytes + rounded <= CACHE_LIMIT) {
         block *b = p;
         b->next = free_lists[c];
         free_lists[c] = b;
         POISON(b, rounded);
-        cached_bytes += rounded;
+        ADD(cached_bytes, rounded);
         p = NULL;
     }
     pthread_mutex_unlock(&lock);
@@ -120,7 +128,7 @@ void kbl_memory_empty_cache(void) {
         }
         free_lists[c] = NULL;
     }
-    cached_bytes = 0;
+    SET(cached_bytes, 0);
     pthread_mutex_unlock(&lock);
 }
 
@@ -131,6 +139,6 @@ int64_t kbl_memory_alloc_count(void) { return __atomic_load_n(&alloc_count, __AT
 
 void kbl_memory_reset_peak(void) {
     pthread_mutex_lock(&lock);
-    peak_bytes = live_bytes;
+    SET(peak_bytes, live_bytes);
     pthread_mutex_unlock(&lock);
 }

@@ -319,6 +319,34 @@ describe('sigmoid and tanh on the CPU kernels (oneDNN for contiguous float32)', 
       return e
    end
 
+   it('log_softmax: float32 (exponentials on oneDNN) agrees with float64 and repeats at 1 and 2 threads', function()
+      local saved = kbl.get_num_threads()
+      finally(function() kbl.set_num_threads(saved) end)
+      kbl.manual_seed(24)
+      -- rows shorter than a chunk (blocks of rows), one row past it, and rows not filling the last block
+      for _, shape in ipairs{{37, 1000}, {3, CHUNK + 7}, {1000, 3}, {5, 1}} do
+         local x = kbl.randn(shape) * 5
+         local got, want = H.flat(x:log_softmax(2)), H.flat(x:double():log_softmax(2))
+         for i = 1, #want do
+            -- (x - m) - log s: an absolute error of a few float32 ulps of the row's spread
+            assert(math.abs(got[i] - want[i]) <= 1e-5 * math.max(1, math.abs(want[i])),
+               string.format('%dx%d: element %d is %.9g, float64 says %.9g', shape[1], shape[2], i, got[i], want[i]))
+         end
+         kbl.set_num_threads(1)
+         local one = H.flat(x:log_softmax(2))
+         kbl.set_num_threads(2)
+         assert.are.same(one, H.flat(x:log_softmax(2)), table.concat(shape, 'x'))
+         assert.are.same(one, got)
+      end
+      -- -inf entries and a row of -inf, as the float64 loop gives them
+      local x = kbl.tensor{{0, -math.huge, 1}, {-math.huge, -math.huge, -math.huge}}
+      local got, want = H.flat(x:log_softmax(2)), H.flat(x:double():log_softmax(2))
+      for i = 1, 6 do
+         assert(got[i] == want[i] or (got[i] ~= got[i] and want[i] ~= want[i]) or math.abs(got[i] - want[i]) < 1e-6,
+            string.format('element %d is %s, float64 says %s', i, tostring(got[i]), tostring(want[i])))
+      end
+   end)
+
    for _, op in ipairs{'sigmoid', 'tanh'} do
       it(op .. ': float32 agrees with float64 within 1e-6 of each value on sizes around the chunk', function()
          kbl.manual_seed(21)

@@ -28,7 +28,7 @@ int kbl_dnnl_avg_pool(const kbl_pool_desc *d);
  * measured faster than core/cpu/softmax.c's loop). */
 int kbl_dnnl_softmax_rows(int64_t rows, int64_t cols, const float *src, float *dst);
 
-/* Float32 sigmoid (KBL_SIGMOID) or tanh (KBL_TANH) forward of contiguous
+/* Float32 sigmoid (KBL_SIGMOID), tanh (KBL_TANH) or exp (KBL_EXP) forward of contiguous
  * src[0..n) into dst (may be src), in chunks of KBL_ELTWISE_CHUNK elements
  * (dnnl_eltwise.c: measured faster than core/cpu/unary.c's loops). */
 #define KBL_ELTWISE_CHUNK 16384

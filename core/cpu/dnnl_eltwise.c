@@ -1,4 +1,4 @@
-/* dnnl_eltwise.c — float32 sigmoid and tanh forward of a contiguous buffer
+/* dnnl_eltwise.c — float32 sigmoid, tanh and exp forward of a contiguous buffer
  * through oneDNN's eltwise primitive. A primitive is JIT-compiled for one
  * element count, so one is made per (op, thread count, chunk) for a fixed chunk
  * of KBL_ELTWISE_CHUNK elements (KBL_ELTWISE_SMALL for an input shorter than
@@ -40,7 +40,8 @@ static kbl_dnnl_cache cache;
 
 /* src[0..n) -> dst through the primitive for chunks of `chunk` elements */
 static int run(int op, int nt, int64_t chunk, int64_t n, const float *src, float *dst) {
-    int64_t key[K_N] = {op == KBL_TANH ? dnnl_eltwise_tanh : dnnl_eltwise_logistic, nt, chunk};
+    int64_t alg = op == KBL_TANH ? dnnl_eltwise_tanh : op == KBL_EXP ? dnnl_eltwise_exp : dnnl_eltwise_logistic;
+    int64_t key[K_N] = {alg, nt, chunk};
     kbl_dnnl_prim *p = kbl_dnnl_cache_get(&cache, key, K_N, make);
     if (!p) return -1;
     int64_t full = n - n % chunk, tail = n - full;

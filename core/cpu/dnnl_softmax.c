@@ -1,7 +1,7 @@
 /* dnnl_softmax.c — float32 softmax of each row of a contiguous [rows, cols]
  * buffer through oneDNN's softmax primitive (jit:avx512_core here), made once
- * per shape and thread count; log_softmax and float64 stay on kbl's loop
- * (core/cpu/softmax.c).
+ * per shape and thread count; float64 stays on kbl's loop, and float32
+ * log_softmax takes only oneDNN's exp (core/cpu/softmax.c).
  *
  * Measured (1 thread, CPU time, Intel Xeon AVX-512 KVM guest, 2 cores shared
  * with other jobs, oneDNN 2.6.3; ms, kbl's loop / oneDNN):
