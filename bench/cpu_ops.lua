@@ -1,5 +1,5 @@
 -- bench/cpu_ops.lua — kbl's CPU kernels that oneDNN also offers, timed at one
--- thread (BENCH_CLOCK=cpu for CPU time): batch norm, layer norm, softmax,
+-- thread (BENCH_CLOCK=cpu for CPU time): batch norm, layer norm, softmax, cross entropy,
 -- eltwise, max and average pooling, each forward and backward where kbl has
 -- one. bench/dnnl_ops.c times oneDNN's primitives on the same shapes; the
 -- figures and the choice made sit beside each kernel (core/cpu/*.c).
@@ -39,6 +39,12 @@ for _, s in ipairs{{128, 10}, {4096, 1000}} do
    local x = kbl.randn(s)
    print(string.format('kbl softmax %s: %.4f ms log_softmax %.4f ms', table.concat(s, 'x'),
       t(function() kbl.softmax(x, 2) end), t(function() kbl.log_softmax(x, 2) end)))
+end
+for _, s in ipairs{{128, 10}, {4096, 1000}} do
+   local x = kbl.randn(s):requires_grad_()
+   local labels = kbl.randint(1, s[2] + 1, {s[1]})
+   local f, bw = fwd_bwd(function() return kbl.cross_entropy(x, labels) end, nil, {x})
+   print(string.format('kbl cross_entropy %s: fwd %.4f bwd %.4f ms', table.concat(s, 'x'), f, bw))
 end
 do
    local x = kbl.randn(1048576)

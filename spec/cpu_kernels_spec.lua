@@ -347,6 +347,45 @@ describe('sigmoid and tanh on the CPU kernels (oneDNN for contiguous float32)', 
       end
    end)
 
+   it('cross_entropy: float32 (exponentials on oneDNN) agrees with float64, loss and gradient, '
+      .. 'and repeats at 1 and 2 threads', function()
+      local saved = kbl.get_num_threads()
+      finally(function() kbl.set_num_threads(saved) end)
+      kbl.manual_seed(25)
+      for _, shape in ipairs{{37, 1000}, {3, CHUNK + 7}, {1000, 3}} do
+         local rows, cols = shape[1], shape[2]
+         local x = kbl.randn(shape) * 4
+         local labels = kbl.randint(1, cols + 1, {rows})
+         labels[1] = 2 -- an ignored row
+         local w = kbl.rand({cols}) + 0.5
+         for _, o in ipairs{{}, {weight = w, label_smoothing = 0.1, ignore_index = 2, reduction = 'none'},
+                            {label_smoothing = 0.2, reduction = 'sum'}} do
+            local function run(dtype, threads)
+               if threads then kbl.set_num_threads(threads) end
+               local xi = x:to(dtype):detach():requires_grad_()
+               local oo = {}
+               for k, v in pairs(o) do oo[k] = k == 'weight' and v:to(dtype) or v end
+               local loss = kbl.cross_entropy(xi, labels, oo)
+               loss:sum():backward()
+               return H.flat(loss), H.flat(xi.grad)
+            end
+            local name = table.concat(shape, 'x') .. ' ' .. (o.reduction or 'mean')
+            local l32, g32 = run('float32', 1)
+            local l64, g64 = run('float64')
+            for i = 1, #l64 do
+               assert(math.abs(l32[i] - l64[i]) <= 1e-5 * math.max(1, math.abs(l64[i])), name .. ': loss ' .. i)
+            end
+            for i = 1, #g64 do
+               assert(math.abs(g32[i] - g64[i]) <= 1e-6 * math.max(1, math.abs(g64[i])),
+                  string.format('%s: gradient %d is %.9g, float64 says %.9g', name, i, g32[i], g64[i]))
+            end
+            local l2, g2 = run('float32', 2)
+            assert.are.same(l32, l2, name)
+            assert.are.same(g32, g2, name)
+         end
+      end
+   end)
+
    for _, op in ipairs{'sigmoid', 'tanh'} do
       it(op .. ': float32 agrees with float64 within 1e-6 of each value on sizes around the chunk', function()
          kbl.manual_seed(21)

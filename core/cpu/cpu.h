@@ -32,6 +32,12 @@ int kbl_cpu_extreme_rows(int dtype, int is_max, int64_t rows, int64_t inner, con
 /* softmax.c, loss.c */
 int kbl_cpu_softmax_rows(int dtype, int log_form, int64_t rows, int64_t cols, const void *src, void *dst);
 int kbl_cpu_cross_entropy(const kbl_ce_args *a);
+/* Float32 rows' exponentials in blocks (softmax.c): each block's e = exp(x -
+ * shift), shift the rows' maxima, handed to each; and a float row's sum in
+ * double, in a fixed order that vectorizes. */
+typedef void (*kbl_exp_rows_fn)(void *ctx, int64_t r0, int64_t nr, const float *e, const float *shift, int nt);
+int kbl_cpu_exp_rows(int64_t rows, int64_t cols, const float *x, kbl_exp_rows_fn each, void *ctx);
+double kbl_cpu_row_sum(const float *x, int64_t n);
 
 /* index.c */
 int kbl_cpu_index_check(const int64_t *idx, int64_t n, int64_t size, int64_t skip, int64_t *bad_pos_host,

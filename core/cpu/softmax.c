@@ -1,6 +1,6 @@
 /* softmax.c — the CPU's softmax and log_softmax of each row of a contiguous
  * [rows, cols] buffer: float32 softmax through oneDNN (dnnl_softmax.c, measured
- * faster), float32 log_softmax with oneDNN's exp (log_softmax_f32), float64
+ * faster), float32 log_softmax with oneDNN's exp (kbl_cpu_exp_rows), float64
  * here; shifted by the row's max, summed in double. */
 #include "cpu.h"
 #include "dnnl.h"
@@ -35,7 +35,7 @@
         }                                                                            \
     } while (0)
 
-/* A row's max and its sum in double, each in LANES running parts, so that the
+/* A row's max and its sum in double (kbl_cpu_row_sum), each in LANES running parts, so that the
  * loops vectorize (one running value waits on each add) and still add up in
  * one fixed order. */
 enum { LANES = 8 };
@@ -52,7 +52,7 @@ static float row_max(const float *x, int64_t n) {
     return m;
 }
 
-static double row_sum(const float *x, int64_t n) {
+double kbl_cpu_row_sum(const float *x, int64_t n) {
     double part[LANES] = {0};
     int64_t c = 0;
     for (; c + LANES <= n; c += LANES)
@@ -63,17 +63,14 @@ static double row_sum(const float *x, int64_t n) {
     return s;
 }
 
-/* Float32 log_softmax: y = (x - m) - log s, s = sum exp(x - m), with the
- * exponentials on oneDNN's eltwise exp over blocks of whole rows (the loop
- * above calls libm's exp in double per element) and s summed in double, so
- * log s keeps the loop's precision (oneDNN's own log_softmax does not:
- * dnnl_softmax.c). Each row's sums run in one fixed order and eltwise gives
- * an element the same value wherever it sits, so results repeat bit for bit
- * at any thread count. `BENCH_CLOCK=cpu bin/kbl bench/cpu_ops.lua`, 4096x1000,
- * 1 thread, quiet 2-core Xeon: 22.3 ms on the loop, 3.98-4.23 ms now (PyTorch
- * 1.13's log_softmax on the same machine and shape: 3.18 ms). Largest error
- * against float64 on randn * 5 rows: the loop's, within 0.5 float32 ulps. */
-static int log_softmax_f32(int64_t rows, int64_t cols, const float *x, float *y) {
+/* The exponentials of float32 rows on oneDNN's eltwise exp (kbl's loops call
+ * libm's exp in double per element), over blocks of whole rows that fit one
+ * eltwise chunk: for each block, shift[r] = the row's max (0 when it is -inf),
+ * e = exp(x - shift), then each(ctx, r0, nr, e, shift, nt). Each row runs in
+ * one fixed order and eltwise gives an element the same value wherever it
+ * sits, so results repeat bit for bit at any thread count. */
+int kbl_cpu_exp_rows(int64_t rows, int64_t cols, const float *x, kbl_exp_rows_fn each, void *ctx) {
+    if (rows <= 0 || cols <= 0) return 0;
     int64_t block = cols >= KBL_ELTWISE_CHUNK ? 1 : KBL_ELTWISE_CHUNK / cols;
     if (block > rows) block = rows;
     int64_t bytes = block * cols * (int64_t)sizeof(float);
@@ -83,7 +80,6 @@ static int log_softmax_f32(int64_t rows, int64_t cols, const float *x, float *y)
     for (int64_t r0 = 0; rc == 0 && r0 < rows; r0 += block) {
         int64_t nr = rows - r0 < block ? rows - r0 : block;
         const float *xb = x + r0 * cols;
-        float *yb = y + r0 * cols;
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (int64_t r = 0; r < nr; r++) {
             const float *xr = xb + r * cols;
@@ -93,21 +89,43 @@ static int log_softmax_f32(int64_t rows, int64_t cols, const float *x, float *y)
             for (int64_t c = 0; c < cols; c++) e[r * cols + c] = xr[c] - m;
         }
         rc = kbl_dnnl_eltwise(KBL_EXP, nr * cols, e, e);
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (int64_t r = 0; r < nr; r++) {
-            float l = (float)log(row_sum(e + r * cols, cols)), m = shift[r];
-            for (int64_t c = 0; c < cols; c++) yb[r * cols + c] = (xb[r * cols + c] - m) - l;
-        }
+        if (rc == 0) each(ctx, r0, nr, e, shift, nt);
     }
     kbl_free(e, bytes);
     kbl_free(shift, block * (int64_t)sizeof(float));
     return rc;
 }
 
+/* Float32 log_softmax: y = (x - m) - log s, s = sum exp(x - m) summed in
+ * double, so log s keeps the loop's precision (oneDNN's own log_softmax does
+ * not: dnnl_softmax.c). `BENCH_CLOCK=cpu bin/kbl bench/cpu_ops.lua`,
+ * 4096x1000, 1 thread, quiet 2-core Xeon: 22.3 ms on the loop, 3.98-4.23 ms
+ * now (PyTorch 1.13's log_softmax on the same machine and shape: 3.18 ms).
+ * Largest error against float64 on randn * 5 rows: the loop's, within 0.5
+ * float32 ulps. */
+typedef struct {
+    int64_t cols;
+    const float *x;
+    float *y;
+} lsm_ctx;
+
+static void log_softmax_block(void *ctx, int64_t r0, int64_t nr, const float *e, const float *shift, int nt) {
+    const lsm_ctx *c = ctx;
+    int64_t cols = c->cols;
+    const float *xb = c->x + r0 * cols;
+    float *yb = c->y + r0 * cols;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t r = 0; r < nr; r++) {
+        float l = (float)log(kbl_cpu_row_sum(e + r * cols, cols)), m = shift[r];
+        for (int64_t j = 0; j < cols; j++) yb[r * cols + j] = (xb[r * cols + j] - m) - l;
+    }
+}
+
 int kbl_cpu_softmax_rows(int dtype, int log_form, int64_t rows, int64_t cols, const void *src, void *dst) {
     /* float32 on oneDNN, measured faster: softmax whole, log_softmax's exponentials */
     if (dtype == KBL_FLOAT32 && rows > 0 && cols > 0)
-        return log_form ? log_softmax_f32(rows, cols, src, dst) : kbl_dnnl_softmax_rows(rows, cols, src, dst);
+        return log_form ? kbl_cpu_exp_rows(rows, cols, src, log_softmax_block, &(lsm_ctx){cols, src, dst})
+                        : kbl_dnnl_softmax_rows(rows, cols, src, dst);
     int nt = rows * cols >= KBL_PARALLEL_GRAIN && rows > 1 ? kbl_threads() : 1;
     KBL_FLOAT_CASES(dtype, SOFTMAX_ROWS)
     return 0;
