@@ -123,9 +123,7 @@ print(string.format('%-16s %14.1f %14.1f %8.3f', 'step peak RSS MB', ks.peak_rss
    ks.peak_rss_mb / ts.peak_rss_mb))
 print(string.format('%-16s %14.1f %14.1f', '  before the step', ks.rss_before_mb, ts.rss_before_mb))
 -- issue 13's targets, one line each
-local function target(what, ok, detail)
-   print(string.format('target %-52s %-7s %s', what, ok and 'MET' or 'MISSED', detail))
-end
+local target = timing.target
 local function ratio(which, name) return rows[which].kbl[name].seconds / rows[which].torch[name].seconds end
 target('CNN train step >= 1.5x faster than PyTorch at its best', 1 / ratio('step', 'cnn_train_step') >= 1.5,
    string.format('(%.2fx)', 1 / ratio('step', 'cnn_train_step')))

@@ -86,9 +86,7 @@ else
 end
 
 -- issue 13's targets, one line each
-local function target(what, ok, detail)
-   print(string.format('target %-52s %-7s %s', what, ok and 'MET' or 'MISSED', detail))
-end
+local target = timing.target
 if peak and peak.gflops then
    target('sgemm 1024^3, 1 thread >= 70% of the FMA peak', gflops >= 0.7 * peak.gflops,
       string.format('(%.0f%%)', 100 * gflops / peak.gflops))

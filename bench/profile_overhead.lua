@@ -8,6 +8,7 @@
 --   bin/kbl bench/profile_overhead.lua [--json]
 local kbl = require 'kbl'
 local optim = require 'kbl.optim'
+local clock = require 'kbl.clock'
 
 local here = debug.getinfo(1, 'S').source:sub(2):match('^(.*)/[^/]*$') or '.'
 local mlp_step = dofile(here .. '/mlp_step.lua')
@@ -32,18 +33,10 @@ local function fit_step()
 end
 
 -- CPU seconds per call of fn (this process, every thread): the median of
--- `trials` timings of `iters` calls. CPU time, not wall time, so that other
--- work on a shared machine taking the core away does not count.
+-- `trials` timings of `iters` calls, after 3 warm-up calls. CPU time, not wall
+-- time, so that other work on a shared machine taking the core away does not count.
 local function cpu_time(fn, iters, trials)
-   for _ = 1, 3 do fn() end
-   local times = {}
-   for t = 1, trials do
-      local c0 = os.clock()
-      for _ = 1, iters do fn() end
-      times[t] = (os.clock() - c0) / iters
-   end
-   table.sort(times)
-   return times[math.ceil(trials / 2)]
+   return clock.time(fn, {clock = os.clock, iters = iters, trials = trials, warmup = 3})
 end
 
 local step = mlp_step(optim.Adam{lr = 1e-3})

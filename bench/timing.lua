@@ -3,7 +3,9 @@
 -- `warmup` calls (kbl.clock.time), and the thread counts to try (1 and 2).
 -- BENCH_CLOCK=cpu times in CPU seconds of the process instead, at one thread
 -- only: on a machine other jobs keep busy, wall time mostly measures them.
--- Loaded with dofile; returns {time = fn(fn, opts), threads = {...}, cpu = bool}.
+-- Also the line a bench prints for each of its targets (issue 13's).
+-- Loaded with dofile; returns {time = fn(fn, opts), threads = {...}, cpu = bool,
+-- target = fn(what, ok, detail)}.
 local clock = require 'kbl.clock'
 
 local cpu = os.getenv('BENCH_CLOCK') == 'cpu'
@@ -14,4 +16,8 @@ local function cpu_time(fn, opts)
    return clock.time(fn, o)
 end
 
-return {time = cpu and cpu_time or clock.time, threads = cpu and {1} or {1, 2}, cpu = cpu}
+local function target(what, ok, detail)
+   print(string.format('target %-52s %-7s %s', what, ok and 'MET' or 'MISSED', detail))
+end
+
+return {time = cpu and cpu_time or clock.time, threads = cpu and {1} or {1, 2}, cpu = cpu, target = target}

@@ -16,8 +16,7 @@ void kbl_set_all_reduce_hook(kbl_all_reduce_fn fn, void *ctx) {
 /* a new contiguous tensor: t summed over the processes; no graph */
 static kbl_tensor *summed(kbl_tensor *t) {
     int prev = kbl_set_grad_enabled(0);
-    kbl_tensor *c = kbl_empty_like(t, -1);
-    if (c && kbl_copy_(c, t)) kbl_tensor_release(c), c = NULL;
+    kbl_tensor *c = kbl_clone(t);
     kbl_set_grad_enabled(prev);
     if (c && sum_fn && sum_fn(c, sum_ctx)) {
         kbl_tensor_release(c);

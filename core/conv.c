@@ -16,12 +16,6 @@ static int64_t out_size(int64_t in, int64_t pa, int64_t pb, int64_t k, int64_t s
 /* A convolution node's arguments are its conv_opts. */
 KBL_ARGS_FIT(conv_opts);
 
-static void opts_save(kbl_node *n, const conv_opts *o) {
-    if (n) *KBL_ARGS(n, conv_opts) = *o;
-}
-
-static conv_opts opts_load(const kbl_node *n) { return *KBL_ARGS(n, conv_opts); }
-
 static kbl_tensor *contiguous_nograd(kbl_tensor *t) {
     int prev = kbl_set_grad_enabled(0);
     kbl_tensor *c = kbl_contiguous(t);
@@ -152,7 +146,7 @@ static int check_channels(const char *op, const kbl_tensor *x, int64_t xc, const
 
 static int conv2d_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     kbl_tensor *x = n->inputs[0], *w = n->inputs[1], *b = n->ninputs > 2 ? n->inputs[2] : NULL;
-    conv_opts o = opts_load(n);
+    conv_opts o = *KBL_ARGS(n, conv_opts);
     bool gx = kbl_needs_grad(x), gw = kbl_needs_grad(w), gb = kbl_needs_grad(b);
     if ((gx || gw) && kbl_conv_device_grads(g, x, x->shape, w, w->shape[2], w->shape[3], &o, gx ? &gin[0] : NULL,
                                             gw ? &gin[1] : NULL, gb ? &gin[2] : NULL))
@@ -182,7 +176,8 @@ kbl_tensor *kbl_conv2d(kbl_tensor *x, kbl_tensor *w, kbl_tensor *b, const int64_
     }
     kbl_tensor *y = kbl_conv_device_forward(x, w, b, &o, oh, ow);
     kbl_tensor *in[3] = {x, w, b};
-    opts_save(kbl_record(op, conv2d_backward, y, b ? 3 : 2, in), &o);
+    kbl_node *node = kbl_record(op, conv2d_backward, y, b ? 3 : 2, in);
+    if (node) *KBL_ARGS(node, conv_opts) = o;
     return y;
 }
 
@@ -192,7 +187,7 @@ kbl_tensor *kbl_conv2d(kbl_tensor *x, kbl_tensor *w, kbl_tensor *b, const int64_
  * gradient of a conv of dy by w whose output gradient is x */
 static int transpose_backward(kbl_node *n, kbl_tensor *g, kbl_tensor **gin) {
     kbl_tensor *x = n->inputs[0], *w = n->inputs[1], *b = n->ninputs > 2 ? n->inputs[2] : NULL;
-    conv_opts o = opts_load(n);
+    conv_opts o = *KBL_ARGS(n, conv_opts);
     if (kbl_needs_grad(x) && !(gin[0] = kbl_conv_device_forward(g, w, NULL, &o, x->shape[2], x->shape[3]))) return -1;
     if (kbl_needs_grad(w) && !(gin[1] = conv_weight_grad(x, g, &o, w->shape[2], w->shape[3]))) return -1;
     if (kbl_needs_grad(b) && !(gin[2] = bias_grad(g))) return -1;
@@ -228,7 +223,8 @@ static kbl_tensor *transpose_impl(const char *op, kbl_tensor *x, kbl_tensor *w, 
     int64_t xs[4] = {x->shape[0], w->shape[1] * o->groups, h, wd};
     kbl_tensor *y = kbl_conv_device_transpose(x, w, b, xs, o);
     kbl_tensor *in[3] = {x, w, b};
-    opts_save(kbl_record(op, transpose_backward, y, b ? 3 : 2, in), o);
+    kbl_node *node = kbl_record(op, transpose_backward, y, b ? 3 : 2, in);
+    if (node) *KBL_ARGS(node, conv_opts) = *o;
     return y;
 }
 
@@ -267,7 +263,7 @@ kbl_tensor *kbl_conv_transpose2d(kbl_tensor *x, kbl_tensor *w, kbl_tensor *b, co
 /* y = conv_weight_grad(g, x): d g = conv(x, dy); d x = conv_input_grad(g, dy) */
 static int weight_grad_backward(kbl_node *n, kbl_tensor *gy, kbl_tensor **gin) {
     kbl_tensor *g = n->inputs[0], *x = n->inputs[1];
-    conv_opts o = opts_load(n);
+    conv_opts o = *KBL_ARGS(n, conv_opts);
     if (kbl_needs_grad(g) && !(gin[0] = kbl_conv_device_forward(x, gy, NULL, &o, g->shape[2], g->shape[3]))) return -1;
     if (kbl_needs_grad(x) && !(gin[1] = conv_input_grad(g, gy, &o, x->shape[2], x->shape[3]))) return -1;
     return 0;
@@ -295,6 +291,7 @@ kbl_tensor *kbl_conv2d_backward_weight(kbl_tensor *grad, kbl_tensor *x, const in
     }
     kbl_tensor *dw = conv_weight_grad(grad, x, &o, kernel_hw[0], kernel_hw[1]);
     kbl_tensor *in[2] = {grad, x};
-    opts_save(kbl_record(op, weight_grad_backward, dw, 2, in), &o);
+    kbl_node *node = kbl_record(op, weight_grad_backward, dw, 2, in);
+    if (node) *KBL_ARGS(node, conv_opts) = o;
     return dw;
 }

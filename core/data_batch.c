@@ -349,7 +349,6 @@ static void slot_clear(slot *s) {
 
 static void *worker(void *arg) {
     kbl_data_prefetcher *p = arg;
-    pthread_setname_np(pthread_self(), "kbl-prefetch"); /* top -H and perf tell the threads apart */
     pthread_mutex_lock(&p->mu);
     for (;;) {
         slot *s = NULL;
@@ -401,8 +400,10 @@ kbl_data_prefetcher *kbl_data_prefetcher_new(int depth, int threads) {
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->done, NULL);
-    for (; p->started < threads; p->started++)
+    for (; p->started < threads; p->started++) {
         if (pthread_create(&p->threads[p->started], NULL, worker, p)) break;
+        pthread_setname_np(p->threads[p->started], "kbl-prefetch"); /* for top -H and perf */
+    }
     if (p->started == 0) {
         kbl_data_prefetcher_free(p);
         kbl_fail("prefetch: cannot start a thread");

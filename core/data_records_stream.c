@@ -139,7 +139,6 @@ static int read_next(kbl_data_records *r, ZSTD_DCtx *dc) {
 
 static void *worker_main(void *arg) {
     kbl_data_records *r = arg;
-    pthread_setname_np(pthread_self(), "kbl-records-rd"); /* top -H and perf tell the threads apart */
     ZSTD_DCtx *dc = ZSTD_createDCtx();
     pthread_mutex_lock(&r->mu);
     while (!r->stop && !r->plan_done) {
@@ -440,7 +439,6 @@ static int refill(producer *p, ZSTD_DCtx *dc) {
 
 static void *producer_main(void *arg) {
     kbl_data_records *r = arg;
-    pthread_setname_np(pthread_self(), "kbl-records");
     producer p;
     memset(&p, 0, sizeof p);
     p.r = r;
@@ -602,8 +600,14 @@ kbl_data_records *kbl_data_records_open(const kbl_data_records_spec *sp) {
         return NULL;
     }
     int started = 0;
-    while (started < r->nworkers && pthread_create(&r->workers[started], NULL, worker_main, r) == 0) started++;
-    if (started == r->nworkers && pthread_create(&r->th, NULL, producer_main, r) == 0) r->started = 1;
+    /* named by their creator, so that the names are there as soon as open
+     * returns (top -H and perf tell the threads apart) */
+    while (started < r->nworkers && pthread_create(&r->workers[started], NULL, worker_main, r) == 0)
+        pthread_setname_np(r->workers[started++], "kbl-records-rd");
+    if (started == r->nworkers && pthread_create(&r->th, NULL, producer_main, r) == 0) {
+        pthread_setname_np(r->th, "kbl-records");
+        r->started = 1;
+    }
     if (!r->started) {
         r->nworkers = started;
         kbl_data_records_close(r);

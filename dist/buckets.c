@@ -17,17 +17,18 @@
 typedef struct bucket {
     int first, count;       /* positions in order[] */
     kbl_tensor *buf;        /* flat, the params' dtype and device */
-    int pending, launched, done;
-    MPI_Request req;
+    int pending;
 } bucket;
 
 struct kbl_dist_buckets {
     int n, nb, next, armed, overlap, early;
     double scale;
+    int64_t bytes;           /* of all the buckets, for finish's stats */
     kbl_tensor **params, **views;   /* views[i]: param i's place in its bucket */
     int *order, *bucket_of;
     bool *ready;
     bucket *b;
+    MPI_Request *reqs;       /* reqs[k]: bucket k's all-reduce in flight, MPI_REQUEST_NULL when none or on CUDA */
     int hcap;                /* pointer -> param index, open addressing */
     kbl_tensor **hkey;
     int *hval;
@@ -55,7 +56,7 @@ void kbl_dist_buckets_free(kbl_dist_buckets *b) {
         kbl_tensor_release(b->views ? b->views[i] : NULL);
     }
     for (int k = 0; k < b->nb; k++) kbl_tensor_release(b->b[k].buf);
-    free(b->params), free(b->views), free(b->order), free(b->bucket_of), free(b->ready), free(b->b);
+    free(b->params), free(b->views), free(b->order), free(b->bucket_of), free(b->ready), free(b->b), free(b->reqs);
     free(b->hkey), free(b->hval);
     free(b);
 }
@@ -116,13 +117,17 @@ kbl_dist_buckets *kbl_dist_buckets_new(int n, kbl_tensor **params, int64_t bucke
         b->bucket_of[b->order[k]] = b->nb - 1;
         bytes += pbytes;
     }
+    b->reqs = malloc((size_t)b->nb * sizeof *b->reqs);
+    if (!b->reqs) goto oom;
     for (int j = 0; j < b->nb; j++) {
         bucket *bk = &b->b[j];
         kbl_tensor *head = b->params[b->order[bk->first]];
         numel = 0;
         for (int k = bk->first; k < bk->first + bk->count; k++) numel += kbl_numel(b->params[b->order[k]]);
+        b->reqs[j] = MPI_REQUEST_NULL;
         bk->buf = kbl_zeros_on(head->device, 1, &numel, head->dtype);
         if (!bk->buf) goto fail;
+        b->bytes += numel * (int64_t)kbl_dtype_size(head->dtype);
         int64_t off = 0;
         for (int k = bk->first; k < bk->first + bk->count; k++) {
             kbl_tensor *p = b->params[b->order[k]];
@@ -132,7 +137,6 @@ kbl_dist_buckets *kbl_dist_buckets_new(int n, kbl_tensor **params, int64_t bucke
             if (!b->views[b->order[k]]) goto fail;
             off += kbl_numel(p);
         }
-        bk->req = MPI_REQUEST_NULL;
     }
     return b;
 oom:
@@ -170,20 +174,11 @@ static int stage(kbl_dist_buckets *b, int i) {
     return kbl_add_(v, v, b->scale - 1) ? kbl_dist_fail("dist: %s", kbl_last_error()) : 0;
 }
 
-static int launch(bucket *bk) {
-    bk->launched = 1;
+static int launch(bucket *bk, MPI_Request *req) {
+    if (bk->buf->device != KBL_CPU) return kbl_dist_nccl_run("gradient all-reduce", bk->buf, KBL_DIST_SUM, -1);
     int64_t m = kbl_numel(bk->buf);
-    if (bk->buf->device != KBL_CPU) {
-        const kbl_nccl_api *nc = kbl_dist_nccl("gradient all-reduce");
-        char why[512] = "";
-        if (!nc) return -1;
-        bk->done = 1;
-        if (nc->all_reduce(kbl_base(bk->buf), m, bk->buf->dtype, KBL_DIST_SUM, kbl_dist_get_timeout(), why, sizeof why))
-            return kbl_dist_fail("dist: gradient all-reduce on CUDA (NCCL): %s", why);
-        return 0;
-    }
     if (MPI_Iallreduce(MPI_IN_PLACE, kbl_base(bk->buf), (int)m, kbl_dist_mpi_type(bk->buf->dtype), MPI_SUM,
-                       MPI_COMM_WORLD, &bk->req) != MPI_SUCCESS)
+                       MPI_COMM_WORLD, req) != MPI_SUCCESS)
         return kbl_dist_fail("dist: gradient all-reduce of %lld elements could not start", (long long)m);
     return 0;
 }
@@ -191,7 +186,7 @@ static int launch(bucket *bk) {
 /* Starts the full buckets at the head of the order. */
 static int launch_ready(kbl_dist_buckets *b) {
     while (b->next < b->nb && b->b[b->next].pending == 0) {
-        if (launch(&b->b[b->next])) return -1;
+        if (launch(&b->b[b->next], &b->reqs[b->next])) return -1;
         b->next++;
     }
     return 0;
@@ -208,7 +203,7 @@ static int on_ready(kbl_tensor *leaf, void *ctx) {
     b->early += b->next - before;
     /* progress what is in flight */
     for (int k = 0; k < b->next; k++)
-        if (!b->b[k].done && b->b[k].req != MPI_REQUEST_NULL) kbl_dist_test(1, &b->b[k].req);
+        if (b->reqs[k] != MPI_REQUEST_NULL) kbl_dist_test(1, &b->reqs[k]);
     return 0;
 }
 
@@ -221,8 +216,7 @@ int kbl_dist_buckets_begin(kbl_dist_buckets *b, double scale, int overlap) {
     for (int i = 0; i < b->n; i++) b->ready[i] = false;
     for (int k = 0; k < b->nb; k++) {
         b->b[k].pending = b->b[k].count;
-        b->b[k].launched = b->b[k].done = 0;
-        b->b[k].req = MPI_REQUEST_NULL;
+        b->reqs[k] = MPI_REQUEST_NULL;
     }
     kbl_set_grad_ready_hook(on_ready, b);
     b->armed = 1;
@@ -234,20 +228,12 @@ int kbl_dist_buckets_finish(kbl_dist_buckets *b, double *stats) {
     kbl_set_grad_ready_hook(NULL, NULL);
     b->armed = 0;
     double t0 = kbl_profile_clock();
-    int64_t bytes = 0;
     /* parameters backward did not reach (frozen paths, unused): zeros, or the grad as it is */
     for (int k = 0; k < b->n; k++)
         if (!b->ready[b->order[k]] && stage(b, b->order[k])) return -1;
     if (launch_ready(b)) return -1;
-    MPI_Request *reqs = malloc((size_t)b->nb * sizeof *reqs);
-    if (!reqs) return kbl_dist_fail("dist: buckets: out of memory");
-    for (int k = 0; k < b->nb; k++) {
-        reqs[k] = b->b[k].req;
-        bytes += kbl_numel(b->b[k].buf) * (int64_t)kbl_dtype_size(b->b[k].buf->dtype);
-    }
-    int rc = kbl_dist_wait(b->nb, reqs, "all_reduce of the gradients");
-    free(reqs);
-    for (int k = 0; k < b->nb; k++) b->b[k].req = MPI_REQUEST_NULL;
+    int rc = kbl_dist_wait(b->nb, b->reqs, "all_reduce of the gradients");
+    for (int k = 0; k < b->nb; k++) b->reqs[k] = MPI_REQUEST_NULL;
     if (rc) return -1;
     for (int i = 0; i < b->n && rc == 0; i++) {
         kbl_tensor *p = b->params[i];
@@ -263,7 +249,7 @@ int kbl_dist_buckets_finish(kbl_dist_buckets *b, double *stats) {
         stats[0] = kbl_profile_clock() - t0;
         stats[1] = b->early;
         stats[2] = b->nb;
-        stats[3] = (double)bytes;
+        stats[3] = (double)b->bytes;
     }
     return rc;
 }

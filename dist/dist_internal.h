@@ -17,8 +17,6 @@ int kbl_dist_wait(int n, MPI_Request *reqs, const char *what);
 bool kbl_dist_test(int n, MPI_Request *reqs);
 /* The MPI datatype of a kbl dtype, or MPI_DATATYPE_NULL. */
 MPI_Datatype kbl_dist_mpi_type(int dtype);
-/* The base address of t's data (CPU or device memory). */
-void *kbl_dist_data(const kbl_tensor *t);
 
 /* CUDA tensors go through NCCL (dist/nccl.c, built as libkbl_nccl.so when the
  * CUDA toolkit ships it, dlopened on first use). */
@@ -34,5 +32,8 @@ typedef struct kbl_nccl_api {
 typedef const kbl_nccl_api *(*kbl_nccl_entry)(void);
 /* NCCL ready for this job, or NULL with the reason in kbl_dist_last_error(). */
 const kbl_nccl_api *kbl_dist_nccl(const char *op);
+/* The CUDA tensor t all-reduced with op (root < 0) or broadcast from root
+ * through NCCL; fails with "dist: <what> on CUDA (NCCL): <why>". */
+int kbl_dist_nccl_run(const char *what, kbl_tensor *t, int op, int root);
 
 #endif

@@ -148,7 +148,16 @@ MPI_Datatype kbl_dist_mpi_type(int dtype) {
     }
 }
 
-void *kbl_dist_data(const kbl_tensor *t) { return kbl_base(t); }
+int kbl_dist_nccl_run(const char *what, kbl_tensor *t, int op, int root) {
+    const kbl_nccl_api *nc = kbl_dist_nccl(what);
+    char why[512] = "";
+    if (!nc) return -1;
+    int64_t n = kbl_numel(t);
+    if (root >= 0 ? nc->broadcast(kbl_base(t), n, t->dtype, root, timeout_s, why, sizeof why)
+                  : nc->all_reduce(kbl_base(t), n, t->dtype, op, timeout_s, why, sizeof why))
+        return kbl_dist_fail("dist: %s on CUDA (NCCL): %s", what, why);
+    return 0;
+}
 
 static const char *OP_NAMES[] = {"sum", "max", "min", "avg"};
 
@@ -182,14 +191,7 @@ int kbl_dist_all_reduce(kbl_tensor *t, int op) {
     if (n == 0) return 0;
     char what[64];
     snprintf(what, sizeof what, "all_reduce(%s) of %lld elements", OP_NAMES[op], (long long)n);
-    if (t->device != KBL_CPU) {
-        const kbl_nccl_api *nc = kbl_dist_nccl(what);
-        char why[512] = "";
-        if (!nc) return -1;
-        if (nc->all_reduce(kbl_base(t), n, t->dtype, op, timeout_s, why, sizeof why))
-            return kbl_dist_fail("dist: %s on CUDA (NCCL): %s", what, why);
-        return 0;
-    }
+    if (t->device != KBL_CPU) return kbl_dist_nccl_run(what, t, op, -1);
     MPI_Op mop = op == KBL_DIST_MAX ? MPI_MAX : op == KBL_DIST_MIN ? MPI_MIN : MPI_SUM;
     MPI_Request req;
     if (MPI_Iallreduce(MPI_IN_PLACE, kbl_base(t), (int)n, kbl_dist_mpi_type(t->dtype), mop, MPI_COMM_WORLD,
@@ -207,14 +209,7 @@ int kbl_dist_broadcast(kbl_tensor *t, int root) {
     if (n == 0) return 0;
     char what[64];
     snprintf(what, sizeof what, "broadcast from rank %d of %lld elements", root, (long long)n);
-    if (t->device != KBL_CPU) {
-        const kbl_nccl_api *nc = kbl_dist_nccl(what);
-        char why[512] = "";
-        if (!nc) return -1;
-        if (nc->broadcast(kbl_base(t), n, t->dtype, root, timeout_s, why, sizeof why))
-            return kbl_dist_fail("dist: %s on CUDA (NCCL): %s", what, why);
-        return 0;
-    }
+    if (t->device != KBL_CPU) return kbl_dist_nccl_run(what, t, 0, root);
     int64_t bytes = n * (int64_t)kbl_dtype_size(t->dtype);
     if (bytes > 0x7fffffff) return kbl_dist_fail("dist: %s: more than 2 GiB", what);
     MPI_Request req;

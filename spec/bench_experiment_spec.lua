@@ -3,7 +3,7 @@
 -- batches, its data pipeline alone and both together (steps/s, samples/s,
 -- peak RSS); `kbl bench NAME` still runs bench/NAME.lua, by the rule its help
 -- states.
-local H = require 'spec.helper'
+local H = require 'helper'
 local json = require 'dkjson'
 
 local dir = H.tmpdir()

@@ -1,6 +1,6 @@
 -- `kbl data pack`, `info` and `show` end to end, on a tiny generated image folder;
 -- the page from show is rendered in headless Chromium.
-local H = require 'spec.helper'
+local H = require 'helper'
 local kbl = require 'kbl'
 local ffi = require 'ffi'
 local T = require 'kbl.tensor'

@@ -1,6 +1,6 @@
 -- data.image_folder, the image decoding and resizing kernels, and `kbl data export`,
 -- on a few tiny images written here.
-local H = require 'spec.helper'
+local H = require 'helper'
 local kbl = require 'kbl'
 local data = require 'kbl.data'
 local ffi = require 'ffi'

@@ -4,7 +4,6 @@
 -- same logged metrics as the run never stopped; the checkpoints hold the read
 -- position (shard, offset) and the shuffle buffer's records.
 local H = require 'helper'
-local json = require 'dkjson'
 local records = require 'kbl.data.records'
 local run = require 'kbl.records.run'
 local checkpoint = require 'kbl.records.checkpoint'
@@ -12,16 +11,8 @@ local checkpoint = require 'kbl.records.checkpoint'
 local build = os.getenv('KBL_BUILD_DIR') or 'build'
 local dir = H.tmpdir()
 
--- metrics.jsonl's lines without the timings
-local function metrics(run_dir)
-   local out = {}
-   for l in (H.read(run_dir .. '/metrics.jsonl') or ''):gmatch('[^\n]+') do
-      local obj = json.decode(l)
-      for k in pairs(obj) do if k == 'time' or k == 'samples_per_sec' or k:match('^time_') then obj[k] = nil end end
-      out[#out + 1] = obj
-   end
-   return out
-end
+-- metrics.jsonl's lines without the timings, the test split's line included
+local function metrics(run_dir) return (select(3, H.metrics(run_dir))) end
 
 -- `kbl ARGS` with KBL_TEST_KILL_AT=kill_at (the config's callback then kills
 -- its own process with SIGKILL at the end of that step, whose checkpoint is not

@@ -1,6 +1,6 @@
 -- data.records and records.pack: round trips, shuffling, resume and damaged shards,
 -- on small generated data.
-local H = require 'spec.helper'
+local H = require 'helper'
 local kbl = require 'kbl'
 local data = require 'kbl.data'
 local records = require 'kbl.data.records'
@@ -125,11 +125,20 @@ describe('data.records', function()
       return out
    end
 
+   -- records in blocks of 10 rows, packed once for the two specs that read them
+   local small_blocks
+   local function small_blocks_dir()
+      if not small_blocks then
+         small_blocks = tmp .. '/small_blocks'
+         records.pack(src, small_blocks, {shard_mb = 100 / 1048576 * 32, block_rows = 10})
+      end
+      return small_blocks
+   end
+
    it('resumes mid-epoch at the saved shard, offset and shuffle buffer, the same batches as never stopped',
       function()
       -- blocks of 10 rows: a resume reads the blocks its buffer needs, then goes on
-      local d = tmp .. '/small_blocks'
-      records.pack(src, d, {shard_mb = 100 / 1048576 * 32, block_rows = 10})
+      local d = small_blocks_dir()
       local kinds = {
          {'buffer, batch, augmentation, prefetch', function(rec)
             return rec:split('train'):shuffle{seed = 11}:batch(24):random_crop{size = 2}:prefetch(2)
@@ -178,15 +187,12 @@ describe('data.records', function()
    end)
 
    it('a resumed epoch reads the buffer\'s blocks and the rest, not the epoch from its start', function()
-      local d = tmp .. '/small_blocks2'
-      records.pack(src, d, {shard_mb = 100 / 1048576 * 32, block_rows = 10})
-      local rec = data.records{dir = d, buffer = 8}
+      local rec = data.records{dir = small_blocks_dir(), buffer = 8}
       local function pipe() return rec:split('train'):shuffle{seed = 3}:batch(10) end
       local p = pipe()
       p:set_epoch(1)
       for _ in p:iter() do end
-      local native = p
-      assert.are.equal(250, native.rows_read)
+      assert.are.equal(250, p.rows_read)
       local it
       p = pipe()
       p:set_epoch(1)

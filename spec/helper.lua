@@ -231,4 +231,18 @@ function H.last_epoch(run_dir)
    return last
 end
 
+-- metrics.jsonl's lines without the timings, which differ from run to run:
+-- the epoch lines, the test split's line (split = 'test') and all lines in order.
+function H.metrics(run_dir)
+   local json = require 'dkjson'
+   local epochs, test, all = {}, nil, {}
+   for line in (H.read(run_dir .. '/metrics.jsonl') or ''):gmatch('[^\n]+') do
+      local o = json.decode(line)
+      for k in pairs(o) do if k == 'time' or k == 'samples_per_sec' or k:match('^time_') then o[k] = nil end end
+      if o.split then test = o else epochs[#epochs + 1] = o end
+      all[#all + 1] = o
+   end
+   return epochs, test, all
+end
+
 return H

@@ -51,12 +51,14 @@ local function roundtrip(model, x, tol)
    local y = model:predict(x)
    model:export(path, {example_input = x})
    local mine = runtime.load(path):run(x)
-   assert(max_diff(mine, y) <= tol, 'kbl runtime differs by ' .. max_diff(mine, y))
+   local d = max_diff(mine, y)
+   assert(d <= tol, 'kbl runtime differs by ' .. d)
    if HAS_ONNX then checker(path) end
    if ORT then
       local theirs = ort_run(path, x)
       assert.same(y:size(), theirs:size())
-      assert(max_diff(theirs, y) <= tol, 'onnxruntime differs by ' .. max_diff(theirs, y))
+      d = max_diff(theirs, y)
+      assert(d <= tol, 'onnxruntime differs by ' .. d)
    end
    return path
 end

@@ -3,7 +3,7 @@
 -- steps into a Chrome trace (read back with Python's json: events nest per
 -- thread and cover exactly the profiled steps) and print the table;
 -- kbl.profile(fn) does the same in-process and leaves nothing behind.
-local H = require 'spec.helper'
+local H = require 'helper'
 local json = require 'dkjson'
 local ffi = require 'ffi'
 local kbl = require 'kbl'

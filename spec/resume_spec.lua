@@ -8,7 +8,6 @@
 -- their state and reports the first difference for one that does not.
 local ffi = require 'ffi'
 local H = require 'helper'
-local json = require 'dkjson'
 local checkpoint = require 'kbl.records.checkpoint'
 local status = require 'kbl.records.status'
 
@@ -84,16 +83,7 @@ local function temporaries(run_dir)
    return t
 end
 
--- metrics.jsonl's epoch lines without the timings; the test split's line second
-local function metrics(run_dir)
-   local out, test = {}, nil
-   for l in (read(run_dir .. '/metrics.jsonl') or ''):gmatch('[^\n]+') do
-      local obj = json.decode(l)
-      for k in pairs(obj) do if k == 'time' or k == 'samples_per_sec' or k:match('^time_') then obj[k] = nil end end
-      if obj.split then test = obj else out[#out + 1] = obj end
-   end
-   return out, test
-end
+local metrics = H.metrics   -- the epoch lines, the test split's line second
 
 -- 24 steps an epoch, 3 epochs, dropout (the generator), prefetch (the
 -- pipeline), Adam (moments), a checkpoint every step.
@@ -356,7 +346,7 @@ return {
       assert.are.equal(0, rc, err)
       assert.are.equal(read(straight .. '/model.safetensors'), read(d .. '/model.safetensors'))
       assert.are.same(metrics(straight), (metrics(d)))
-      assert.are.same(select(2, metrics(straight)), select(2, metrics(d)))   -- the test split's line
+      assert.are.same(select(2, metrics(straight)), (select(2, metrics(d))))   -- the test split's line
       -- the run's config says what it now is, so that a later --resume continues it
       assert.truthy(read(d .. '/config.lua'):find('\n   epochs = 4,\n', 1, true))
       local before = read(d .. '/config.lua')

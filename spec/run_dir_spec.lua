@@ -40,17 +40,7 @@ local function config(name, callbacks)
    return write(name, (TINY:gsub('CALLBACKS', callbacks or '')))
 end
 
--- metrics.jsonl's epoch lines without the timings, which differ from run to
--- run; the test split's line (split = 'test') second
-local function metrics(run_dir)
-   local out, test = {}, nil
-   for _, l in ipairs(lines(read(run_dir .. '/metrics.jsonl'))) do
-      local obj = json.decode(l)
-      for k in pairs(obj) do if k == 'time' or k == 'samples_per_sec' or k:match('^time_') then obj[k] = nil end end
-      if obj.split then test = obj else out[#out + 1] = obj end
-   end
-   return out, test
-end
+local metrics = H.metrics   -- the epoch lines, the test split's line second
 
 describe('kbl run directory', function()
    teardown(function() os.execute('rm -rf ' .. dir) end)

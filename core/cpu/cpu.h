@@ -29,12 +29,33 @@ int kbl_cpu_sum_cols(int dtype, int64_t outer, int64_t cols, const void *src, vo
 int kbl_cpu_extreme_rows(int dtype, int is_max, int64_t rows, int64_t inner, const void *src, void *values,
                          int64_t *indices);
 
+/* out = the sum over j < n of expr (in j), in four interleaved partial sums
+ * (one add chain would wait on each add's latency): a fixed order, so the
+ * same bits every run */
+#define SUM4(out, n, expr)                                                                 \
+    do {                                                                                   \
+        double a0_ = 0, a1_ = 0, a2_ = 0, a3_ = 0;                                         \
+        int64_t j = 0;                                                                     \
+        for (; j + 4 <= (n); j += 4) {                                                     \
+            a0_ += (expr);                                                                 \
+            j++;                                                                           \
+            a1_ += (expr);                                                                 \
+            j++;                                                                           \
+            a2_ += (expr);                                                                 \
+            j++;                                                                           \
+            a3_ += (expr);                                                                 \
+            j -= 3;                                                                        \
+        }                                                                                  \
+        for (; j < (n); j++) a0_ += (expr);                                                \
+        (out) = (a0_ + a1_) + (a2_ + a3_);                                                 \
+    } while (0)
+
 /* softmax.c, loss.c */
 int kbl_cpu_softmax_rows(int dtype, int log_form, int64_t rows, int64_t cols, const void *src, void *dst);
 int kbl_cpu_cross_entropy(const kbl_ce_args *a);
 /* Float32 rows' exponentials in blocks (softmax.c): each block's e = exp(x -
  * shift), shift the rows' maxima, handed to each; and a float row's sum in
- * double, in a fixed order that vectorizes. */
+ * double (SUM4). */
 typedef void (*kbl_exp_rows_fn)(void *ctx, int64_t r0, int64_t nr, const float *e, const float *shift, int nt);
 int kbl_cpu_exp_rows(int64_t rows, int64_t cols, const float *x, kbl_exp_rows_fn each, void *ctx);
 double kbl_cpu_row_sum(const float *x, int64_t n);

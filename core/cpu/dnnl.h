@@ -32,7 +32,6 @@ int kbl_dnnl_softmax_rows(int64_t rows, int64_t cols, const float *src, float *d
  * src[0..n) into dst (may be src), in chunks of KBL_ELTWISE_CHUNK elements
  * (dnnl_eltwise.c: measured faster than core/cpu/unary.c's loops). */
 #define KBL_ELTWISE_CHUNK 16384
-#define KBL_ELTWISE_SMALL 1024 /* the chunk of an input shorter than KBL_ELTWISE_CHUNK */
 int kbl_dnnl_eltwise(int op, int64_t n, const float *src, float *dst);
 
 /* "oneDNN 2.6.3 (ISA: AVX-512 BF16; math: strict float32; threading: openmp)":

@@ -21,6 +21,8 @@
 
 #include <omp.h>
 
+#define KBL_ELTWISE_SMALL 1024 /* the chunk of an input shorter than KBL_ELTWISE_CHUNK */
+
 enum { K_ALG, K_THREADS, K_CHUNK, K_N };
 
 static int make(kbl_dnnl_prim *p, const int64_t *k) {

@@ -7,6 +7,19 @@
 #include <math.h>
 #include <omp.h>
 
+/* One row's loss from its log-sum-exp lse, its label's logit xy, the label's
+ * weight wy and smooth = sum_c w_c (lse - x_c); and one element's gradient
+ * from its probability p: the float64 loops and the float32 blocks share them. */
+static double ce_row_loss(double e, int64_t cols, double lse, double xy, double wy, double smooth) {
+    return (1 - e) * wy * (lse - xy) + e / (double)cols * smooth;
+}
+
+/* e and cols as values, not read through the args in the loop: the stores
+ * to dx could alias them as far as the compiler knows */
+static double ce_grad(double e, int64_t cols, double p, bool at_y, double wy, double wc, double wall) {
+    return (1 - e) * wy * (p - at_y) + e / (double)cols * (wall * p - wc);
+}
+
 /* per-row loss into loss[r] (0 for ignored rows); the weight total into wsum */
 #define CE_FORWARD(T)                                                                    \
     do {                                                                                 \
@@ -30,8 +43,7 @@
                     wall += wc;                                                          \
                 }                                                                        \
             double wy = w ? (double)w[y] : 1.0;                                          \
-            loss[r] = (T)((1 - A->smoothing) * wy * (lse - (double)row[y]) +             \
-                          A->smoothing / (double)A->cols * smooth);                      \
+            loss[r] = (T)ce_row_loss(A->smoothing, A->cols, lse, (double)row[y], wy, smooth); \
             wsum += wy;                                                                  \
         }                                                                                \
     } while (0)
@@ -62,11 +74,11 @@
                 wall += w ? (double)w[c] : 1.0;                                          \
             }                                                                            \
             double scale = (double)(A->per_row ? gp[r] : gp[0]) * A->gscale;             \
-            double wy = w ? (double)w[y] : 1.0, e = A->smoothing, inv = 1.0 / s;         \
-            for (int64_t c = 0; c < A->cols; c++) {                                      \
+            double wy = w ? (double)w[y] : 1.0, inv = 1.0 / s, e = A->smoothing;         \
+            int64_t cols = A->cols;                                                      \
+            for (int64_t c = 0; c < cols; c++) {                                         \
                 double p = (double)drow[c] * inv, wc = w ? (double)w[c] : 1.0;           \
-                double d = (1 - e) * wy * (p - (c == y)) + e / (double)A->cols * (wall * p - wc); \
-                drow[c] = (T)(scale * d);                                                \
+                drow[c] = (T)(scale * ce_grad(e, cols, p, c == y, wy, wc, wall));        \
             }                                                                            \
         }                                                                                \
     } while (0)
@@ -98,8 +110,7 @@ static void ce_forward_block(void *ctx, int64_t r0, int64_t nr, const float *e, 
         double lse = (double)shift[r] + log(kbl_cpu_row_sum(e + r * A->cols, A->cols)), smooth = 0;
         if (A->smoothing > 0)
             for (int64_t c = 0; c < A->cols; c++) smooth += (w ? (double)w[c] : 1.0) * (lse - (double)row[c]);
-        double wy = w ? (double)w[y] : 1.0;
-        loss[row_i] = (float)((1 - A->smoothing) * wy * (lse - (double)row[y]) + A->smoothing / (double)A->cols * smooth);
+        loss[row_i] = (float)ce_row_loss(A->smoothing, A->cols, lse, (double)row[y], w ? (double)w[y] : 1.0, smooth);
     }
 }
 
@@ -119,12 +130,11 @@ static void ce_backward_block(void *ctx, int64_t r0, int64_t nr, const float *e,
             continue;
         }
         const float *er = e + r * cols;
-        double inv = 1.0 / kbl_cpu_row_sum(er, cols), eps = A->smoothing;
+        double inv = 1.0 / kbl_cpu_row_sum(er, cols), e = A->smoothing, wall = cc->wall;
         double scale = (double)(A->per_row ? gp[row_i] : gp[0]) * A->gscale, wy = w ? (double)w[y] : 1.0;
         for (int64_t c = 0; c < cols; c++) {
             double p = (double)er[c] * inv, wc = w ? (double)w[c] : 1.0;
-            double d = (1 - eps) * wy * (p - (c == y)) + eps / (double)cols * (cc->wall * p - wc);
-            drow[c] = (float)(scale * d);
+            drow[c] = (float)(scale * ce_grad(e, cols, p, c == y, wy, wc, wall));
         }
     }
 }
@@ -132,14 +142,13 @@ static void ce_backward_block(void *ctx, int64_t r0, int64_t nr, const float *e,
 int kbl_cpu_cross_entropy(const kbl_ce_args *A) {
     int nt = A->rows * A->cols >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1;
     ce_ctx ctx = {A, 0};
-    if (A->dtype == KBL_FLOAT32) {
-        const float *w = A->weight;
-        for (int64_t c = 0; c < A->cols; c++) ctx.wall += w ? (double)w[c] : 1.0;
-    }
     if (A->grad) {
-        if (A->cols > 0 && A->dtype == KBL_FLOAT32)
+        if (A->cols > 0 && A->dtype == KBL_FLOAT32) {
+            const float *w = A->weight;
+            for (int64_t c = 0; c < A->cols; c++) ctx.wall += w ? (double)w[c] : 1.0;
             return kbl_cpu_exp_rows(A->rows, A->cols, A->logits, ce_backward_block, &ctx);
-        if (A->cols > 0) KBL_FLOAT_CASES(A->dtype, CE_BACKWARD)
+        }
+        if (A->cols > 0 && A->dtype == KBL_FLOAT64) CE_BACKWARD(double);
         return 0;
     }
     *A->bad_host = -1;
@@ -154,8 +163,8 @@ int kbl_cpu_cross_entropy(const kbl_ce_args *A) {
         const float *w = A->weight;
         for (int64_t r = 0; r < A->rows; r++)
             if (A->labels[r] != A->ignore) wsum += w ? (double)w[A->labels[r]] : 1.0;
-    } else if (A->cols > 0) {
-        KBL_FLOAT_CASES(A->dtype, CE_FORWARD)
+    } else if (A->cols > 0 && A->dtype == KBL_FLOAT64) {
+        CE_FORWARD(double);
     }
     *A->wsum_host = wsum;
     return 0;

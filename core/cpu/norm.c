@@ -9,27 +9,6 @@
 
 static int nthreads(int64_t work) { return work >= KBL_PARALLEL_GRAIN ? kbl_threads() : 1; }
 
-/* out = the sum over j < n of expr (in j), in four interleaved partial sums
- * (one add chain would wait on each add's latency): a fixed order, so the
- * same bits every run */
-#define SUM4(out, n, expr)                                                                 \
-    do {                                                                                   \
-        double a0_ = 0, a1_ = 0, a2_ = 0, a3_ = 0;                                         \
-        int64_t j = 0;                                                                     \
-        for (; j + 4 <= (n); j += 4) {                                                     \
-            a0_ += (expr);                                                                 \
-            j++;                                                                           \
-            a1_ += (expr);                                                                 \
-            j++;                                                                           \
-            a2_ += (expr);                                                                 \
-            j++;                                                                           \
-            a3_ += (expr);                                                                 \
-            j -= 3;                                                                        \
-        }                                                                                  \
-        for (; j < (n); j++) a0_ += (expr);                                                \
-        (out) = (a0_ + a1_) + (a2_ + a3_);                                                 \
-    } while (0)
-
 /* x [n, c, s]: per channel mean and biased variance (two passes, in double).
  * Batch norm stays on these loops: measured against oneDNN 2.6.3's
  * (ncsp_bnorm on nchw; 1 thread, CPU time, Intel Xeon AVX-512 KVM guest, busy

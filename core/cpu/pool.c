@@ -212,8 +212,10 @@ static int avg_pool(const kbl_pool_desc *d) {
     if (d->dtype == KBL_FLOAT32) return kbl_dnnl_avg_pool(d); /* measured faster: dnnl_pool.c */
     pool_geom g = {d->planes, d->h, d->w, d->oh, d->ow, d->kh, d->kw, d->sh, d->sw, d->ph, d->pw};
     int cip = d->count_include_pad, nt = nthreads(g.planes * g.oh * g.ow * g.kh * g.kw);
-    if (d->backward) KBL_FLOAT_CASES(d->dtype, AVGPOOL_BWD)
-    else KBL_FLOAT_CASES(d->dtype, AVGPOOL_FWD)
+    if (d->dtype == KBL_FLOAT64) {
+        if (d->backward) AVGPOOL_BWD(double);
+        else AVGPOOL_FWD(double);
+    }
     return 0;
 }
 

@@ -43,7 +43,6 @@ local function handler(debug_mode)
    end
 end
 
--- Runs a Lua script with arg set as `lua script.lua ...` would.
 -- argparse reads `--level -1` as an unknown option -1; a negative number
 -- after a long option is joined to it (`--level=-1`), as a user means it.
 local function with_negative_values(argv)
@@ -59,6 +58,7 @@ local function with_negative_values(argv)
    return out
 end
 
+-- Runs a Lua script with arg set as `lua script.lua ...` would.
 local function run_script(path, argv)
    local chunk, err = loadfile(path)
    if not chunk then fail(err) end

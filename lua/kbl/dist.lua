@@ -26,20 +26,15 @@ local OPS = {sum = 0, max = 1, min = 2, avg = 3}
 
 local function dirname(p) return p and p:match('^(.*)/[^/]*$') end
 
-local function this_dir()
-   return dirname(debug.getinfo(1, 'S').source:sub(2)) or '.'
-end
-
 -- Where libkbl_mpi.so may be: beside the libkbl in use when that was named
 -- (KBL_LIB, or the specs' kbl.lib.path: it must match that libkbl), else the
--- build tree and the installed lib/, as kbl.lib looks for libkbl.
+-- places kbl.lib looks for libkbl (kbl.lib.library_paths).
 local function candidates()
    local named = os.getenv('KBL_LIB')
    local given = package.loaded['kbl.lib.path']
    if not named and type(given) == 'string' then named = given end
    if named and dirname(named) then return {dirname(named) .. '/libkbl_mpi.so'}, true end
-   local dir = this_dir()
-   return {dir .. '/../../build/libkbl_mpi.so', dir .. '/../../../../lib/libkbl_mpi.so'}, false
+   return (require('kbl.lib').library_paths('libkbl_mpi')), false
 end
 
 -- Loads libkbl_mpi.so once; returns it or nil (why_not says why).

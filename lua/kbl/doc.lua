@@ -30,9 +30,7 @@ local function source_file(fn)
    return info.source:sub(2), info.linedefined
 end
 
-local function module_path(name)
-   return package.searchpath(name, package.path)
-end
+local module_path = source.module_path
 
 -- The module name a table was loaded as (package.loaded), or nil.
 local function module_name_of(t)

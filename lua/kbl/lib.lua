@@ -34,18 +34,30 @@ local function pin(path)
    pcall(function() ffi.C.dlopen(path, RTLD_NOW + RTLD_NODELETE) end)
 end
 
+--- Where kbl's shared library `name` ('libkbl', 'libkbl_mpi') may be when not named by the caller, in the
+-- order to try: a checkout's build tree, package.cpath, an installed tree's lib/lua/5.1/ and lib/.
+-- Also returns whether this is a source checkout.
+-- @local
+function M.library_paths(name, dir)
+   dir = dir or this_dir()
+   local out = {}
+   local checkout = exists(dir .. '/../../CMakeLists.txt')
+   if checkout then out[#out + 1] = dir .. '/../../build/' .. name .. '.so' end
+   -- an installed tree, share/lua/5.1/kbl/lib.lua: luarocks puts the library in
+   -- lib/lua/5.1/ (found on package.cpath after `luarocks path`), cmake in lib/
+   local on_cpath = package.searchpath(name, package.cpath)
+   if on_cpath then out[#out + 1] = on_cpath end
+   out[#out + 1] = dir .. '/../../../../lib/lua/5.1/' .. name .. '.so'
+   out[#out + 1] = dir .. '/../../../../lib/' .. name .. '.so'
+   return out, checkout
+end
+
 local function load_library(dir)
    local candidates = {}
    if os.getenv('KBL_LIB') then candidates[#candidates + 1] = os.getenv('KBL_LIB') end
    if package.loaded['kbl.lib.path'] then candidates[#candidates + 1] = package.loaded['kbl.lib.path'] end
-   local checkout = exists(dir .. '/../../CMakeLists.txt')
-   if checkout then candidates[#candidates + 1] = dir .. '/../../build/libkbl.so' end
-   -- an installed tree, share/lua/5.1/kbl/lib.lua: luarocks puts the library in
-   -- lib/lua/5.1/ (found on package.cpath after `luarocks path`), cmake in lib/
-   local on_cpath = package.searchpath('libkbl', package.cpath)
-   if on_cpath then candidates[#candidates + 1] = on_cpath end
-   candidates[#candidates + 1] = dir .. '/../../../../lib/lua/5.1/libkbl.so'
-   candidates[#candidates + 1] = dir .. '/../../../../lib/libkbl.so'
+   local found, checkout = M.library_paths('libkbl', dir)
+   for _, p in ipairs(found) do candidates[#candidates + 1] = p end
    for _, p in ipairs(candidates) do
       if exists(p) then
          local lib = ffi.load(p)

@@ -179,10 +179,9 @@ end
 
 -- The forward (with the loss and metrics), backward and update phases of a step.
 function TrainerProfile:phases(t1, t2, t3, t4)
-   if not self.step then return end
-   R.add('forward', 'phase', t1, t2)
-   R.add('backward', 'phase', t2, t3)
-   R.add('update', 'phase', t3, t4)
+   self:phase('forward', t1, t2)
+   self:phase('backward', t2, t3)
+   self:phase('update', t3, t4)
 end
 
 -- After the step and its callbacks.

@@ -7,6 +7,7 @@
 -- blocks.defaults.TYPE (a program's or config's choice), else the type's own default.
 local kbl = require 'kbl'
 local defaults = require 'kbl.blocks.defaults'
+local initializers = require 'kbl.blocks.initializers'
 
 local Block = {}
 Block.__index = Block
@@ -310,6 +311,18 @@ function Block.param_dtype(x)
    return 'float32'
 end
 
+--- Makes weight (shape) and, with opts.use_bias, bias [n_bias] from opts.kernel_init and opts.bias_init,
+-- then their regularizers (self.kernel_reg, self.bias_reg): Dense and the convolution blocks.
+-- @local
+function Block:make_weight_bias(x, shape, fans, n_bias)
+   local o = self.opts
+   local dt = Block.param_dtype(x)
+   self:add_parameter('weight', initializers.make(o.kernel_init, shape, dt, fans))
+   if o.use_bias then self:add_parameter('bias', initializers.make(o.bias_init, {n_bias}, dt, fans)) end
+   self:add_regularizer('weight', self.kernel_reg)
+   if o.use_bias then self:add_regularizer('bias', self.bias_reg) end
+end
+
 --- Calls fn(block, path) for this block and every descendant, parents first.
 -- @tparam function fn
 -- @tparam[opt] string prefix
@@ -384,6 +397,13 @@ function Block.build() end
 -- @treturn tensor
 -- @usage function MyBlock:forward(x) return x * self._p.w end
 function Block.forward(_, x) return x end
+
+--- A forward that runs the children in order, each on the last one's output (extra arguments are not passed on).
+-- @local
+function Block:forward_children(x)
+   for _, c in ipairs(self._children) do x = c[2](x) end
+   return x
+end
 
 --- Whether the block has seen its first input and made its parameters.
 -- @treturn boolean

@@ -54,10 +54,7 @@ local function head(type_name, units_key)
       self:add('fc', R.Dense{n})
    end
 
-   function cls:forward(x)
-      for _, c in ipairs(self._children) do x = c[2](x) end
-      return x
-   end
+   cls.forward = Block.forward_children
 
    cls.make_head = head
    cls.with_data_meta = with_data_meta

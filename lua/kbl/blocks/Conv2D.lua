@@ -5,7 +5,6 @@
 local kbl = require 'kbl'
 local Block = require 'kbl.blocks.Block'
 local Activation = require 'kbl.blocks.Activation'
-local initializers = require 'kbl.blocks.initializers'
 local regularizers = require 'kbl.blocks.regularizers'
 
 --- 2-D convolution over [N, C, H, W], then the activation.
@@ -54,17 +53,6 @@ function Conv2D.setup(self, o)
       output_padding = o.output_padding}
 end
 
---- Makes weight and bias for the convolution blocks.
--- @local
-function Conv2D.make_params(self, x, shape, fans, n_bias)
-   local o = self.opts
-   local dt = Block.param_dtype(x)
-   self:add_parameter('weight', initializers.make(o.kernel_init, shape, dt, fans))
-   if o.use_bias then self:add_parameter('bias', initializers.make(o.bias_init, {n_bias}, dt, fans)) end
-   self:add_regularizer('weight', self.kernel_reg)
-   if o.use_bias then self:add_regularizer('bias', self.bias_reg) end
-end
-
 --- The channel count of an [N, C, H, W] (or [C, H, W]) input.
 -- @local
 function Conv2D.channels(x, type_name)
@@ -91,14 +79,20 @@ function Conv2D:build(x)
    local c_in = Conv2D.channels(x, 'Conv2D')
    Conv2D.check_groups(c_in, o, 'Conv2D')
    local rf = self.kh * self.kw
-   Conv2D.make_params(self, x, {o.filters, c_in / o.groups, self.kh, self.kw},
+   self:make_weight_bias(x, {o.filters, c_in / o.groups, self.kh, self.kw},
       {fan_in = c_in / o.groups * rf, fan_out = o.filters * rf}, o.filters)
 end
 
-function Conv2D:forward(x)
-   local y = kbl.conv2d(x, self._p.weight, self._p.bias, self.conv_opts)
-   if self.act then y = self.act(y) end
-   return y
+--- A forward running kbl[op] (conv2d, conv_transpose2d) with conv_opts, then the activation.
+-- @local
+function Conv2D.forward_with(op)
+   return function(self, x)
+      local y = kbl[op](x, self._p.weight, self._p.bias, self.conv_opts)
+      if self.act then y = self.act(y) end
+      return y
+   end
 end
+
+Conv2D.forward = Conv2D.forward_with('conv2d')
 
 return Conv2D

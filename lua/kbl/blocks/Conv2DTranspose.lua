@@ -1,7 +1,6 @@
 --- blocks.Conv2DTranspose{filters, kernel_size}: transposed 2-D convolution
 -- (the adjoint of Conv2D; upsamples with stride > 1). Parameters as
 -- torch.nn.ConvTranspose2d: weight [in, filters/groups, kh, kw], bias [filters].
-local kbl = require 'kbl'
 local Block = require 'kbl.blocks.Block'
 local Conv2D = require 'kbl.blocks.Conv2D'
 
@@ -36,14 +35,10 @@ function Conv2DTranspose:build(x)
    local c_in = Conv2D.channels(x, 'Conv2DTranspose')
    Conv2D.check_groups(c_in, o, 'Conv2DTranspose')
    local rf = self.kh * self.kw
-   Conv2D.make_params(self, x, {c_in, o.filters / o.groups, self.kh, self.kw},
+   self:make_weight_bias(x, {c_in, o.filters / o.groups, self.kh, self.kw},
       {fan_in = o.filters / o.groups * rf, fan_out = c_in * rf}, o.filters)
 end
 
-function Conv2DTranspose:forward(x)
-   local y = kbl.conv_transpose2d(x, self._p.weight, self._p.bias, self.conv_opts)
-   if self.act then y = self.act(y) end
-   return y
-end
+Conv2DTranspose.forward = Conv2D.forward_with('conv_transpose2d')
 
 return Conv2DTranspose

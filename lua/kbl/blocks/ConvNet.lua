@@ -43,9 +43,6 @@ function ConvNet:init(o)
    end
 end
 
-function ConvNet:forward(x)
-   for _, c in ipairs(self._children) do x = c[2](x) end
-   return x
-end
+ConvNet.forward = Block.forward_children
 
 return ConvNet

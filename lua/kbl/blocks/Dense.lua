@@ -39,12 +39,7 @@ function Dense:build(x)
    local o = self.opts
    if x:dim() < 1 then error('Dense needs an input of at least 1 dim', 2) end
    local n_in = x:size(-1)
-   local dt = Block.param_dtype(x)
-   local fans = {fan_in = n_in, fan_out = o.units}
-   self:add_parameter('weight', initializers.make(o.kernel_init, {o.units, n_in}, dt, fans))
-   if o.use_bias then self:add_parameter('bias', initializers.make(o.bias_init, {o.units}, dt, fans)) end
-   self:add_regularizer('weight', self.kernel_reg)
-   if o.use_bias then self:add_regularizer('bias', self.bias_reg) end
+   self:make_weight_bias(x, {o.units, n_in}, {fan_in = n_in, fan_out = o.units}, o.units)
 end
 
 function Dense:forward(x)

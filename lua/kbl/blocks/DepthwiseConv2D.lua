@@ -33,7 +33,7 @@ function DepthwiseConv2D:build(x)
    local out = c_in * o.depth_multiplier
    local rf = self.kh * self.kw
    self.conv_opts.groups = c_in
-   Conv2D.make_params(self, x, {out, 1, self.kh, self.kw}, {fan_in = rf, fan_out = out * rf}, out)
+   self:make_weight_bias(x, {out, 1, self.kh, self.kw}, {fan_in = rf, fan_out = out * rf}, out)
 end
 
 DepthwiseConv2D.forward = Conv2D.forward   -- conv_opts.groups makes it depthwise

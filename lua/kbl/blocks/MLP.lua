@@ -33,9 +33,6 @@ function MLP:init(o)
    end
 end
 
-function MLP:forward(x)
-   for _, c in ipairs(self._children) do x = c[2](x) end
-   return x
-end
+MLP.forward = Block.forward_children
 
 return MLP

@@ -56,9 +56,6 @@ function ResNet:init(o)
    end
 end
 
-function ResNet:forward(x)
-   for _, c in ipairs(self._children) do x = c[2](x) end
-   return x
-end
+ResNet.forward = Block.forward_children
 
 return ResNet

@@ -3,6 +3,8 @@
 -- EXPERIMENT: builds an experiment as kbl run does and times its training step
 -- on synthetic batches, its data pipeline, and the two together
 -- (kbl.profile.bench). Which one: see DISPATCH below.
+local fs = require 'kbl.io.fs'
+
 local M = {summary = 'Run a benchmark from bench/ (kbl against PyTorch), or time an experiment\'s training step '
    .. 'and data pipeline.'}
 
@@ -31,8 +33,7 @@ local function bench_dir()
    -- it does not place in lua/, lib/ or bin/ there)
    local tree = src:match('^(.*)/share/lua/5%.1/kbl/commands/[^/]*$')
    if not tree then return 'bench' end
-   local f = io.open(tree .. '/share/kbl/bench/README.md')
-   if f then f:close() return tree .. '/share/kbl/bench' end
+   if fs.exists(tree .. '/share/kbl/bench/README.md') then return tree .. '/share/kbl/bench' end
    local p = io.popen('ls -d ' .. tree .. '/lib/luarocks/rocks-5.1/kbl/*/share/kbl/bench 2>/dev/null')
    local found = p:read('*l')
    p:close()
@@ -45,9 +46,7 @@ local function is_experiment(targets, dir)
    local t = targets[1]
    if t == 'list' then return false end
    if t:find('/', 1, true) or t:match('%.lua$') then return true end
-   local f = io.open(dir .. '/' .. t .. '.lua')
-   if f then f:close() return false end
-   return true
+   return not fs.exists(dir .. '/' .. t .. '.lua')
 end
 
 local function count_option(v, name)
@@ -73,9 +72,10 @@ function M.run(args)
       error('kbl bench ' .. name .. ': --json and --set are for experiments; bench/' .. name .. '.lua takes none', 0)
    end
    if name == 'list' then
-      local p = io.popen('ls ' .. dir .. '/*.lua 2>/dev/null')
-      for line in p:lines() do print((line:match('([^/]+)%.lua$'))) end
-      p:close()
+      for _, file in ipairs(fs.list_dir(dir)) do   -- what ls dir/*.lua listed: no dot files
+         local base = file:match('^([^.].*)%.lua$')
+         if base then print(base) end
+      end
       return
    end
    local path = dir .. '/' .. name .. '.lua'

@@ -54,24 +54,17 @@ local function open_model(path)
 end
 
 local function read_csv(path)
-   local ffi = require 'ffi'
    local lib = require 'kbl.lib'
    local f = io.open(path, 'rb')
    if not f then error('cannot open ' .. path, 0) end
    local first = f:read('*l') or ''
    f:close()
    local header = first:match('[%a_]') and not first:match('^[%s%d%.,;eE+%-]*$') and 1 or 0
-   local p = lib.C.kbl_data_csv_read(path, (','):byte(), header)
-   if p == nil then error(ffi.string(lib.C.kbl_last_error()), 0) end
-   return require('kbl.tensor').wrap(p)
+   return require('kbl.data.base').check(lib.C.kbl_data_csv_read(path, (','):byte(), header))
 end
 
 local function read_image(path, channels)
-   local ffi = require 'ffi'
-   local lib = require 'kbl.lib'
-   local p = lib.C.kbl_data_image_read(path, channels)
-   if p == nil then error(ffi.string(lib.C.kbl_last_error()), 0) end
-   return require('kbl.tensor').wrap(p)
+   return require('kbl.data.base').check(require('kbl.lib').C.kbl_data_image_read(path, channels))
 end
 
 local function shape_text(s) return '[' .. table.concat(s, ', ') .. ']' end

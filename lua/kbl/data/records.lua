@@ -254,6 +254,8 @@ local function open_stream(node, epoch)
    local ids = B.i64arr(batch)
    local total_rows, float32 = node.rec.count, lib.dtype_id('float32')
    local out_x, out_y, nout = ffi.new('kbl_tensor *[1]'), ffi.new('kbl_tensor *[1]'), B.i64arr(1)
+   local rows_in_order = B.i64arr(batch) -- a batch's ids 0..n-1, shared by every batch (nothing writes them)
+   for i = 0, batch - 1 do rows_in_order[i] = i end
    local s = Pipeline.stream(nil, function()
       local _ = pl
       if not streamer then start() end
@@ -268,11 +270,11 @@ local function open_stream(node, epoch)
          -- a source in memory, and with none the batch is handed on as it is.
          -- Each element's random identity is (epoch * N + record id, row),
          -- unique to the record and the epoch.
-         local bid, bep = B.i64arr(n), B.i64arr(n)
+         local bep = B.i64arr(n)
          local e0 = ffi.cast('int64_t', epoch) * total_rows
-         for i = 0, n - 1 do bid[i], bep[i] = i, e0 + ids[i] end
+         for i = 0, n - 1 do bep[i] = e0 + ids[i] end
          local base = {x = x, y = y, n = n, x_dtype = float32, x_scale = 1, name = node.name, is_batch = true}
-         return {batch = true, lazy = true, base = base, n = n, ids = bid, epochs = bep, ops = {}}
+         return {batch = true, lazy = true, base = base, n = n, ids = rows_in_order, epochs = bep, ops = {}}
       end
       local el = {x = x:select(1, 1), id = tonumber(ids[0]), epoch = epoch}
       if y then el.y = y:dim() == 1 and y:tolist()[1] or y:select(1, 1) end

@@ -29,6 +29,7 @@ local C = lib.C
 ffi.cdef[[int kbl_dist_raise(int sig) __asm__("raise");
 int kbl_dist_memcmp(const void *a, const void *b, size_t n) __asm__("memcmp");]]
 local T = require 'kbl.tensor'
+local util = require 'kbl.util'
 
 -- Whether two tensors of one shape and dtype hold the same bytes.
 local function same_bytes(a, b)
@@ -54,19 +55,14 @@ local function encode(v)
    elseif t == 'string' then return string.format('%q', v)
    elseif t == 'boolean' or t == 'nil' then return tostring(v)
    elseif t == 'table' then
-      local keys = {}
-      for k in pairs(v) do keys[#keys + 1] = k end
-      table.sort(keys, function(a, b)
-         if type(a) == type(b) then return a < b end
-         return type(a) == 'number'
-      end)
       local parts = {}
-      for _, k in ipairs(keys) do parts[#parts + 1] = '[' .. encode(k) .. ']=' .. encode(v[k]) end
+      for _, k in ipairs(util.sorted_keys(v)) do   -- numbers, then strings
+         parts[#parts + 1] = '[' .. encode(k) .. ']=' .. encode(v[k])
+      end
       return '{' .. table.concat(parts, ',') .. '}'
    end
    error('kbl.dist: cannot send a ' .. t .. ' between ranks', 0)
 end
-M.encode = encode
 
 local function decode(s) return assert(loadstring('return ' .. s))() end
 
@@ -111,9 +107,7 @@ end
 local function check_replicas(model)
    if type(model.state_dict) ~= 'function' then return end
    local sd = model:state_dict()
-   local names = {}
-   for k in pairs(sd) do names[#names + 1] = k end
-   table.sort(names)
+   local names = util.sorted_keys(sd)
    local first_bad
    kbl.no_grad(function()
       for _, name in ipairs(names) do
@@ -140,7 +134,6 @@ function M.new(trainer)
       overlap = os.getenv('KBL_DIST_OVERLAP') ~= '0',
       stats = {steps = 0, wait = 0, early = 0, buckets = 0, bytes = 0}}, Dist)
    check_replicas(trainer.model)
-   self.val_pipe = trainer.val_pipe   -- sharded by trainer:pipeline when made from a split
    -- SIGINT/SIGTERM on any rank: noted, then every rank stops at the same step
    if C.kbl_interrupt_install() ~= 0 then error(ffi.string(C.kbl_last_error()), 0) end
    self.stats_buf = ffi.new('double[4]')
@@ -216,9 +209,10 @@ end
 -- After the step: every rank's record. Returns the loss of the global batch,
 -- its row count and a failure message from any rank.
 function Dist:end_step(trainer, lv, n, bad)
-   C.kbl_set_batch_shard(0, 0, 0)
    if self.armed then   -- the step ended before backward (a NaN loss): join the others' all-reduce
-      self:finish_grads()
+      self:finish_grads()   -- also ends the dropout shard
+   else
+      C.kbl_set_batch_shard(0, 0, 0)
    end
    local all = gather_records(trainer, {sig = C.kbl_interrupt_pending(), n = n, loss = lv * n,
       bad = bad or false}, self.metric_states)
@@ -245,8 +239,9 @@ end
 -- After evaluating the sharded validation pipeline: every rank's loss sum,
 -- row count and metric counts, summed (in rank order, the same everywhere).
 -- Other pipelines (a test split on rank 0 alone) are left as they are.
-function Dist:merge_eval(trainer, pipe, loss_sum, count)
-   if pipe ~= self.val_pipe or not self.val_pipe then return loss_sum, count end
+function Dist.merge_eval(_, trainer, pipe, loss_sum, count)
+   -- trainer.val_pipe is sharded by trainer:pipeline when made from a split
+   if pipe ~= trainer.val_pipe or not trainer.val_pipe then return loss_sum, count end
    local total, rows = 0, 0
    for _, x in ipairs(gather_records(trainer, {loss = loss_sum, n = count})) do
       total, rows = total + x.loss, rows + x.n

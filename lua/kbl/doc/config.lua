@@ -6,7 +6,7 @@ local source = require 'kbl.doc.source'
 
 local M = {}
 
-local function module_path(name) return package.searchpath(name, package.path) end
+local module_path = source.module_path
 
 
 -- The words beside each key in schema.lua: a trailing comment, or comment

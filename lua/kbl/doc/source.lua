@@ -167,4 +167,7 @@ function M.parse_block(text)
    return b
 end
 
+-- The file module `name` loads from (package.path), or nil.
+function M.module_path(name) return package.searchpath(name, package.path) end
+
 return M

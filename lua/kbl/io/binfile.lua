@@ -93,10 +93,11 @@ function Writer:abort()
    end
 end
 
--- Writes a whole string to path atomically.
-function M.write_atomic(path, text, what)
+-- Writes a whole string to path atomically. level: error()'s, 2 (the caller's
+-- position) unless given; 0 leaves the position out.
+function M.write_atomic(path, text, what, level)
    if C.kbl_write_file_atomic(path, text, #text) ~= 0 then
-      error((what or 'write') .. ': ' .. ffi.string(C.kbl_last_error()), 2)
+      error((what or 'write') .. ': ' .. ffi.string(C.kbl_last_error()), level or 2)
    end
 end
 
@@ -114,6 +115,12 @@ end
 function M.read_u64_le(s, pos)
    local n = 0
    for i = 8, 1, -1 do n = n * 256 + s:byte(pos + i - 1) end
+   return n
+end
+
+function M.read_u32_le(s, pos)
+   local n = 0
+   for i = 4, 1, -1 do n = n * 256 + s:byte(pos + i - 1) end
    return n
 end
 

@@ -43,10 +43,8 @@ function M.model_proto(block, opts)
    block:train(was ~= false)
    if not ok then error(out, 0) end
    local metadata = {{'kbl_version', kbl.version()}}
-   local keys = {}
-   for k in pairs(opts.metadata or {}) do keys[#keys + 1] = k end
-   table.sort(keys)
-   for _, k in ipairs(keys) do metadata[#metadata + 1] = {k, tostring(opts.metadata[k])} end
+   local extra = opts.metadata or {}
+   for _, k in ipairs(require('kbl.util').sorted_keys(extra)) do metadata[#metadata + 1] = {k, tostring(extra[k])} end
    return {
       ir_version = M.IR_VERSION, opsets = {{domain = '', version = M.OPSET}},
       producer_name = 'kbl', producer_version = kbl.version(), metadata = metadata,
@@ -60,16 +58,7 @@ end
 function M.write(block, path, opts)
    if type(path) ~= 'string' or path == '' then error('export: give the path of the .onnx file to write', 2) end
    local bytes = format.encode(M.model_proto(block, opts))
-   local tmp = path .. '.tmp'
-   local f, err = io.open(tmp, 'wb')
-   if not f then error('export: cannot write ' .. path .. ': ' .. tostring(err), 0) end
-   f:write(bytes)
-   f:close()
-   local ok, rerr = os.rename(tmp, path)
-   if not ok then
-      os.remove(tmp)
-      error('export: cannot write ' .. path .. ': ' .. tostring(rerr), 0)
-   end
+   require('kbl.io.binfile').write_atomic(path, bytes, 'export: cannot write ' .. path, 0)
    return path
 end
 

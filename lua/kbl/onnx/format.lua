@@ -155,24 +155,30 @@ local function decode_node(s)
    return n
 end
 
+-- A TensorShapeProto.Dimension: its dim_value or dim_param, '?' for neither.
+local function decode_dim(s)
+   local d = '?'
+   for f, _, v in wire.fields(s) do if f == 1 or f == 2 then d = v end end
+   return d
+end
+
+-- A TypeProto.Tensor: its elem_type into v.dtype, its shape's dims onto v.shape.
+local function decode_tensor_type(s, v)
+   for f, _, x in wire.fields(s) do
+      if f == 1 then v.dtype = DTYPE_NAMES[x] or error('onnx: unsupported data type ' .. x, 0)
+      elseif f == 2 then
+         for _, _, dim in wire.fields(x) do v.shape[#v.shape + 1] = decode_dim(dim) end
+      end
+   end
+end
+
 local function decode_value_info(s)
    local v = {shape = {}}
    for f, _, x in wire.fields(s) do
       if f == 1 then v.name = x
       elseif f == 2 then
          for tf, _, tt in wire.fields(x) do
-            if tf == 1 then
-               for ef, _, e in wire.fields(tt) do
-                  if ef == 1 then v.dtype = DTYPE_NAMES[e] or error('onnx: unsupported data type ' .. e, 0)
-                  elseif ef == 2 then
-                     for _, _, dim in wire.fields(e) do
-                        local d = '?'
-                        for df, _, dv in wire.fields(dim) do if df == 1 or df == 2 then d = dv end end
-                        v.shape[#v.shape + 1] = d
-                     end
-                  end
-               end
-            end
+            if tf == 1 then decode_tensor_type(tt, v) end
          end
       end
    end

@@ -52,6 +52,13 @@ end
 
 local function pair(list) return {list[1], list[2]} end
 
+-- ONNX pads {top, left, bottom, right} that must be symmetric, as a kbl padding pair.
+local function symmetric_pads(node, pads)
+   local p = pads or {0, 0, 0, 0}
+   if p[1] ~= p[3] or p[2] ~= p[4] then fail(node, 'asymmetric pads') end
+   return {p[1], p[2]}
+end
+
 -- ONNX pads {top, left, bottom, right} as kbl's padding: a pair, or 'same'
 -- where kbl's rule (the odd extra row/column at the end) gives them.
 local function padding(node, pads, w, dil)
@@ -63,7 +70,11 @@ local function padding(node, pads, w, dil)
    fail(node, 'asymmetric pads {' .. table.concat(pads, ', ') .. '} are not supported')
 end
 
-local DT = {[1] = 'float32', [2] = 'uint8', [6] = 'int32', [7] = 'int64', [11] = 'float64'}
+-- ONNX data type codes -> kbl dtypes, for those kbl's tensors have.
+local DT = {}
+for code, name in pairs(format.DTYPE_NAMES) do
+   if lib.dtypes[name] then DT[code] = name end
+end
 
 function OPS.Identity(_, _, x) return x end
 function OPS.Cast(node, a, x)
@@ -110,17 +121,13 @@ end
 function OPS.ConvTranspose(node, a, x, w, b)
    only(node, a, {kernel_shape = true, strides = true, dilations = true, group = true, pads = true,
       output_padding = true})
-   local p = a.pads or {0, 0, 0, 0}
-   if p[1] ~= p[3] or p[2] ~= p[4] then fail(node, 'asymmetric pads') end
    return kbl.conv_transpose2d(x, w, b, {stride = pair(a.strides or {1, 1}), dilation = pair(a.dilations or {1, 1}),
-      groups = a.group or 1, padding = {p[1], p[2]}, output_padding = pair(a.output_padding or {0, 0})})
+      groups = a.group or 1, padding = symmetric_pads(node, a.pads), output_padding = pair(a.output_padding or {0, 0})})
 end
 
 local function pool_opts(node, a)
    only(node, a, {kernel_shape = true, strides = true, pads = true, count_include_pad = true})
-   local p = a.pads or {0, 0, 0, 0}
-   if p[1] ~= p[3] or p[2] ~= p[4] then fail(node, 'asymmetric pads') end
-   return pair(a.kernel_shape), {stride = pair(a.strides or a.kernel_shape), padding = {p[1], p[2]},
+   return pair(a.kernel_shape), {stride = pair(a.strides or a.kernel_shape), padding = symmetric_pads(node, a.pads),
       count_include_pad = a.count_include_pad == 1}
 end
 function OPS.MaxPool(node, a, x) return kbl.max_pool2d(x, pool_opts(node, a)) end
@@ -174,7 +181,7 @@ end
 local Runtime = {}
 Runtime.__index = Runtime
 
--- Loads a file (or decodes bytes with opts.bytes) and checks every operator is known.
+-- Loads a file and checks every operator is known.
 function M.load(path)
    local bytes = require('kbl.io.fs').read(path) or error('cannot open ' .. path, 0)
    local ok, m = pcall(format.decode, bytes)
@@ -197,15 +204,17 @@ function M.load(path)
    for _, init in ipairs(g.initializers) do consts[init.name] = tensor_from(init) end
    local metadata = {}
    for _, kv in ipairs(m.metadata) do metadata[kv[1]] = kv[2] end
+   local attrs = {}   -- each node's attributes by name, in node order
+   for i, n in ipairs(g.nodes) do attrs[i] = attrs_of(n) end
    return setmetatable({path = path, model = m, graph = g, consts = consts, input = g.inputs[1],
-      output = g.outputs[1], metadata = metadata}, Runtime)
+      output = g.outputs[1], metadata = metadata, attrs = attrs}, Runtime)
 end
 
 -- The graph's output for x (a tensor of the input's dtype and shape).
 function Runtime:run(x)
    local values = setmetatable({[self.input.name] = x}, {__index = self.consts})
    return kbl.no_grad(function()
-      for _, n in ipairs(self.graph.nodes) do
+      for k, n in ipairs(self.graph.nodes) do
          local args = {}
          for i, name in ipairs(n.inputs) do
             if name ~= '' then
@@ -213,7 +222,7 @@ function Runtime:run(x)
                if args[i] == nil then fail(n, "input '" .. name .. "' is not computed before it") end
             end
          end
-         local ok, y = pcall(OPS[n.op_type], n, attrs_of(n), unpack(args, 1, #n.inputs))
+         local ok, y = pcall(OPS[n.op_type], n, self.attrs[k], unpack(args, 1, #n.inputs))
          if not ok then error(tostring(y):match('^onnx runtime') and y or
             string.format("onnx runtime: node '%s' (%s): %s", tostring(n.name), n.op_type, tostring(y)), 0) end
          values[n.outputs[1]] = y

@@ -3,7 +3,9 @@
 -- fields (2: strings, bytes, nested messages). Written by hand rather than
 -- through protoc or protobuf-c: the build has no protobuf compiler, and kbl
 -- writes and reads back a subset of ONNX of about thirty fields, which this
--- file and kbl/onnx/format.lua cover in about 350 lines.
+-- file and kbl/onnx/format.lua cover in about 350 lines. The TensorBoard event
+-- writer and reader (kbl.records.tensorboard, tensorboard_hparams) use it too,
+-- with 64-bit fixed doubles (wire type 1).
 --
 --   local w = wire.writer(); w:varint(1, 8); w:bytes(2, 'name'); w:message(7, sub)
 --   local s = w:finish()                                 -- a Lua string
@@ -39,6 +41,17 @@ end
 M.varint = varint
 
 local function tag(field, wt) return varint(field * 8 + wt) end
+M.tag = tag
+
+local dbuf, fbuf = ffi.new('double[1]'), ffi.new('float[1]')
+assert(ffi.abi('le'), 'kbl.onnx.wire: fixed-width fields assume a little-endian machine')
+
+-- The 8 bytes of a double and the 4 of a float, little-endian (wire types 1 and 5).
+function M.double(x) dbuf[0] = x; return ffi.string(dbuf, 8) end
+function M.float(x) fbuf[0] = x; return ffi.string(fbuf, 4) end
+
+-- A whole length-delimited field as a string: tag, length, bytes.
+function M.len_delim(field, s) return tag(field, 2) .. varint(#s) .. s end
 
 local Writer = {}
 Writer.__index = Writer
@@ -68,8 +81,14 @@ end
 function Writer:float(field, x)
    local p = self.parts
    p[#p + 1] = tag(field, 5)
-   local f = ffi.new('float[1]', x)
-   p[#p + 1] = ffi.string(f, 4)
+   p[#p + 1] = M.float(x)
+   return self
+end
+
+function Writer:double(field, x)
+   local p = self.parts
+   p[#p + 1] = tag(field, 1)
+   p[#p + 1] = M.double(x)
    return self
 end
 

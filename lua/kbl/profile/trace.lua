@@ -54,13 +54,7 @@ end
 
 -- Writes the trace to path (replacing it whole: a temporary file renamed).
 function M.write(p, path)
-   local tmp = path .. '.tmp'
-   local f, err = io.open(tmp, 'w')
-   if not f then error('kbl.profile: cannot write the trace ' .. path .. ': ' .. tostring(err), 0) end
-   f:write(M.encode(p))
-   f:close()
-   local ok, e = os.rename(tmp, path)
-   if not ok then error('kbl.profile: cannot write the trace ' .. path .. ': ' .. tostring(e), 0) end
+   require('kbl.io.binfile').write_atomic(path, M.encode(p), 'kbl.profile: cannot write the trace ' .. path, 0)
    return path
 end
 

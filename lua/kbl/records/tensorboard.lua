@@ -25,6 +25,9 @@
 local ffi = require 'ffi'
 local bit = require 'bit'
 local fs = require 'kbl.io.fs'
+local binfile = require 'kbl.io.binfile'
+local wire = require 'kbl.onnx.wire'
+local read_u32_le = binfile.read_u32_le
 
 local band, bxor, rshift, ror = bit.band, bit.bxor, bit.rshift, bit.ror
 
@@ -59,86 +62,62 @@ function M.masked_crc(s)
    return (ror(c, 15) % 2 ^ 32 + 0xa282ead8) % 2 ^ 32
 end
 
--- ---- protobuf wire format ---------------------------------------------------
+-- ---- protobuf wire format (kbl.onnx.wire) ----------------------------------
 
-local function u32_le(n)
-   return string.char(n % 256, math.floor(n / 256) % 256, math.floor(n / 65536) % 256,
-      math.floor(n / 16777216) % 256)
-end
-local function u64_le(n)
-   return u32_le(n % 2 ^ 32) .. u32_le(math.floor(n / 2 ^ 32))
-end
-
-local function varint(n)
+-- wire.varint writes negative numbers too (as int64); a step must not be one.
+local function check_step(n)
    if n < 0 or n % 1 ~= 0 or n >= 2 ^ 53 then
       error('tensorboard: step must be a non-negative integer, got ' .. tostring(n), 3)
    end
-   local out = {}
-   repeat
-      local b = n % 128
-      n = math.floor(n / 128)
-      out[#out + 1] = string.char(n > 0 and b + 128 or b)
-   until n == 0
-   return table.concat(out)
+   return n
 end
 
-local function key(field, wire) return varint(field * 8 + wire) end
-local function len_delim(field, s) return key(field, 2) .. varint(#s) .. s end
-
-assert(ffi.abi('le'), 'tensorboard: the event writer assumes a little-endian machine')
-local dbuf, fbuf = ffi.new('double[1]'), ffi.new('float[1]')
-local function fixed64_double(v) dbuf[0] = v; return ffi.string(dbuf, 8) end
-local function fixed32_float(v) fbuf[0] = v; return ffi.string(fbuf, 4) end
-
-local function packed_doubles(field, list)
+local function packed_doubles(list)
    local b = {}
-   for i, v in ipairs(list) do b[i] = fixed64_double(v) end
-   return len_delim(field, table.concat(b))
+   for i, v in ipairs(list) do b[i] = wire.double(v) end
+   return table.concat(b)
 end
 
 -- HistogramProto bytes of {min, max, num, sum, sum_squares, bucket_limit, bucket}.
 local function encode_histo(h)
-   return key(1, 1) .. fixed64_double(h.min) .. key(2, 1) .. fixed64_double(h.max)
-      .. key(3, 1) .. fixed64_double(h.num) .. key(4, 1) .. fixed64_double(h.sum)
-      .. key(5, 1) .. fixed64_double(h.sum_squares)
-      .. packed_doubles(6, h.bucket_limit) .. packed_doubles(7, h.bucket)
+   return wire.writer():double(1, h.min):double(2, h.max):double(3, h.num):double(4, h.sum)
+      :double(5, h.sum_squares):bytes(6, packed_doubles(h.bucket_limit)):bytes(7, packed_doubles(h.bucket))
+      :finish()
 end
 
 -- Summary.Value bytes. v: {tag, number} (a scalar), or {tag =, value = number |
 -- histo = {...} | plugin_name =, content = bytes}: a value with only plugin
 -- data (how the hparams plugin's summaries are written).
 local function encode_value(v)
-   if v[1] then return len_delim(1, v[1]) .. key(2, 5) .. fixed32_float(v[2]) end
-   local parts = {len_delim(1, v.tag)}
+   if v[1] then return wire.writer():bytes(1, v[1]):float(2, v[2]):finish() end
+   local w = wire.writer():bytes(1, v.tag)
    if v.plugin_name then
-      parts[#parts + 1] = len_delim(9, len_delim(1, len_delim(1, v.plugin_name) .. len_delim(2, v.content or '')))
+      local plugin_data = wire.writer():bytes(1, v.plugin_name):bytes(2, v.content or '')
+      w:message(9, wire.writer():message(1, plugin_data))
    end
-   if v.value then parts[#parts + 1] = key(2, 5) .. fixed32_float(v.value) end
-   if v.histo then parts[#parts + 1] = len_delim(5, encode_histo(v.histo)) end
-   return table.concat(parts)
+   if v.value then w:float(2, v.value) end
+   if v.histo then w:bytes(5, encode_histo(v.histo)) end
+   return w:finish()
 end
 
 -- Event bytes: fields {wall_time, step, file_version, values = {value...}}
 -- (see encode_value).
 function M.encode_event(e)
-   local parts = {key(1, 1) .. fixed64_double(e.wall_time)}
-   if e.step and e.step ~= 0 then parts[#parts + 1] = key(2, 0) .. varint(e.step) end
-   if e.file_version then parts[#parts + 1] = len_delim(3, e.file_version) end
+   local w = wire.writer():double(1, e.wall_time)
+   if e.step and e.step ~= 0 then w:varint(2, check_step(e.step)) end
+   if e.file_version then w:bytes(3, e.file_version) end
    if e.values then
-      local vals = {}
-      for i, v in ipairs(e.values) do vals[i] = len_delim(1, encode_value(v)) end
-      parts[#parts + 1] = len_delim(5, table.concat(vals))
+      local summary = wire.writer()
+      for _, v in ipairs(e.values) do summary:bytes(1, encode_value(v)) end
+      w:message(5, summary)
    end
-   return table.concat(parts)
+   return w:finish()
 end
-
--- Protobuf message helpers shared with kbl.records.tensorboard_hparams.
-M.pb = {varint = varint, key = key, len_delim = len_delim, double = fixed64_double}
 
 -- One TFRecord around data.
 function M.frame(data)
-   local len = u64_le(#data)
-   return len .. u32_le(M.masked_crc(len)) .. data .. u32_le(M.masked_crc(data))
+   local len = binfile.u64_le(#data)
+   return len .. binfile.u32_le(M.masked_crc(len)) .. data .. binfile.u32_le(M.masked_crc(data))
 end
 
 -- ---- histograms ---------------------------------------------------------------
@@ -182,51 +161,21 @@ end
 
 -- ---- reading back ---------------------------------------------------------------
 
-local function read_varint(s, i)
-   local v, mul = 0, 1
-   while true do
-      local b = s:byte(i)
-      if not b then return nil, i end
-      i = i + 1
-      v = v + (b % 128) * mul
-      mul = mul * 128
-      if b < 128 then return v, i end
-   end
-end
-
--- Calls fn(field, wire, value) for each field of message s (value: a number
--- for varints, the bytes otherwise). Returns false when s is malformed.
-local function fields(s, fn)
-   local i = 1
-   while i <= #s do
-      local k
-      k, i = read_varint(s, i)
-      if not k then return false end
-      local field, wire = math.floor(k / 8), k % 8
-      local v
-      if wire == 0 then v, i = read_varint(s, i); if not v then return false end
-      elseif wire == 1 then v = s:sub(i, i + 7); i = i + 8
-      elseif wire == 5 then v = s:sub(i, i + 3); i = i + 4
-      elseif wire == 2 then
-         local n
-         n, i = read_varint(s, i)
-         if not n then return false end
-         v = s:sub(i, i + n - 1)
-         i = i + n
-      else
-         return false
+-- Reads an Event's step and its values' tags into e. A malformed message
+-- (the record's checksum was right) keeps what was read before the fault.
+local function decode_event(data, e)
+   for field, wt, v in wire.fields(data) do
+      if field == 2 and wt == 0 then e.step = v
+      elseif field == 5 and wt == 2 then
+         for f2, _, value in wire.fields(v) do
+            if f2 == 1 then
+               for f3, w3, tag in wire.fields(value) do
+                  if f3 == 1 and w3 == 2 then e.tags[#e.tags + 1] = tag end
+               end
+            end
+         end
       end
-      if i > #s + 1 then return false end
-      fn(field, wire, v)
    end
-   return true
-end
-M.fields = fields
-
-local function le(s, from, n)
-   local v = 0
-   for k = n - 1, 0, -1 do v = v * 256 + s:byte(from + k) end
-   return v
 end
 
 -- The events of an event file: {step =, tags = {tag...}, data = record bytes
@@ -240,21 +189,12 @@ function M.read(path)
    while i <= #s do
       if i + 11 > #s then return events, i - 1 end
       local len = s:sub(i, i + 7)
-      local n = le(len, 1, 8)
-      if le(s, i + 8, 4) ~= M.masked_crc(len) or i + 15 + n > #s then return events, i - 1 end
+      local n = binfile.read_u64_le(len, 1)
+      if read_u32_le(s, i + 8) ~= M.masked_crc(len) or i + 15 + n > #s then return events, i - 1 end
       local data = s:sub(i + 12, i + 11 + n)
-      if le(s, i + 12 + n, 4) ~= M.masked_crc(data) then return events, i - 1 end
+      if read_u32_le(s, i + 12 + n) ~= M.masked_crc(data) then return events, i - 1 end
       local e = {step = 0, tags = {}, data = s:sub(i, i + 15 + n)}
-      fields(data, function(field, wire, v)
-         if field == 2 and wire == 0 then e.step = v
-         elseif field == 5 and wire == 2 then
-            fields(v, function(f2, _, value)
-               if f2 == 1 then
-                  fields(value, function(f3, w3, tag) if f3 == 1 and w3 == 2 then e.tags[#e.tags + 1] = tag end end)
-               end
-            end)
-         end
-      end)
+      pcall(decode_event, data, e)
       events[#events + 1] = e
       i = i + 16 + n
    end
@@ -272,7 +212,7 @@ function M.keep(path, keep)
    end
    local dropped = #events - #kept
    if dropped > 0 or cut then
-      require('kbl.io.binfile').write_atomic(path, table.concat(kept), 'tensorboard ' .. path)
+      binfile.write_atomic(path, table.concat(kept), 'tensorboard ' .. path)
    end
    return dropped, cut
 end
@@ -304,11 +244,7 @@ function M.open(dir, opts)
    local t = opts.time or M.wall_time()
    local name = string.format('events.out.tfevents.%010d.%s', math.floor(t), opts.host or M.hostname())
    local path = dir .. '/' .. name
-   local probe = io.open(path, 'rb')
-   if probe then
-      probe:close()
-      path = path .. '.' .. ffi.C.getpid()
-   end
+   if fs.exists(path) then path = path .. '.' .. ffi.C.getpid() end
    local f, err = io.open(path, 'wb')
    if not f then error('tensorboard: cannot write the event file: ' .. tostring(err), 2) end
    local self = setmetatable({f = f, path = path}, Writer)

@@ -15,11 +15,10 @@
 --   local params = hp.flatten(resolved_config)   -- {['optimizer.lr'] = 1e-3, ...}
 --   writer:add_values({hp.experiment(params, {'loss/validation'}), hp.session_start(params, t)}, 0)
 --   writer:add_values({hp.session_end('success', t)}, step)
-local tensorboard = require 'kbl.records.tensorboard'
 local S = require 'kbl.config.spec'
 
-local pb = tensorboard.pb
-local key, len_delim, varint, double = pb.key, pb.len_delim, pb.varint, pb.double
+local wire = require 'kbl.onnx.wire'
+local key, len_delim, varint, double = wire.tag, wire.len_delim, wire.varint, wire.double
 
 local M = {}
 
